@@ -1,0 +1,3 @@
+from ltx2cli.cli.app import main
+
+main()

@@ -1,0 +1,131 @@
+"""Where the CLI writes: results on stdout, everything else on stderr through Rich.
+
+One `Output` instance (`out`) is configured by the root callback from `--json`, `-q`, `-v` and
+`--debug`; commands report through it and library code reports through `logging` and progress
+callbacks, which this module wires to the terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass
+class Output:
+    json: bool = False
+    quiet: bool = False
+    verbose: int = 0
+    debug: bool = field(default_factory=lambda: _env_flag("LTX2_DEBUG"))
+    _stderr: Console | None = None
+
+    @property
+    def stderr(self) -> Console:
+        if self._stderr is None:
+            self._stderr = Console(stderr=True, highlight=False)
+        return self._stderr
+
+    @property
+    def interactive(self) -> bool:
+        """Live displays (bars, spinners) only on a real terminal and when not silenced."""
+        return self.stderr.is_terminal and not (self.quiet or self.json)
+
+    def configure(
+        self, *, json: bool = False, quiet: bool = False, verbose: int = 0, debug: bool = False
+    ) -> None:
+        self.json = self.json or json
+        self.quiet = self.quiet or quiet
+        self.verbose = max(self.verbose, verbose)
+        self.debug = self.debug or debug
+        level = logging.WARNING
+        if self.verbose == 1:
+            level = logging.INFO
+        elif self.verbose >= 2 or self.debug:
+            level = logging.DEBUG
+        if self.quiet:
+            level = logging.ERROR
+        root = logging.getLogger("ltx2cli")
+        root.handlers[:] = [
+            RichHandler(
+                console=self.stderr,
+                show_path=False,
+                show_time=self.debug,
+                rich_tracebacks=False,
+                markup=False,
+            )
+        ]
+        root.setLevel(level)
+        root.propagate = False
+
+    # -- stdout: results ------------------------------------------------------------------
+    def result(self, data: Any, text: str | None = None) -> None:
+        """One result: a JSON object under `--json`, else `text` (or a plain rendering)."""
+        if self.json:
+            sys.stdout.write(json.dumps(data, default=str, ensure_ascii=False) + "\n")
+        else:
+            sys.stdout.write((text if text is not None else _plain(data)) + "\n")
+        sys.stdout.flush()
+
+    def table(self, table: Any) -> None:
+        """A Rich table on stdout (for humans; `--json` callers use `result`)."""
+        Console(highlight=False, soft_wrap=True).print(table)
+
+    # -- stderr: everything else ----------------------------------------------------------
+    def info(self, message: str) -> None:
+        if not (self.quiet or self.json):
+            self.stderr.print(message)
+
+    def warn(self, message: str) -> None:
+        if not self.quiet:
+            self.stderr.print(f"[yellow]Warning:[/] {message}")
+
+    def error(self, message: str, hint: str | None = None) -> None:
+        self.stderr.print(f"[bold red]Error:[/] {message}", markup=True, highlight=False)
+        if hint:
+            self.stderr.print(f"[dim]Hint:[/] {hint}", markup=True, highlight=False)
+
+    @contextmanager
+    def progress(self, *, transfer: bool = False) -> Iterator[Progress]:
+        """A Rich progress display on stderr; disabled off a terminal or when silenced."""
+        columns: list[Any] = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn()]
+        if transfer:
+            columns += [DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
+        else:
+            columns += [MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
+        with Progress(
+            *columns, console=self.stderr, disable=not self.interactive, transient=False
+        ) as bar:
+            yield bar
+
+
+def _plain(data: Any) -> str:
+    if isinstance(data, dict):
+        return "\n".join(f"{k}: {v}" for k, v in data.items())
+    return str(data)
+
+
+out = Output()
