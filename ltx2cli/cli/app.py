@@ -53,6 +53,7 @@ def root(
 
 
 # -- commands (each module is torch-free at import time) -------------------------------------
+# Register one line per command module here, e.g. `app.add_typer(models.app, name="models")`.
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,1 @@
+"""User-facing settings: dataclasses, strict YAML loading, preset merging. Torch-free."""

@@ -1,0 +1,1 @@
+"""Schedules, noisers, steppers, guiders, patchifiers and conditioning shared by pipelines and training."""

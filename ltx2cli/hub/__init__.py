@@ -1,0 +1,1 @@
+"""Model cache manager: catalog, data dir, pull/list/rm/verify. Torch-free."""

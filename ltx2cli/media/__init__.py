@@ -1,0 +1,1 @@
+"""Video, audio and image reading and writing (PyAV, Pillow) and metadata sidecars."""
