@@ -1,1 +1,1 @@
-"""Schedules, noisers, steppers, guiders, patchifiers and conditioning shared by pipelines and training."""
+"""Schedules, noisers, steppers, guiders, patchifiers and conditioning items."""
