@@ -1,0 +1,126 @@
+"""Small primitives shared by the LTX-2 model families.
+
+- `rms_norm`: weightless RMS normalisation over the last dim (the transformer's block norms,
+  the connectors' norms, the V2 feature extractor).
+- `timestep_sinusoids` + `TimestepEmbedder`: the 256-channel sinusoidal timestep projection
+  (cosines first) followed by the PixArt-style Linear-SiLU-Linear MLP. Key layout
+  `timestep_embedder.linear_1/linear_2`, shared by the transformer's AdaLN and the VAE decoder.
+- `AdaLayerNormSingle`: timestep → `coeff·dim` modulation vector plus the embedded timestep.
+- `FeedForward`: Linear → tanh-GELU → Linear with the `net.0.proj` / `net.2` key layout.
+
+Nothing here computes tensors at construction time, so every module is meta-device safe.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+TIMESTEP_CHANNELS = 256
+TIMESTEP_MAX_PERIOD = 10000.0
+
+
+def rms_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """`x / sqrt(mean(x², last dim) + eps)`, no weight."""
+    return F.rms_norm(x, (x.shape[-1],), eps=eps)
+
+
+def timestep_sinusoids(
+    timesteps: torch.Tensor,
+    channels: int = TIMESTEP_CHANNELS,
+    max_period: float = TIMESTEP_MAX_PERIOD,
+) -> torch.Tensor:
+    """Sinusoidal embedding of a 1-D tensor of timesteps → `(N, channels)` float32, `[cos, sin]`.
+
+    Frequencies `exp(-ln(max_period)·i/half)` for `i < half` (no frequency shift, scale 1);
+    the cosine half comes first (the reference's `flip_sin_to_cos=True`).
+    """
+    half = channels // 2
+    exponent = -math.log(max_period) * torch.arange(
+        0, half, dtype=torch.float32, device=timesteps.device
+    )
+    freqs = torch.exp(exponent / half)
+    args = timesteps[:, None].float() * freqs[None, :]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    if channels % 2:
+        emb = F.pad(emb, (0, 1))
+    return emb
+
+
+class TimestepMLP(nn.Module):
+    """Linear(in → dim) → SiLU → Linear(dim → dim); keys `linear_1`, `linear_2`."""
+
+    def __init__(self, in_channels: int, dim: int) -> None:
+        super().__init__()
+        self.linear_1 = nn.Linear(in_channels, dim)
+        self.linear_2 = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear_2(F.silu(self.linear_1(x)))
+
+
+class TimestepEmbedder(nn.Module):
+    """Sinusoids (256 ch) cast to `dtype`, then the MLP. Keys `timestep_embedder.linear_{1,2}`."""
+
+    def __init__(self, dim: int, channels: int = TIMESTEP_CHANNELS) -> None:
+        super().__init__()
+        self.channels = channels
+        self.timestep_embedder = TimestepMLP(channels, dim)
+
+    def forward(self, timesteps: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """`timesteps` (N,) → (N, dim) in `dtype` (default: the MLP's weight dtype)."""
+        proj = timestep_sinusoids(timesteps.reshape(-1), self.channels)
+        if dtype is None:
+            dtype = self.timestep_embedder.linear_1.weight.dtype
+        return self.timestep_embedder(proj.to(dtype))
+
+
+class AdaLayerNormSingle(nn.Module):
+    """Timestep → `(mod, embedded)`: `mod = linear(SiLU(e))` (N, coeff·dim), `embedded = e`.
+
+    Keys: `emb.timestep_embedder.linear_{1,2}`, `linear`.
+    """
+
+    def __init__(self, dim: int, coeff: int) -> None:
+        super().__init__()
+        self.coeff = coeff
+        self.emb = TimestepEmbedder(dim)
+        self.linear = nn.Linear(dim, coeff * dim)
+
+    def forward(
+        self, timesteps: torch.Tensor, dtype: torch.dtype | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        embedded = self.emb(timesteps, dtype)
+        return self.linear(F.silu(embedded)), embedded
+
+
+class GELUProj(nn.Module):
+    """Linear followed by tanh-approximated GELU; key `proj`."""
+
+    def __init__(self, dim_in: int, dim_out: int, bias: bool = True) -> None:
+        super().__init__()
+        self.proj = nn.Linear(dim_in, dim_out, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(self.proj(x), approximate="tanh")
+
+
+class FeedForward(nn.Module):
+    """`net.0.proj` (dim → mult·dim) → tanh-GELU → `net.2` (→ dim_out); `net.1` holds no keys."""
+
+    def __init__(
+        self, dim: int, dim_out: int | None = None, mult: int = 4, bias: bool = True
+    ) -> None:
+        super().__init__()
+        inner = dim * mult
+        self.net = nn.Sequential(
+            GELUProj(dim, inner, bias=bias),
+            nn.Identity(),
+            nn.Linear(inner, dim_out or dim, bias=bias),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
