@@ -1,0 +1,145 @@
+"""Audio waveforms: reading any container PyAV opens, resampled, as float `[channels, samples]`.
+
+Design choices:
+- Resampling and sample-format conversion are FFmpeg's (PyAV's `AudioResampler`, swresample),
+  so integer formats arrive scaled to [-1, 1] and the sinc filter is FFmpeg's default.
+- Mono becomes stereo by duplicating the channel (swresample would mix it in at -3 dB);
+  more than two channels are downmixed to stereo by swresample's standard matrix.
+- `start_time` seeks, then trims to the exact sample, so long files are not decoded from 0.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ltx2cli.errors import MediaError, UsageError
+from ltx2cli.media._files import open_input
+
+#: Sample rates the AAC encoder accepts (ISO/IEC 14496-3 sampling frequency table).
+AAC_SAMPLE_RATES = (
+    96000,
+    88200,
+    64000,
+    48000,
+    44100,
+    32000,
+    24000,
+    22050,
+    16000,
+    12000,
+    11025,
+    8000,
+)
+
+
+@dataclass(frozen=True)
+class Audio:
+    """A float32 waveform `[channels, samples]` in [-1, 1] and its sample rate in Hz."""
+
+    waveform: torch.Tensor
+    sample_rate: int
+
+    @property
+    def num_channels(self) -> int:
+        return int(self.waveform.shape[0])
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.waveform.shape[-1])
+
+    @property
+    def duration(self) -> float:
+        return self.num_samples / self.sample_rate
+
+
+def as_channels(waveform: torch.Tensor, channels: int) -> torch.Tensor:
+    """Make `[C, N]` have `channels` channels: 1 -> 2 duplicates, 2 -> 1 averages."""
+    if waveform.ndim == 1:
+        waveform = waveform.unsqueeze(0)
+    if waveform.ndim != 2:
+        raise UsageError(
+            f"waveform has shape {tuple(waveform.shape)}", "expected [channels, samples]"
+        )
+    have = waveform.shape[0]
+    if have == channels:
+        return waveform
+    if have == 1:
+        return waveform.expand(channels, -1).contiguous()
+    if channels == 1:
+        return waveform.mean(dim=0, keepdim=True)
+    raise UsageError(f"waveform has {have} channels", f"expected 1 or {channels}")
+
+
+def read_audio(
+    path: str | os.PathLike[str],
+    sample_rate: int | None = None,
+    *,
+    channels: int | None = 2,
+    start_time: float = 0.0,
+    max_duration: float | None = None,
+) -> Audio:
+    """Decode the first audio stream of `path` (wav, mp3, flac, m4a, mp4, ...).
+
+    `sample_rate` None keeps the file's rate; `channels` None keeps the file's channel count
+    (up to two). `start_time` and `max_duration` are seconds on the file's timeline.
+    """
+    import av
+
+    if sample_rate is not None and sample_rate <= 0:
+        raise UsageError(f"sample rate {sample_rate} is not positive", "pass a rate in Hz")
+    if channels not in (None, 1, 2):
+        raise UsageError(f"channels={channels} is not supported", "use 1, 2 or None")
+    if start_time < 0 or not math.isfinite(start_time):
+        raise UsageError(f"start time {start_time} s is not valid", "pass seconds >= 0")
+    if max_duration is not None and not max_duration > 0:
+        raise UsageError(f"max duration {max_duration} s is not positive", "pass seconds > 0")
+
+    with open_input(path) as container:
+        if not container.streams.audio:
+            raise MediaError(f"{Path(path)}: has no audio stream", "pass a file with sound")
+        stream = container.streams.audio[0]
+        rate = sample_rate or stream.codec_context.sample_rate
+        # Keep mono/stereo as they are (mono is duplicated below); fold surround into stereo.
+        layout = "stereo" if stream.codec_context.channels > 2 else None
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+
+        if start_time > 0:
+            container.seek(int(start_time / stream.time_base), stream=stream, backward=True)
+        first_time: float | None = None
+        wanted = None if max_duration is None else round((start_time + max_duration) * rate)
+        chunks: list[torch.Tensor] = []
+        decoded = 0
+        for frame in container.decode(stream):
+            if first_time is None:
+                first_time = float(frame.time) if frame.time is not None else 0.0
+            for out in resampler.resample(frame):
+                chunks.append(torch.from_numpy(out.to_ndarray().copy()))
+                decoded += out.samples
+            if wanted is not None and decoded + round(first_time * rate) >= wanted:
+                break
+        else:
+            for out in resampler.resample(None):
+                chunks.append(torch.from_numpy(out.to_ndarray().copy()))
+
+    if not chunks:
+        where = f" after {start_time} s" if start_time else ""
+        raise MediaError(f"{Path(path)}: no audio samples{where}", "check the file and start time")
+    waveform = torch.cat(chunks, dim=-1)
+    # The first decoded frame may start before `start_time` (seek lands on a packet boundary).
+    skip = max(0, round((start_time - (first_time or 0.0)) * rate))
+    waveform = waveform[:, skip:]
+    if max_duration is not None:
+        waveform = waveform[:, : round(max_duration * rate)]
+    if waveform.shape[-1] == 0:
+        raise MediaError(
+            f"{Path(path)}: no audio at {start_time} s (the file is shorter)",
+            "pass an earlier start time",
+        )
+    if channels is not None:
+        waveform = as_channels(waveform, channels)
+    return Audio(waveform.contiguous(), int(rate))
