@@ -1,1 +1,9 @@
-"""Model cache manager: catalog, data dir, pull/list/rm/verify. Torch-free."""
+"""Model cache manager: catalog, data dir, pull/list/rm/verify. Torch-free.
+
+Other commands need one call: `resolve_model(name_or_path, kind=...) -> Path`.
+"""
+
+from ltx2cli.hub.catalog import DEMO_MODEL, Artifact, Catalog, load_catalog
+from ltx2cli.hub.resolve import is_demo, resolve_model
+
+__all__ = ["DEMO_MODEL", "Artifact", "Catalog", "is_demo", "load_catalog", "resolve_model"]

@@ -16,3 +16,13 @@ def data_dir() -> Path:
 
 def user_presets_dir() -> Path:
     return data_dir() / "presets"
+
+
+def hub_cache_dir() -> Path:
+    """The huggingface_hub cache (its own layout: models--org--name/{blobs,snapshots,refs})."""
+    return data_dir() / "hub"
+
+
+def model_registry_path() -> Path:
+    """JSON record of files registered with `ltx2 models import` (never copied)."""
+    return data_dir() / "models.json"

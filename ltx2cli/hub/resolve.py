@@ -1,0 +1,100 @@
+"""Turn what a user typed for `--model`, `--lora`, `--upsampler`, `--text-encoder` into a path.
+
+Accepted: a local file or folder; a name registered with `ltx2 models import`; a catalog name
+that has been pulled. Never touches the network. `demo` is left to the caller (see
+`is_demo`), which builds the demo model locally.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ltx2cli.errors import CheckpointError, ModelNotInstalledError, UsageError
+from ltx2cli.hub.catalog import DEMO_MODEL, KINDS, Artifact, Catalog, did_you_mean, load_catalog
+from ltx2cli.hub.store import cache_path, read_registry
+
+
+def is_demo(name_or_path: str | Path) -> bool:
+    return str(name_or_path) == DEMO_MODEL
+
+
+def resolve_model(
+    name_or_path: str | Path, kind: str | None = None, catalog: Catalog | None = None
+) -> Path:
+    """A local path for a model argument, or a one-line error saying how to get it.
+
+    `kind` (checkpoint, upsampler, lora, text-encoder) rejects a catalog or imported name of
+    another kind. Whole-repo artifacts (the text encoder) resolve to a folder.
+    """
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    text = str(name_or_path)
+    if is_demo(text):
+        raise UsageError(
+            "'demo' is the built-in demo model and has no file to resolve",
+            "callers build it with the demo-model helper instead of resolve_model",
+        )
+    path = Path(text).expanduser()
+    if path.exists():
+        return path.resolve()
+    catalog = catalog or load_catalog()
+    imports = read_registry()
+    if text in imports:
+        record = imports[text]
+        _check_kind(text, record.get("kind"), kind)
+        imported = Path(record["path"])
+        if not imported.exists():
+            raise CheckpointError(
+                f"'{text}' was imported from {imported}, which no longer exists",
+                f"import it again: `ltx2 models import NEW_PATH --as {text}`",
+            )
+        return imported
+    if text in catalog.artifacts:
+        artifact = catalog.artifacts[text]
+        _check_kind(text, artifact.kind, kind)
+        found = cache_path(artifact)
+        for alternative in catalog.alternatives(text):
+            found = found or _installed_import(alternative.name) or cache_path(alternative)
+        if found is None:
+            raise not_installed(artifact, catalog)
+        return found
+    if _looks_like_path(text):
+        raise UsageError(f"no such file or folder: {text}", "check the path")
+    raise UsageError(
+        f"'{text}' is neither a file nor a known model{did_you_mean(text, catalog.artifacts)}",
+        "see `ltx2 models available`, or pass a path to a .safetensors file",
+    )
+
+
+def not_installed(artifact: Artifact, catalog: Catalog) -> ModelNotInstalledError:
+    alternatives = [a.name for a in catalog.alternatives(artifact.name)]
+    gated = " (gated: accept its licence first)" if artifact.gated else ""
+    hint = f"ltx2 models pull {artifact.name}"
+    if alternatives:
+        hint += f"  (or the ungated copy: ltx2 models pull {alternatives[0]})"
+    return ModelNotInstalledError(
+        f"model '{artifact.name}' is not installed ({artifact.size_text()} download{gated})",
+        hint,
+    )
+
+
+def _installed_import(name: str) -> Path | None:
+    record = read_registry().get(name)
+    return Path(record["path"]) if record and Path(record["path"]).exists() else None
+
+
+def _check_kind(name: str, actual: str | None, wanted: str | None) -> None:
+    if wanted is not None and actual is not None and actual != wanted:
+        raise UsageError(
+            f"'{name}' is a {actual}, not a {wanted}",
+            f"pass a {wanted} here (see `ltx2 models available`)",
+        )
+
+
+def _looks_like_path(text: str) -> bool:
+    return (
+        "/" in text
+        or "\\" in text
+        or text.startswith(("~", "."))
+        or text.endswith((".safetensors", ".gguf", ".pt", ".bin"))
+    )
