@@ -54,6 +54,10 @@ def root(
 
 # -- commands (each module is torch-free at import time) -------------------------------------
 # Register one line per command module here, e.g. `app.add_typer(models.app, name="models")`.
+from ltx2cli.cli import env, presets  # noqa: E402
+
+app.add_typer(presets.app, name="presets")
+app.command("env")(env.env)
 
 
 def main(argv: list[str] | None = None) -> None:
