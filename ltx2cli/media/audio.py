@@ -14,6 +14,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -75,6 +76,18 @@ def as_channels(waveform: torch.Tensor, channels: int) -> torch.Tensor:
     raise UsageError(f"waveform has {have} channels", f"expected 1 or {channels}")
 
 
+def _declared_end(container: Any, stream: Any, origin: float) -> float | None:
+    """End of the audio on the file's timeline, where the container states it exactly.
+
+    MP4 edit lists mark the AAC encoder's padding after the last real sample, but the decoder
+    still outputs it; other formats' durations are estimates (mp3) or exact already (wav, flac).
+    """
+    if "mp4" not in container.format.name or stream.duration is None or stream.time_base is None:
+        return None
+    start = stream.start_time or 0
+    return float((start + stream.duration) * stream.time_base) - origin
+
+
 def read_audio(
     path: str | os.PathLike[str],
     sample_rate: int | None = None,
@@ -107,34 +120,41 @@ def read_audio(
         # Keep mono/stereo as they are (mono is duplicated below); fold surround into stereo.
         layout = "stereo" if stream.codec_context.channels > 2 else None
         resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
-
+        # Times are on the file's timeline, which starts at the earliest stream (an mp3's
+        # decoder delay shifts it by ~25 ms; a video's audio keeps its offset to the video).
+        origin = (container.start_time or 0) / 1_000_000
+        end_time = _declared_end(container, stream, origin)
         if start_time > 0:
-            container.seek(int(start_time / stream.time_base), stream=stream, backward=True)
-        first_time: float | None = None
-        wanted = None if max_duration is None else round((start_time + max_duration) * rate)
+            target = int((origin + start_time) / stream.time_base)
+            container.seek(target, stream=stream, backward=True)
+        want = None if max_duration is None else round(max_duration * rate)
+
         chunks: list[torch.Tensor] = []
+        lead: int | None = None  # samples from `start_time` to the first decoded one (< 0: before)
         decoded = 0
         for frame in container.decode(stream):
-            if first_time is None:
-                first_time = float(frame.time) if frame.time is not None else 0.0
+            if lead is None:
+                first = float(frame.time) - origin if frame.time is not None else start_time
+                lead = round((first - start_time) * rate)
             for out in resampler.resample(frame):
                 chunks.append(torch.from_numpy(out.to_ndarray().copy()))
                 decoded += out.samples
-            if wanted is not None and decoded + round(first_time * rate) >= wanted:
+            if want is not None and lead + decoded >= want:
                 break
         else:
             for out in resampler.resample(None):
                 chunks.append(torch.from_numpy(out.to_ndarray().copy()))
 
-    if not chunks:
-        where = f" after {start_time} s" if start_time else ""
-        raise MediaError(f"{Path(path)}: no audio samples{where}", "check the file and start time")
-    waveform = torch.cat(chunks, dim=-1)
-    # The first decoded frame may start before `start_time` (seek lands on a packet boundary).
-    skip = max(0, round((start_time - (first_time or 0.0)) * rate))
-    waveform = waveform[:, skip:]
-    if max_duration is not None:
-        waveform = waveform[:, : round(max_duration * rate)]
+    waveform = torch.cat(chunks, dim=-1) if chunks else torch.zeros(1, 0)
+    lead = lead or 0
+    if lead < 0:  # the seek landed on a packet that starts before `start_time`
+        waveform = waveform[:, -lead:]
+    elif lead > 0:  # this stream starts after the file does: keep it in place with silence
+        waveform = torch.nn.functional.pad(waveform, (lead, 0))
+    if end_time is not None:
+        waveform = waveform[:, : max(0, round((end_time - start_time) * rate))]
+    if want is not None:
+        waveform = waveform[:, :want]
     if waveform.shape[-1] == 0:
         raise MediaError(
             f"{Path(path)}: no audio at {start_time} s (the file is shorter)",
