@@ -57,6 +57,9 @@ def root(
 from ltx2cli.cli import env, presets  # noqa: E402
 
 app.add_typer(presets.app, name="presets")
+from ltx2cli.cli import models  # noqa: E402
+
+app.add_typer(models.app, name="models")
 app.command("env")(env.env)
 
 
