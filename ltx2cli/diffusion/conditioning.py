@@ -1,0 +1,281 @@
+"""Conditioning items: each turns a patchified state into a conditioned one.
+
+In place (the target tokens keep their positions):
+- `ReplaceLatent` — image conditioning: the tokens of one latent frame take a given latent as
+  their clean value with denoise mask 1 − strength (strength 1: clean all the way, timestep 0).
+- `MaskedLatent` — inpainting: where `keep` is 1 the clean value comes from a latent and the
+  mask is 1 − strength; where it is 0 the token is generated.
+- `TemporalRegionMask` — retake: the target's denoise mask becomes 1 on tokens whose time
+  interval overlaps [start, end) seconds and 0 elsewhere (video or audio).
+
+Appended after the target (removed by `state.clear_conditioning` once denoised):
+- `KeyframeGuide` — a keyframe latent with its own positions placed at a pixel frame index.
+- `ReferenceVideo` — IC-LoRA reference tokens; spatial positions × `downscale_factor`.
+- `AttentionStrength` — wraps an appending item and builds the soft self-attention mask.
+
+Decisions (current reference behaviour): in-place items write the clean value only into
+`clean_latent`, and appended tokens hold zeros in `latent`; the noiser then mixes from the clean
+value (see `noise.noise_state`). A single-pixel-frame keyframe spans [k, k+1) frames in time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import torch
+
+from ltx2cli.diffusion.patchify import (
+    VideoLatentShape,
+    patchify_mask,
+    patchify_video,
+    video_pixel_bounds,
+)
+from ltx2cli.diffusion.state import AudioGrid, LatentState, VideoGrid
+from ltx2cli.errors import UsageError
+
+Grid = VideoGrid | AudioGrid
+
+
+class ConditioningItem(Protocol):
+    def apply(self, state: LatentState, grid: Grid) -> LatentState: ...
+
+
+def apply_conditioning(
+    state: LatentState, items: Iterable[ConditioningItem], grid: Grid
+) -> LatentState:
+    """Apply items in order (appending items add their tokens at the end)."""
+    for item in items:
+        state = item.apply(state, grid)
+    return state
+
+
+def _check_strength(strength: float, what: str) -> None:
+    if not 0.0 <= strength <= 1.0:
+        raise UsageError(f"{what} strength {strength} is outside [0, 1]", "use e.g. 1.0 or 0.8")
+
+
+def _video_grid(grid: Grid, what: str) -> VideoGrid:
+    if not isinstance(grid, VideoGrid):
+        raise ValueError(f"{what} conditions video only")
+    return grid
+
+
+def _mask_value(state: LatentState, strength: float, tokens: int) -> torch.Tensor:
+    b = state.latent.shape[0]
+    return torch.full((b, tokens, 1), 1.0 - strength, device=state.latent.device)
+
+
+def _extend_attention(
+    state: LatentState, new_tokens: int, cross: torch.Tensor | None
+) -> torch.Tensor | None:
+    """Self-attention mask after appending `new_tokens` tokens.
+
+    Blocks: the old N×N block is kept (ones if there was no mask); new↔new is 1;
+    target↔new (both ways) is `cross` `[B, M]`; earlier appended groups↔new is 0. Without a
+    `cross` weight and without an existing mask there is no mask at all; without `cross` but
+    with a mask the target↔new weight is 1.
+    """
+    if cross is None:
+        if state.attention_mask is None:
+            return None
+        cross = torch.ones(state.latent.shape[0], new_tokens, device=state.latent.device)
+    b, n, t = state.latent.shape[0], state.token_count, state.target_tokens
+    mask = torch.zeros(b, n + new_tokens, n + new_tokens, device=state.latent.device)
+    mask[:, :n, :n] = 1.0 if state.attention_mask is None else state.attention_mask.float()
+    mask[:, n:, n:] = 1.0
+    cross = cross.to(mask)
+    mask[:, :t, n:] = cross.unsqueeze(1)
+    mask[:, n:, :t] = cross.unsqueeze(2)
+    return mask
+
+
+def _append(
+    state: LatentState,
+    tokens: torch.Tensor,
+    positions: torch.Tensor,
+    strength: float,
+) -> LatentState:
+    """Append clean conditioning tokens (zeros in `latent`) with their positions and mask."""
+    m = tokens.shape[1]
+    tokens = tokens.to(device=state.latent.device, dtype=state.clean_latent.dtype)
+    positions = positions.to(device=state.positions.device, dtype=torch.float32)
+    return replace(
+        state,
+        latent=torch.cat([state.latent, torch.zeros_like(tokens)], dim=1),
+        clean_latent=torch.cat([state.clean_latent, tokens], dim=1),
+        denoise_mask=torch.cat([state.denoise_mask, _mask_value(state, strength, m)], dim=1),
+        positions=torch.cat([state.positions.float(), positions], dim=2),
+        attention_mask=_extend_attention(state, m, None),
+    )
+
+
+@dataclass(frozen=True)
+class ReplaceLatent:
+    """Condition the target frames starting at latent frame `frame_index` on `latent`
+    `[B, C, F, H, W]` (same B, C, H, W as the target; usually one encoded image)."""
+
+    latent: torch.Tensor
+    frame_index: int = 0
+    strength: float = 1.0
+
+    def apply(self, state: LatentState, grid: Grid) -> LatentState:
+        target = _video_grid(grid, "ReplaceLatent").shape
+        _check_strength(self.strength, "image conditioning")
+        cond = VideoLatentShape.of(self.latent)
+        if (cond.batch, cond.channels, cond.height, cond.width) != (
+            target.batch,
+            target.channels,
+            target.height,
+            target.width,
+        ):
+            raise ValueError(f"conditioning latent {cond.size} does not fit target {target.size}")
+        start = self.frame_index * target.tokens_per_frame
+        stop = start + cond.token_count
+        if self.frame_index < 0 or stop > state.target_tokens:
+            raise UsageError(
+                f"conditioning at latent frame {self.frame_index} runs past the video's "
+                f"{target.frames} latent frames",
+                "use an earlier frame",
+            )
+        clean = state.clean_latent.clone()
+        clean[:, start:stop] = patchify_video(self.latent).to(clean)
+        mask = state.denoise_mask.clone()
+        mask[:, start:stop] = 1.0 - self.strength
+        return replace(state, clean_latent=clean, denoise_mask=mask)
+
+
+@dataclass(frozen=True)
+class MaskedLatent:
+    """Keep the target tokens where `keep` `[B, F, H, W]` is 1 close to `latent` (denoise mask
+    1 − strength) and generate the rest; to regenerate a region pass keep = 1 − region."""
+
+    latent: torch.Tensor
+    keep: torch.Tensor
+    strength: float = 1.0
+
+    def apply(self, state: LatentState, grid: Grid) -> LatentState:
+        target = _video_grid(grid, "MaskedLatent").shape
+        _check_strength(self.strength, "mask conditioning")
+        if tuple(self.latent.shape) != target.size:
+            raise ValueError(f"mask latent {tuple(self.latent.shape)} != target {target.size}")
+        expected = (target.batch, target.frames, target.height, target.width)
+        if tuple(self.keep.shape) != expected:
+            raise ValueError(f"keep mask {tuple(self.keep.shape)} != {expected}")
+        n = state.target_tokens
+        keep = patchify_mask(self.keep).to(device=state.latent.device, dtype=torch.float32)
+        tokens = patchify_video(self.latent).to(state.clean_latent)
+        clean, mask = state.clean_latent.clone(), state.denoise_mask.clone()
+        clean[:, :n] = (clean[:, :n].float() * (1 - keep) + tokens.float() * keep).to(clean)
+        mask[:, :n] = mask[:, :n] * (1 - keep) + (1.0 - self.strength) * keep
+        return replace(state, clean_latent=clean, denoise_mask=mask)
+
+
+@dataclass(frozen=True)
+class TemporalRegionMask:
+    """Regenerate only the target tokens whose time interval overlaps [start_s, end_s)."""
+
+    start_s: float
+    end_s: float
+
+    def apply(self, state: LatentState, grid: Grid) -> LatentState:
+        times = grid.positions(state.latent.device)[:, 0]  # (B, N, 2) seconds
+        inside = (times[..., 1] > self.start_s) & (times[..., 0] < self.end_s)
+        mask = state.denoise_mask.clone()
+        mask[:, : state.target_tokens] = inside.unsqueeze(-1).to(mask.dtype)
+        return replace(state, denoise_mask=mask)
+
+
+@dataclass(frozen=True)
+class KeyframeGuide:
+    """Append a keyframe latent `[B, C, F, H, W]` as guiding tokens at pixel frame
+    `frame_index`, with denoise mask 1 − strength.
+
+    Time bounds come from the keyframe's own grid shifted by `frame_index` pixel frames (the
+    causal fix only at frame 0); a keyframe encoding one pixel frame spans [k, k+1). Spatial
+    bounds are the keyframe's own pixel grid.
+    """
+
+    latent: torch.Tensor
+    frame_index: int
+    strength: float = 1.0
+
+    def apply(self, state: LatentState, grid: Grid) -> LatentState:
+        video = _video_grid(grid, "KeyframeGuide")
+        _check_strength(self.strength, "keyframe")
+        pixel_frames = video.shape.pixel_size(video.scale)[0]
+        if not 0 <= self.frame_index < pixel_frames:
+            raise UsageError(
+                f"keyframe at frame {self.frame_index} is outside the video's {pixel_frames} "
+                "frames",
+                f"use a frame between 0 and {pixel_frames - 1}",
+            )
+        shape = VideoLatentShape.of(self.latent)
+        bounds = video_pixel_bounds(
+            shape, causal_fix=self.frame_index == 0, scale=video.scale, device=state.latent.device
+        )
+        bounds[:, 0] += self.frame_index
+        if shape.frames == 1:
+            bounds[:, 0, :, 1] = bounds[:, 0, :, 0] + 1
+        bounds[:, 0] /= video.fps
+        return _append(state, patchify_video(self.latent), bounds, self.strength)
+
+
+@dataclass(frozen=True)
+class ReferenceVideo:
+    """Append IC-LoRA reference tokens from `latent` `[B, C, F, H, W]` (denoise mask
+    1 − strength). A reference encoded at 1/`downscale_factor` of the target's size gets its
+    spatial positions multiplied back onto the target's pixel frame; one at 1/S of the frame
+    rate (`temporal_scale_factor` S) is spaced at fps/S and shifted so both end together."""
+
+    latent: torch.Tensor
+    downscale_factor: int = 1
+    strength: float = 1.0
+    temporal_scale_factor: int = 1
+
+    def apply(self, state: LatentState, grid: Grid) -> LatentState:
+        video = _video_grid(grid, "ReferenceVideo")
+        _check_strength(self.strength, "reference video")
+        if self.downscale_factor < 1 or self.temporal_scale_factor < 1:
+            raise ValueError("reference scale factors must be >= 1")
+        shape = VideoLatentShape.of(self.latent)
+        bounds = video_pixel_bounds(shape, video.causal_fix, video.scale, state.latent.device)
+        s = self.temporal_scale_factor
+        bounds[:, 0] /= video.fps / s
+        if s != 1:
+            first_end = state.positions[:, 0, 0, 1].float().view(-1, 1, 1)  # 1/fps
+            bounds[:, 0] = (bounds[:, 0] - (s - 1) * first_end).clamp(min=0)
+        bounds[:, 1:] *= self.downscale_factor
+        return _append(state, patchify_video(self.latent), bounds, self.strength)
+
+
+@dataclass(frozen=True)
+class AttentionStrength:
+    """Apply an appending item, then weight attention between the target and its new tokens by
+    `weight`: a scalar, `[M]` or `[B or 1, M]` in [0, 1] (separate appended groups never see
+    each other)."""
+
+    item: ConditioningItem
+    weight: float | torch.Tensor
+
+    def apply(self, state: LatentState, grid: Grid) -> LatentState:
+        new = self.item.apply(state, grid)
+        m = new.token_count - state.token_count
+        if m == 0:
+            return new
+        b = state.latent.shape[0]
+        weight = torch.as_tensor(self.weight, dtype=torch.float32, device=state.latent.device)
+        if weight.dim() == 0:
+            cross = weight.expand(b, m)
+        elif weight.dim() == 1 and weight.shape[0] == m:
+            cross = weight.unsqueeze(0).expand(b, m)
+        elif weight.dim() == 2 and weight.shape[1] == m and weight.shape[0] in (1, b):
+            cross = weight.expand(b, m)
+        else:
+            raise ValueError(
+                f"attention weight of shape {tuple(weight.shape)} does not fit {m} new tokens"
+            )
+        if bool(((cross < 0) | (cross > 1)).any()):
+            raise UsageError("conditioning attention strength is outside [0, 1]", "use 0..1")
+        return replace(new, attention_mask=_extend_attention(state, m, cross))
