@@ -1,0 +1,283 @@
+"""load_component: key layouts, strict key and shape checks, per-tensor casts, fp8, bad files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from ltx2cli.errors import CheckpointError, UsageError
+from ltx2cli.models import loading
+from ltx2cli.models.loading import COMPONENTS, Component, load_component
+
+WIDTH = 8
+CONFIG = {"transformer": {"width": WIDTH}, "vae": {"width": WIDTH}, "vocoder": {"width": WIDTH}}
+
+
+class Toy(nn.Module):
+    """A stand-in with a Linear, a Conv, a persistent buffer and a 0-d scalar parameter."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(width, width)
+        self.conv = nn.Conv1d(width, width, 3)
+        self.multiplier = nn.Parameter(torch.tensor(1000.0))
+        self.register_buffer("table", torch.zeros(2, width))
+
+
+class ToyVae(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.conv_in = nn.Conv1d(2, width, 1)
+        self.per_channel_statistics = nn.Module()
+        self.per_channel_statistics.register_buffer("mean-of-means", torch.zeros(width))
+        self.per_channel_statistics.register_buffer("std-of-means", torch.ones(width))
+
+
+class ToyVocoder(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.vocoder = nn.Conv1d(width, 2, 1)  # like 2.3: keys `vocoder.*` inside the module
+
+
+def _builder(cls, section):
+    return lambda config, **options: cls(config[section]["width"], **options)
+
+
+@pytest.fixture
+def toys(monkeypatch):
+    """Swap the real builders for the toys, keeping the real key layouts."""
+    for name, cls, section in (
+        ("transformer", Toy, "transformer"),
+        ("video_encoder", ToyVae, "vae"),
+        ("vocoder", ToyVocoder, "vocoder"),
+    ):
+        spec = COMPONENTS[name]
+        monkeypatch.setitem(
+            COMPONENTS,
+            name,
+            Component(_builder(cls, section), spec.section, spec.layouts, spec.lenient),
+        )
+
+
+def _toy_tensors(prefix: str, dtype=torch.bfloat16, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    shapes = {
+        "proj.weight": (WIDTH, WIDTH),
+        "proj.bias": (WIDTH,),
+        "conv.weight": (WIDTH, WIDTH, 3),
+        "conv.bias": (WIDTH,),
+        "table": (2, WIDTH),
+    }
+    out = {prefix + k: torch.randn(s, generator=g).to(dtype) for k, s in shapes.items()}
+    out[prefix + "multiplier"] = torch.tensor(1000.0)  # 0-d float32, must stay float32
+    return out
+
+
+def _write(path, tensors, config=CONFIG, **metadata):
+    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
+    if config is not None:
+        meta["config"] = json.dumps(config)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata=meta)
+    return path
+
+
+def _monolithic(tmp_path, dtype=torch.bfloat16):
+    tensors = _toy_tensors("model.diffusion_model.", dtype)
+    tensors["model.diffusion_model.video_embeddings_connector.learnable_registers"] = torch.ones(
+        4, 2
+    )
+    tensors["vae.encoder.conv_in.weight"] = torch.randn(WIDTH, 2, 1)
+    tensors["vae.encoder.conv_in.bias"] = torch.randn(WIDTH)
+    tensors["vae.per_channel_statistics.mean-of-means"] = torch.randn(WIDTH)
+    tensors["vae.per_channel_statistics.std-of-means"] = torch.rand(WIDTH) + 0.5
+    tensors["vocoder.vocoder.weight"] = torch.randn(2, WIDTH, 1)
+    tensors["vocoder.vocoder.bias"] = torch.randn(2)
+    return _write(tmp_path / "mono.safetensors", tensors), tensors
+
+
+@pytest.mark.parametrize("stored", [torch.bfloat16, torch.float32])
+def test_round_trip_keeps_stored_values_exactly(tmp_path, toys, stored):
+    path, tensors = _monolithic(tmp_path, stored)
+    model = load_component(path, "transformer")
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, tensors["model.diffusion_model." + key]), key
+        assert value.dtype == tensors["model.diffusion_model." + key].dtype
+
+
+def test_casts_each_tensor_but_keeps_float32_scalars(tmp_path, toys):
+    path, tensors = _monolithic(tmp_path, torch.float32)
+    model = load_component(path, "transformer", dtype=torch.bfloat16)
+    assert model.proj.weight.dtype == torch.bfloat16
+    assert model.table.dtype == torch.bfloat16
+    assert model.multiplier.dtype == torch.float32
+    expected = tensors["model.diffusion_model.proj.weight"].to(torch.bfloat16)
+    assert torch.equal(model.proj.weight, expected)
+
+
+def test_reads_only_the_component_tensors(tmp_path, toys, monkeypatch):
+    path, tensors = _monolithic(tmp_path)
+    read: list[str] = []
+    real_open = loading.safe_open
+
+    class Spy:
+        def __init__(self, *args, **kwargs):
+            self.inner = real_open(*args, **kwargs)
+
+        def __enter__(self):
+            self.f = self.inner.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self.inner.__exit__(*exc)
+
+        def get_tensor(self, key):
+            read.append(key)
+            return self.f.get_tensor(key)
+
+    monkeypatch.setattr(loading, "safe_open", Spy)
+    load_component(path, "video_encoder")
+    assert sorted(read) == sorted(k for k in tensors if k.startswith("vae."))
+
+
+def test_shared_statistics_and_split_vae_file(tmp_path, toys):
+    mono, tensors = _monolithic(tmp_path)
+    split = {k.removeprefix("vae."): v for k, v in tensors.items() if k.startswith("vae.")}
+    split["per_channel_statistics.channel"] = torch.zeros(3)  # older VAEs' extra stats: ignored
+    split_path = _write(tmp_path / "vae.safetensors", split, config=CONFIG["vae"])
+    for path in (mono, split_path):
+        vae = load_component(path, "video_encoder")
+        stats = getattr(vae.per_channel_statistics, "std-of-means")
+        assert torch.equal(stats, tensors["vae.per_channel_statistics.std-of-means"])
+
+
+def test_vocoder_prefix_is_removed_once(tmp_path, toys):
+    path, tensors = _monolithic(tmp_path)
+    vocoder = load_component(path, "vocoder")
+    assert torch.equal(vocoder.vocoder.weight, tensors["vocoder.vocoder.weight"])
+
+
+def test_missing_and_unexpected_keys_are_listed(tmp_path, toys):
+    tensors = _toy_tensors("model.diffusion_model.")
+    del tensors["model.diffusion_model.proj.bias"]
+    tensors["model.diffusion_model.extra.weight"] = torch.zeros(2)
+    path = _write(tmp_path / "bad.safetensors", tensors)
+    with pytest.raises(CheckpointError) as err:
+        load_component(path, "transformer")
+    assert "missing 1 (proj.bias)" in err.value.message
+    assert "unexpected 1 (extra.weight)" in err.value.message
+
+
+def test_shape_mismatch_names_the_key(tmp_path, toys):
+    tensors = _toy_tensors("model.diffusion_model.")
+    tensors["model.diffusion_model.proj.weight"] = torch.zeros(WIDTH, WIDTH + 1)
+    path = _write(tmp_path / "bad.safetensors", tensors)
+    with pytest.raises(CheckpointError, match=r"proj\.weight \[8, 9\] vs \[8, 8\]"):
+        load_component(path, "transformer")
+
+
+def test_component_absent_from_file_names_what_is_there(tmp_path, toys):
+    path = _write(tmp_path / "t.safetensors", _toy_tensors("model.diffusion_model."))
+    with pytest.raises(CheckpointError, match=r"holds no 'vocoder' weights.*transformer"):
+        load_component(path, "vocoder")
+
+
+def test_missing_config_is_a_checkpoint_error(tmp_path, toys):
+    path = _write(tmp_path / "t.safetensors", _toy_tensors("model.diffusion_model."), config=None)
+    with pytest.raises(CheckpointError, match="'config' metadata is missing"):
+        load_component(path, "transformer")
+    model = load_component(path, "transformer", config=CONFIG)  # an explicit config works
+    assert model.proj.weight.shape == (WIDTH, WIDTH)
+
+
+def test_lora_file_is_refused_as_a_model(tmp_path):
+    path = _write(
+        tmp_path / "l.safetensors", {"diffusion_model.a.lora_A.weight": torch.zeros(2, 2)}
+    )
+    with pytest.raises(CheckpointError, match="is a LoRA file"):
+        load_component(path, "transformer")
+
+
+@pytest.mark.parametrize(
+    ("component", "quantization", "error"),
+    [
+        ("diffusion", None, UsageError),
+        ("vocoder", "fp8-cast", UsageError),
+        ("transformer", "int4", UsageError),
+    ],
+)
+def test_bad_arguments_are_usage_errors(tmp_path, component, quantization, error):
+    path = _write(tmp_path / "t.safetensors", {"vocoder.x": torch.zeros(1)})
+    with pytest.raises(error):
+        load_component(path, component, quantization=quantization)
+
+
+def _corrupt(tmp_path, kind: str):
+    good, _ = _monolithic(tmp_path)
+    data = good.read_bytes()
+    bad = tmp_path / f"{kind}.safetensors"
+    contents = {
+        "empty": b"",
+        "truncated": data[: len(data) - 100],
+        "text": b"this is not a checkpoint at all, just some text\n" * 4,
+        "header": len(data).to_bytes(8, "little") + data[8:],
+        "json": (12).to_bytes(8, "little") + b"{not json!!}" + data[20:],
+    }[kind]
+    bad.write_bytes(contents)
+    return bad
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "text", "header", "json"])
+def test_damaged_files_give_one_line_errors(tmp_path, toys, kind):
+    bad = _corrupt(tmp_path, kind)
+    with pytest.raises(CheckpointError) as err:
+        load_component(bad, "transformer")
+    assert bad.name in err.value.message
+    assert "\n" not in str(err.value)
+
+
+def test_missing_file_names_the_path(tmp_path):
+    with pytest.raises(CheckpointError, match=r"not found.*nope\.safetensors"):
+        load_component(tmp_path / "nope.safetensors", "transformer")
+
+
+def test_prequantised_weights_are_folded(tmp_path, toys):
+    tensors = _toy_tensors("model.diffusion_model.", torch.float32)
+    scale = torch.tensor(0.25)
+    payload = (tensors["model.diffusion_model.proj.weight"] / scale).to(torch.float8_e4m3fn)
+    tensors["model.diffusion_model.proj.weight"] = payload
+    tensors["model.diffusion_model.proj.weight_scale"] = scale
+    tensors["model.diffusion_model.proj.input_scale"] = torch.tensor(0.5)
+    path = _write(tmp_path / "fp8.safetensors", tensors)
+    model = load_component(path, "transformer", dtype=torch.bfloat16)
+    assert torch.equal(model.proj.weight, (payload.float() * 0.25).to(torch.bfloat16))
+    assert "proj.weight_scale" not in model.state_dict()
+
+
+def test_progress_reports_every_byte(tmp_path, toys):
+    path, tensors = _monolithic(tmp_path)
+    calls: list[tuple[int, int]] = []
+    load_component(path, "transformer", progress=lambda done, total: calls.append((done, total)))
+    component_bytes = sum(
+        v.numel() * v.element_size()
+        for k, v in tensors.items()
+        if k.startswith("model.diffusion_model.") and "connector" not in k
+    )
+    assert calls[-1] == (component_bytes, component_bytes)
+    assert [c[0] for c in calls] == sorted(c[0] for c in calls)
+
+
+def test_component_nbytes_and_available_components(tmp_path, toys):
+    path, tensors = _monolithic(tmp_path)
+    vae_bytes = sum(
+        v.numel() * v.element_size() for k, v in tensors.items() if k.startswith("vae.")
+    )
+    assert loading.component_nbytes(path, "video_encoder") == vae_bytes
+    held = loading.available_components(path)
+    assert {"transformer", "video_connector", "video_encoder", "video_decoder", "vocoder"} <= set(
+        held
+    )
+    assert "audio_encoder" not in held
