@@ -1,7 +1,8 @@
 """JSON sidecars: `NAME.json` beside `NAME.mp4`, holding the settings that made the video.
 
 The writer is atomic like the video writer, so a sidecar is either complete or absent. Values
-that JSON lacks (paths, tuples) are written as strings and lists.
+that JSON lacks are written as strings (paths) or lists (tuples); NaN and infinity are refused,
+so every sidecar is strict JSON that any parser reads.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ def sidecar_path(video_path: str | os.PathLike[str]) -> Path:
 def write_sidecar(video_path: str | os.PathLike[str], data: Mapping[str, Any]) -> Path:
     """Write `data` as indented JSON to the sidecar of `video_path`; return the sidecar's path."""
     target = sidecar_path(video_path)
-    text = json.dumps(dict(data), indent=2, ensure_ascii=False, default=str) + "\n"
+    text = json.dumps(dict(data), indent=2, ensure_ascii=False, allow_nan=False, default=str)
     with atomic_output(target) as tmp, open(tmp, "x", encoding="utf-8") as handle:
-        handle.write(text)
+        handle.write(text + "\n")
     return target
 
 

@@ -89,6 +89,8 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
         if not container.streams.video:
             raise MediaError(f"{Path(path)}: has no video stream", "pass a video file")
         stream = container.streams.video[0]
+        if not (stream.codec_context.width and stream.codec_context.height):
+            raise MediaError(f"{Path(path)}: cannot be decoded (no frame size in the header)")
         fps = _fps_of(stream)
         if stream.duration is not None and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)

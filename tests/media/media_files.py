@@ -98,10 +98,9 @@ def write_audio_file(path: Path, samples: np.ndarray, rate: int) -> Path:
     samples = np.atleast_2d(samples).astype(np.float32)
     layout = "mono" if samples.shape[0] == 1 else "stereo"
     codec, fmt = _AUDIO_CODECS[path.suffix]
-    if fmt == "s16":  # packed: one plane of interleaved samples
-        data = np.round(samples.T * 32767).astype(np.int16).reshape(1, -1)
-    else:
-        data = samples
+    # s16 is packed: one plane of interleaved samples.
+    pcm = np.round(samples.T * 32767).astype(np.int16).reshape(1, -1)
+    data = pcm if fmt == "s16" else samples
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=rate, layout=layout)
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=fmt, layout=layout)

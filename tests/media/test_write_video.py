@@ -139,7 +139,12 @@ def test_success_replaces_existing_target(tmp_path: Path):
         ("crf.mp4", torch.zeros(2, 3, 32, 48), {"crf": 60}, "CRF 60"),
         ("layout.mp4", torch.zeros(2, 32, 48, 3), {}, "shape"),
         ("empty.mp4", torch.zeros(0, 3, 32, 48), {}, "no frames"),
-        ("sr.mp4", torch.zeros(2, 3, 32, 48), {"audio": Audio(torch.zeros(2, 100), 12345)}, "12345"),
+        (
+            "sr.mp4",
+            torch.zeros(2, 3, 32, 48),
+            {"audio": Audio(torch.zeros(2, 100), 12345)},
+            "12345",
+        ),
     ],
 )
 def test_bad_arguments_are_usage_errors(
