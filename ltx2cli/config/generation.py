@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from ltx2cli.config.loader import FieldError, check_choice
+from ltx2cli.config.resolve import DEFAULT, Resolved
 
 Pipeline = Literal["two-stage", "two-stage-hq", "one-stage", "distilled"]
 Quantization = Literal["none", "fp8-cast", "fp8-scaled-mm"]
@@ -35,6 +36,8 @@ DEFAULT_PIPELINE = "two-stage"
 # Stage 1 runs at half size and the upsampler doubles it, so both sides must halve to a
 # multiple of 32.
 TWO_STAGE_PIPELINES = frozenset({"two-stage", "two-stage-hq", "distilled"})
+# Guided pipelines whose steps and STG block follow the checkpoint generation.
+_VERSIONED_PIPELINES = frozenset({"two-stage", "one-stage"})
 SIZE_MULTIPLE_ONE_STAGE = 32
 SIZE_MULTIPLE_TWO_STAGE = 64
 FRAME_STEP = 8  # VAE temporal compression: valid frame counts are 8k+1
@@ -192,6 +195,29 @@ def ltx2_0_defaults() -> dict[str, Any]:
     """Defaults that differ for an LTX-2 (19B) checkpoint in the guided pipelines other than
     HQ (which always uses the 2.3 HQ values): 40 steps and STG on block 29."""
     return {"steps": 40, "video_stg_blocks": (29,), "audio_stg_blocks": (29,)}
+
+
+def adapt_to_model_version(
+    resolved: Resolved[GenerationSettings], version: str
+) -> Resolved[GenerationSettings]:
+    """Swap in the LTX-2 (19B) defaults for fields the user left at their default, when the
+    checkpoint's `model_version` is below 2.3 or unreadable (as the reference does)."""
+    if resolved.settings.pipeline not in _VERSIONED_PIPELINES or not _before_2_3(version):
+        return resolved
+    changes = {
+        k: v for k, v in ltx2_0_defaults().items() if resolved.sources.get(k, DEFAULT) == DEFAULT
+    }
+    settings = dataclasses.replace(resolved.settings, **changes)
+    return dataclasses.replace(resolved, settings=settings)
+
+
+def _before_2_3(version: str) -> bool:
+    parts = version.strip().split(".")
+    try:
+        major, minor = int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except ValueError:
+        return True
+    return (major, minor) < (2, 3)
 
 
 def _at_least(name: str, value: float, low: float, *, strict: bool = False) -> None:
