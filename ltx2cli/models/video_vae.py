@@ -1,0 +1,837 @@
+"""LTX-2 / LTX-2.3 video VAE: causal conv encoder, conv decoder, tiled encode and decode.
+
+Design choices (facts in model.md §4, gotchas.md "VAEs"):
+- One frozen `VideoVAEConfig` read from the checkpoint's `config.vae` section serves both halves;
+  block lists are kept encoder-side first, and the decoder builds them reversed.
+- Pixels (B, 3, F, H, W) in [-1, 1], F = 8k + 1, H and W multiples of 32, map to the
+  normalised latent (B, 128, k + 1, H/32, W/32): only the means of the encoder's output are
+  used, normalised with the per-channel statistics; the decoder un-normalises first.
+- The decoder's timestep conditioning (decode noise 0.025, decode timestep 0.05 scaled by the
+  stored `timestep_scale_multiplier`) is built only when the config says so: the released 19B
+  and 2.3 decoders have none (manifests win over the configurator's absent-key default).
+- Tiling follows the reference: tiles are laid out on the latent grid, blended with separable
+  trapezoid masks, causal temporal tiles start one latent frame early, and decoded temporal
+  groups are streamed as soon as their frames are final.
+- Module names mirror the checkpoint keys after stripping `vae.encoder.` / `vae.decoder.`;
+  `vae.per_channel_statistics.*` lives under `per_channel_statistics.` in both halves.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ltx2cli.errors import CheckpointError, UsageError
+from ltx2cli.models.video_vae_blocks import (
+    CausalConv3d,
+    DepthToSpaceUpsample,
+    PerChannelStatistics,
+    ResnetBlock3D,
+    ResStage,
+    SpaceToDepthDownsample,
+    StridedConv,
+    TimestepEmbedder,
+    make_norm,
+    pixel_patchify,
+    pixel_unpatchify,
+)
+
+logger = logging.getLogger(__name__)
+
+CONV_VAE_CLASS = "CausalVideoAutoencoder"
+NORM_LAYERS = ("pixel_norm", "group_norm")
+LOG_VAR_MODES = ("uniform", "per_channel", "constant")
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+DECODE_TIMESTEP = 0.05
+DECODE_NOISE_SCALE = 0.025
+TIMESTEP_SCALE_MULTIPLIER_INIT = 1000.0
+
+# Reference tiling defaults (HEAD pipelines): 768 px tiles with 64 px overlap, 80 frames / 24.
+SPATIAL_TILE = 768
+SPATIAL_OVERLAP = 64
+TEMPORAL_TILE = 80
+TEMPORAL_OVERLAP = 24
+# Encode tiles must overlap enough to discard the edge artefacts of the causal/padded convs.
+ENCODE_MIN_SPATIAL_OVERLAP = 64
+ENCODE_MIN_TEMPORAL_OVERLAP = 16
+MASK_SUM_ATOL = 1e-5
+
+_STRIDES = {"time": (2, 1, 1), "space": (1, 2, 2), "all": (2, 2, 2)}
+_BLOCK_PARAMS = frozenset({"num_layers", "multiplier", "residual", "inject_noise"})
+ENCODER_BLOCKS = frozenset(
+    {"res_x", "res_x_y", "compress_time", "compress_space", "compress_all", "compress_all_x_y"}
+    | {"compress_time_res", "compress_space_res", "compress_all_res"}
+)
+DECODER_BLOCKS = frozenset({"res_x", "res_x_y", "compress_time", "compress_space", "compress_all"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VaeBlock:
+    """One entry of `encoder_blocks` / `decoder_blocks`; `multiplier` None = the block default."""
+
+    name: str
+    num_layers: int = 1
+    multiplier: int | None = None
+    residual: bool = False
+    inject_noise: bool = False
+
+    @classmethod
+    def parse(cls, entry: Any, key: str) -> VaeBlock:
+        """`["res_x", {"num_layers": 4}]` or `["res_x", 4]` → VaeBlock."""
+        if not isinstance(entry, list | tuple) or len(entry) != 2 or not isinstance(entry[0], str):
+            raise CheckpointError(f"vae.{key}: entry {entry!r} is not [name, params]")
+        name, params = entry
+        if isinstance(params, int):
+            params = {"num_layers": params}
+        if not isinstance(params, Mapping):
+            raise CheckpointError(f"vae.{key}: block {name!r} has params {params!r}")
+        unknown = sorted(set(params) - _BLOCK_PARAMS)
+        if unknown:
+            raise CheckpointError(f"vae.{key}: block {name!r} has unsupported param {unknown[0]!r}")
+        return cls(name=name, **{k: params[k] for k in params})
+
+    def stride(self) -> tuple[int, int, int] | None:
+        """Resampling stride (time, height, width), or None for a width-preserving block."""
+        if not self.name.startswith("compress_"):
+            return None
+        return _STRIDES[self.name.removeprefix("compress_").split("_")[0]]
+
+
+def _blocks(*entries: tuple[str, dict[str, Any]]) -> tuple[VaeBlock, ...]:
+    return tuple(VaeBlock(name, **params) for name, params in entries)
+
+
+# The released 19B block lists (encoder-side first for both halves).
+DEFAULT_ENCODER_BLOCKS = _blocks(
+    ("res_x", {"num_layers": 4}),
+    ("compress_space_res", {"multiplier": 2}),
+    ("res_x", {"num_layers": 6}),
+    ("compress_time_res", {"multiplier": 2}),
+    ("res_x", {"num_layers": 6}),
+    ("compress_all_res", {"multiplier": 2}),
+    ("res_x", {"num_layers": 2}),
+    ("compress_all_res", {"multiplier": 2}),
+    ("res_x", {"num_layers": 2}),
+)
+DEFAULT_DECODER_BLOCKS = _blocks(
+    ("res_x", {"num_layers": 5}),
+    ("compress_all", {"multiplier": 2, "residual": True}),
+    ("res_x", {"num_layers": 5}),
+    ("compress_all", {"multiplier": 2, "residual": True}),
+    ("res_x", {"num_layers": 5}),
+    ("compress_all", {"multiplier": 2, "residual": True}),
+    ("res_x", {"num_layers": 5}),
+)
+
+
+def _scale_factors(blocks: tuple[VaeBlock, ...], patch_size: int) -> tuple[int, int, int]:
+    time = space = 1
+    for block in blocks:
+        stride = block.stride()
+        if stride is not None:
+            time, space = time * stride[0], space * stride[1]
+    return time, space * patch_size, space * patch_size
+
+
+@dataclass(frozen=True)
+class VideoVAEConfig:
+    """The `vae` section of the checkpoint config; defaults are the released 19B VAE."""
+
+    in_channels: int = 3
+    out_channels: int = 3
+    latent_channels: int = 128
+    patch_size: int = 4
+    encoder_blocks: tuple[VaeBlock, ...] = DEFAULT_ENCODER_BLOCKS
+    decoder_blocks: tuple[VaeBlock, ...] = DEFAULT_DECODER_BLOCKS
+    norm_layer: str = "pixel_norm"
+    latent_log_var: str = "uniform"
+    causal_decoder: bool = False
+    timestep_conditioning: bool = False
+    decoder_base_channels: int = 128
+    encoder_padding_mode: str = "zeros"
+    decoder_padding_mode: str = "reflect"
+    dims: int = 3
+
+    def __post_init__(self) -> None:
+        if self.dims != 3:
+            raise CheckpointError(f"vae.dims = {self.dims!r} is not supported (only 3-D VAEs)")
+        for key in ("in_channels", "out_channels", "latent_channels", "patch_size"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                raise CheckpointError(f"vae.{key} = {getattr(self, key)!r} must be a positive int")
+        if self.decoder_base_channels < 1:
+            raise CheckpointError(f"vae.decoder_base_channels = {self.decoder_base_channels!r}")
+        if self.norm_layer not in NORM_LAYERS:
+            raise CheckpointError(
+                f"vae.norm_layer = {self.norm_layer!r} is not one of {NORM_LAYERS}"
+            )
+        if self.latent_log_var not in LOG_VAR_MODES:
+            raise CheckpointError(
+                f"vae.latent_log_var = {self.latent_log_var!r} is not one of {LOG_VAR_MODES}"
+            )
+        for key in ("encoder_padding_mode", "decoder_padding_mode"):
+            if getattr(self, key) not in PADDING_MODES:
+                raise CheckpointError(f"vae spatial padding mode {getattr(self, key)!r} unknown")
+        for key, allowed in (
+            ("encoder_blocks", ENCODER_BLOCKS),
+            ("decoder_blocks", DECODER_BLOCKS),
+        ):
+            for block in getattr(self, key):
+                if block.name not in allowed:
+                    raise CheckpointError(f"vae.{key}: block type {block.name!r} is not supported")
+                if block.num_layers < 0 or (block.multiplier is not None and block.multiplier < 1):
+                    raise CheckpointError(f"vae.{key}: block {block!r} has invalid sizes")
+
+    @classmethod
+    def from_checkpoint_config(cls, config: Mapping[str, Any]) -> VideoVAEConfig:
+        """Read `config["vae"]` (or a bare `vae` section) as the reference configurator does."""
+        section = config.get("vae", config)
+        class_name = section.get("_class_name", CONV_VAE_CLASS)
+        if class_name != CONV_VAE_CLASS:
+            raise CheckpointError(
+                f"vae._class_name = {class_name!r} is not supported (only {CONV_VAE_CLASS})"
+            )
+
+        def blocks(key: str, default: tuple[VaeBlock, ...]) -> tuple[VaeBlock, ...]:
+            if key not in section:
+                return default
+            return tuple(VaeBlock.parse(entry, key) for entry in section[key])
+
+        return cls(
+            in_channels=section.get("in_channels", 3),
+            out_channels=section.get("out_channels", 3),
+            latent_channels=section.get("latent_channels", 128),
+            patch_size=section.get("patch_size", 4),
+            encoder_blocks=blocks("encoder_blocks", DEFAULT_ENCODER_BLOCKS),
+            decoder_blocks=blocks("decoder_blocks", DEFAULT_DECODER_BLOCKS),
+            norm_layer=section.get("norm_layer", "pixel_norm"),
+            latent_log_var=section.get("latent_log_var", "uniform"),
+            causal_decoder=bool(section.get("causal_decoder", False)),
+            # The reference configurator defaults an absent key to True; the released files
+            # carry no timestep-conditioning tensors (manifests), so absent means False here.
+            timestep_conditioning=bool(section.get("timestep_conditioning", False)),
+            decoder_base_channels=section.get("decoder_base_channels", 128),
+            encoder_padding_mode=section.get(
+                "spatial_padding_mode", section.get("encoder_spatial_padding_mode", "zeros")
+            ),
+            decoder_padding_mode=section.get("spatial_padding_mode", "reflect"),
+            dims=section.get("dims", 3),
+        )
+
+    @property
+    def encoder_scale(self) -> tuple[int, int, int]:
+        """Pixels per latent along (time, height, width) for the encoder, e.g. (8, 32, 32)."""
+        return _scale_factors(self.encoder_blocks, self.patch_size)
+
+    @property
+    def decoder_scale(self) -> tuple[int, int, int]:
+        """Pixels per latent along (time, height, width) for the decoder."""
+        return _scale_factors(self.decoder_blocks, self.patch_size)
+
+    @property
+    def decoder_bottleneck_channels(self) -> int:
+        """Width after `conv_in`: base channels times every upsampling block's multiplier."""
+        channels = self.decoder_base_channels
+        for block in self.decoder_blocks:
+            if block.name.startswith("compress_"):
+                channels *= block.multiplier or 1
+            elif block.name == "res_x_y":
+                channels *= block.multiplier or 2
+        return channels
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _init_vae_weights(module: nn.Module, generator: torch.Generator | None) -> None:
+    """Deterministic random weights of a sensible scale (fan-in uniform, like PyTorch's default)."""
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.Conv3d | nn.Linear):
+                bound = 1.0 / math.sqrt(m.weight[0].numel())
+                m.weight.uniform_(-bound, bound, generator=generator)
+                m.bias.uniform_(-bound, bound, generator=generator)
+            elif isinstance(m, nn.GroupNorm):
+                m.weight.fill_(1.0)
+                m.bias.zero_()
+        for name, param in module.named_parameters():
+            leaf = name.rsplit(".", 1)[-1]
+            if leaf == "timestep_scale_multiplier":
+                param.fill_(TIMESTEP_SCALE_MULTIPLIER_INIT)
+            elif leaf.endswith("scale_shift_table") or leaf.startswith("per_channel_scale"):
+                param.normal_(0.0, 0.1, generator=generator)
+        stats = module.per_channel_statistics
+        stats.get_buffer("mean-of-means").normal_(0.0, 0.1, generator=generator)
+        stats.get_buffer("std-of-means").uniform_(0.5, 1.5, generator=generator)
+
+
+def _check_pixels(video: torch.Tensor, scale: tuple[int, int, int]) -> torch.Tensor:
+    """Crop to F = t·k + 1 frames (as the reference does, with a warning); check H and W."""
+    if video.ndim != 5:
+        raise UsageError(f"video must be (B, C, F, H, W), got shape {tuple(video.shape)}")
+    frames, height, width = video.shape[2:]
+    t, h, w = scale
+    if height % h or width % w:
+        raise UsageError(
+            f"video size {height}x{width} is not a multiple of {h}x{w}",
+            f"resize to multiples of {h}, e.g. {height // h * h}x{width // w * w}",
+        )
+    extra = (frames - 1) % t
+    if extra:
+        logger.warning("%d frames is not %d·k + 1; dropping the last %d", frames, t, extra)
+        video = video[:, :, : frames - extra]
+    return video
+
+
+# ---------------------------------------------------------------------------------------------
+# Tiling: spans on the latent grid, their pixel images, trapezoid masks
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Span:
+    """[start, end) on one axis with blend ramps of `left` / `right` elements."""
+
+    start: int
+    end: int
+    left: int = 0
+    right: int = 0
+
+
+def _axis_tiling(axis: str, tile: int | None, overlap: int, factor: int) -> tuple[int, int] | None:
+    """Validate a tile size / overlap in pixels or frames; return (tile, overlap) in latents."""
+    if not tile:
+        return None
+    unit = "frames" if axis == "temporal" else "px"
+    if tile < 2 * factor or tile % factor:
+        raise UsageError(
+            f"{axis} tile {tile} {unit} is invalid",
+            f"use a multiple of {factor} of at least {2 * factor} {unit}",
+        )
+    if overlap < 0 or overlap % factor or overlap >= tile:
+        raise UsageError(
+            f"{axis} overlap {overlap} {unit} is invalid",
+            f"use a multiple of {factor} smaller than the tile ({tile} {unit})",
+        )
+    size, lap = tile // factor, overlap // factor
+    return max(2, lap + 1, size), lap
+
+
+def _split(length: int, tiling: tuple[int, int] | None, *, causal: bool) -> list[_Span]:
+    """Tiles of `size` latents starting every `size − overlap`; the last one ends at `length`.
+
+    Causal (temporal) tiles after the first start one latent earlier with a ramp one longer, so
+    the latent that only saw a tile's first frame is blended away.
+    """
+    if tiling is None or length <= tiling[0]:
+        return [_Span(0, length)]
+    size, lap = tiling
+    step = size - lap
+    count = (length + size - 2 * lap - 1) // step
+    spans = [
+        _Span(
+            i * step,
+            length if i == count - 1 else i * step + size,
+            lap if i > 0 else 0,
+            lap if i < count - 1 else 0,
+        )
+        for i in range(count)
+    ]
+    if causal:
+        spans[1:] = [replace(s, start=s.start - 1, left=s.left + 1) for s in spans[1:]]
+    return spans
+
+
+def _long_side_tiling(
+    height: int, width: int, tiling: tuple[int, int] | None
+) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """Aspect-coupled decode tiles: the long side gets `size`, the short side proportionally."""
+    if tiling is None:
+        return None, None
+    size, lap = tiling
+    long_side = max(height, width)
+
+    def axis(n: int) -> tuple[int, int]:
+        return max(2, lap + 1, round(size * n / long_side)), lap
+
+    return axis(height), axis(width)
+
+
+def _pixel_span(span: _Span, factor: int, temporal: bool) -> _Span:
+    """Map a latent span to the decoded pixels/frames it produces (F' latents → 8(F'−1)+1)."""
+    if not temporal:
+        return _Span(
+            span.start * factor, span.end * factor, span.left * factor, span.right * factor
+        )
+    left = 0 if span.left == 0 else 1 + (span.left - 1) * factor
+    return _Span(span.start * factor, 1 + (span.end - 1) * factor, left, span.right * factor)
+
+
+def _ramp_mask(span: _Span, left_from_zero: bool) -> torch.Tensor:
+    """Trapezoid: linear fade-in over `left`, fade-out over `right`, strictly inside (0, 1)
+    except a temporal fade-in, which starts at exactly 0."""
+    length = span.end - span.start
+    left, right = min(span.left, length), min(span.right, length)
+    mask = torch.ones(length)
+    if left:
+        fade = torch.linspace(0.0, 1.0, left + 1 if left_from_zero else left + 2)[:-1]
+        mask[:left] *= fade if left_from_zero else fade[1:]
+    if right:
+        mask[-right:] *= torch.linspace(1.0, 0.0, right + 2)[1:-1]
+    return mask.clamp_(0, 1)
+
+
+def _masks_sum_to_one(spans: list[_Span], length: int, left_from_zero: bool) -> bool:
+    total = torch.zeros(length)
+    for span in spans:
+        total[span.start : span.end] += _ramp_mask(span, left_from_zero)
+    return bool(torch.allclose(total, torch.ones(length), atol=MASK_SUM_ATOL, rtol=0.0))
+
+
+def _apply_masks(x: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
+    """Scale (B, C, T, H, W) by separable float32 masks over its last three axes."""
+    t, h, w = (m.to(x.device) for m in masks)
+    return x * t.view(-1, 1, 1) * h.view(-1, 1) * w
+
+
+def _region(spans: tuple[_Span, _Span, _Span], t_offset: int = 0) -> tuple[slice, ...]:
+    t, h, w = spans
+    return (
+        slice(None),
+        slice(None),
+        slice(t.start - t_offset, t.end - t_offset),
+        slice(h.start, h.end),
+        slice(w.start, w.end),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoder
+# ---------------------------------------------------------------------------------------------
+
+
+class VideoEncoder(nn.Module):
+    """Pixels (B, 3, 8k+1, H, W) in [-1, 1] → normalised latent means (B, C, k+1, H/32, W/32)."""
+
+    def __init__(self, config: VideoVAEConfig) -> None:
+        super().__init__()
+        self.config = config
+        pad = config.encoder_padding_mode
+        c = config.latent_channels
+        self.per_channel_statistics = PerChannelStatistics(config.latent_channels)
+        self.conv_in = CausalConv3d(config.in_channels * config.patch_size**2, c, padding_mode=pad)
+        blocks: list[nn.Module] = []
+        for block in config.encoder_blocks:
+            module, c = self._make_block(block, c)
+            blocks.append(module)
+        self.down_blocks = nn.ModuleList(blocks)
+        self.conv_norm_out = make_norm(config.norm_layer, c)
+        # "uniform"/"constant": C means + one shared log-variance; "per_channel": C + C.
+        latent = config.latent_channels
+        head = 2 * latent if config.latent_log_var == "per_channel" else latent + 1
+        self.conv_out = CausalConv3d(c, head, padding_mode=pad)
+
+    def _make_block(self, block: VaeBlock, c: int) -> tuple[nn.Module, int]:
+        pad, norm = self.config.encoder_padding_mode, self.config.norm_layer
+        stride = block.stride()
+        if block.name == "res_x":
+            return ResStage(c, block.num_layers, norm_layer=norm, padding_mode=pad), c
+        if block.name == "res_x_y":
+            out = c * (block.multiplier or 2)
+            return ResnetBlock3D(c, out, norm_layer=norm, padding_mode=pad), out
+        if block.name.endswith("_res"):
+            out = c * (block.multiplier or 2)
+            return SpaceToDepthDownsample(c, out, stride, pad), out
+        out = c * (block.multiplier or 2) if block.name == "compress_all_x_y" else c
+        return StridedConv(c, out, stride, pad), out
+
+    @property
+    def scale(self) -> tuple[int, int, int]:
+        """Pixels per latent along (time, height, width), e.g. (8, 32, 32)."""
+        return self.config.encoder_scale
+
+    def normalize(self, latent: torch.Tensor) -> torch.Tensor:
+        """Raw latent means → normalised latent: `(x − mean-of-means) / std-of-means`."""
+        return self.per_channel_statistics.normalize(latent)
+
+    def denormalize(self, latent: torch.Tensor) -> torch.Tensor:
+        """Normalised latent → raw means: `x · std-of-means + mean-of-means`."""
+        return self.per_channel_statistics.denormalize(latent)
+
+    def init_weights(self, generator: torch.Generator | None = None) -> None:
+        """Fill with deterministic random weights (tiny checkpoints, tests)."""
+        _init_vae_weights(self, generator)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        # 1 patchify: (B, 3, F, H, W) → (B, 3·p², F, H/p, W/p)
+        x = pixel_patchify(_check_pixels(video, self.scale), self.config.patch_size)
+        # 2 causal conv trunk with space-to-depth downsampling → (B, C_top, F', H', W')
+        x = self.conv_in(x)
+        for block in self.down_blocks:
+            x = block(x)
+        # 3 head: the means are the first `latent_channels` outputs; the log-variance is unused
+        x = self.conv_out(F.silu(self.conv_norm_out(x)))
+        return self.normalize(x[:, : self.config.latent_channels])
+
+    def tiled_encode(
+        self,
+        video: torch.Tensor,
+        *,
+        spatial_tile: int | None = SPATIAL_TILE,
+        spatial_overlap: int = SPATIAL_OVERLAP,
+        temporal_tile: int | None = TEMPORAL_TILE,
+        temporal_overlap: int = TEMPORAL_OVERLAP,
+    ) -> torch.Tensor:
+        """Encode in overlapping tiles; sizes in pixels / frames, None leaves that axis whole.
+
+        Overlaps must be at least 64 px and 16 frames (the reference's floor). Each tile's
+        latent is weighted by trapezoid masks on the latent grid; a later temporal tile's first
+        latent, which saw a single frame, gets weight 0. The result is on the encoder's device
+        and dtype.
+        """
+        video = _check_pixels(video, self.scale)
+        t_scale, h_scale, w_scale = self.scale
+        spatial = _axis_tiling("spatial", spatial_tile, spatial_overlap, h_scale)
+        temporal = _axis_tiling("temporal", temporal_tile, temporal_overlap, t_scale)
+        if spatial is not None and spatial_overlap < ENCODE_MIN_SPATIAL_OVERLAP:
+            raise UsageError(
+                f"spatial overlap {spatial_overlap} px is too small for tiled encoding",
+                f"use at least {ENCODE_MIN_SPATIAL_OVERLAP} px",
+            )
+        if temporal is not None and temporal_overlap < ENCODE_MIN_TEMPORAL_OVERLAP:
+            raise UsageError(
+                f"temporal overlap {temporal_overlap} frames is too small for tiled encoding",
+                f"use at least {ENCODE_MIN_TEMPORAL_OVERLAP} frames",
+            )
+        b, _, frames, height, width = video.shape
+        shape = ((frames - 1) // t_scale + 1, height // h_scale, width // w_scale)
+        axes = (
+            _split(shape[0], temporal, causal=True),
+            _split(shape[1], spatial, causal=False),
+            _split(shape[2], spatial, causal=False),
+        )
+        from_zero = (True, False, False)
+        param = next(self.parameters())
+        out = torch.zeros(
+            b, self.config.latent_channels, *shape, device=param.device, dtype=param.dtype
+        )
+        complementary = all(map(_masks_sum_to_one, axes, shape, from_zero))
+        weights = None if complementary else torch.zeros(1, 1, *shape, device=param.device)
+        for t, h, w in ((t, h, w) for t in axes[0] for h in axes[1] for w in axes[2]):
+            pixels = video[
+                :,
+                :,
+                t.start * t_scale : 1 + (t.end - 1) * t_scale,
+                h.start * h_scale : h.end * h_scale,
+                w.start * w_scale : w.end * w_scale,
+            ]
+            latent = self(pixels.to(device=param.device, dtype=param.dtype))
+            masks = [_ramp_mask(s, z) for s, z in zip((t, h, w), from_zero, strict=True)]
+            out[_region((t, h, w))] += _apply_masks(latent, masks)
+            if weights is not None:
+                weights[_region((t, h, w))] += _apply_masks(
+                    torch.ones(1, 1, *latent.shape[2:]), masks
+                )
+        return out if weights is None else out / weights.clamp(min=1e-8)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoder
+# ---------------------------------------------------------------------------------------------
+
+
+class VideoDecoder(nn.Module):
+    """Normalised latent (B, C, F', H', W') → pixels (B, 3, 8(F'−1)+1, 32H', 32W') in ~[-1, 1]."""
+
+    def __init__(
+        self,
+        config: VideoVAEConfig,
+        *,
+        decode_timestep: float = DECODE_TIMESTEP,
+        decode_noise_scale: float = DECODE_NOISE_SCALE,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.causal = config.causal_decoder
+        self.timestep_conditioning = config.timestep_conditioning
+        self.decode_timestep = decode_timestep
+        self.decode_noise_scale = decode_noise_scale
+        pad = config.decoder_padding_mode
+        c = config.decoder_bottleneck_channels
+        self.per_channel_statistics = PerChannelStatistics(config.latent_channels)
+        self.conv_in = CausalConv3d(config.latent_channels, c, padding_mode=pad)
+        blocks: list[nn.Module] = []
+        for block in reversed(config.decoder_blocks):
+            module, c = self._make_block(block, c)
+            blocks.append(module)
+        self.up_blocks = nn.ModuleList(blocks)
+        self.conv_norm_out = make_norm(config.norm_layer, c)
+        self.conv_out = CausalConv3d(
+            c, config.out_channels * config.patch_size**2, padding_mode=pad
+        )
+        if self.timestep_conditioning:
+            self.timestep_scale_multiplier = nn.Parameter(
+                torch.full((), TIMESTEP_SCALE_MULTIPLIER_INIT)
+            )
+            self.last_time_embedder = TimestepEmbedder(2 * c)
+            self.last_scale_shift_table = nn.Parameter(torch.zeros(2, c))  # rows: shift, scale
+
+    def _make_block(self, block: VaeBlock, c: int) -> tuple[nn.Module, int]:
+        pad, norm = self.config.decoder_padding_mode, self.config.norm_layer
+        if block.name == "res_x":
+            stage = ResStage(
+                c,
+                block.num_layers,
+                norm_layer=norm,
+                padding_mode=pad,
+                inject_noise=block.inject_noise,
+                timestep_conditioning=self.timestep_conditioning,
+            )
+            return stage, c
+        if block.name == "res_x_y":
+            out = c // (block.multiplier or 2)
+            res = ResnetBlock3D(
+                c, out, norm_layer=norm, padding_mode=pad, inject_noise=block.inject_noise
+            )
+            return res, out
+        reduction = block.multiplier or 1
+        # The reference honours `residual` on compress_all only.
+        upsample = DepthToSpaceUpsample(
+            c,
+            block.stride(),
+            reduction=reduction,
+            residual=block.residual and block.name == "compress_all",
+            padding_mode=pad,
+        )
+        return upsample, c // reduction
+
+    @property
+    def scale(self) -> tuple[int, int, int]:
+        """Pixels per latent along (time, height, width), e.g. (8, 32, 32)."""
+        return self.config.decoder_scale
+
+    def normalize(self, latent: torch.Tensor) -> torch.Tensor:
+        """Raw latent means → normalised latent: `(x − mean-of-means) / std-of-means`."""
+        return self.per_channel_statistics.normalize(latent)
+
+    def denormalize(self, latent: torch.Tensor) -> torch.Tensor:
+        """Normalised latent → raw means: `x · std-of-means + mean-of-means`."""
+        return self.per_channel_statistics.denormalize(latent)
+
+    def init_weights(self, generator: torch.Generator | None = None) -> None:
+        """Fill with deterministic random weights (tiny checkpoints, tests)."""
+        _init_vae_weights(self, generator)
+
+    def forward(
+        self,
+        latent: torch.Tensor,
+        timestep: torch.Tensor | float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Decode; `timestep` (default 0.05) and `generator` (decode noise) matter only for a
+        timestep-conditioned decoder."""
+        b = latent.shape[0]
+        x = latent.to(next(self.parameters()).dtype)
+        # 1 decode noise in normalised space, then un-normalise
+        if self.timestep_conditioning:
+            noise = torch.randn(x.size(), generator=generator, dtype=x.dtype, device=x.device)
+            x = noise * self.decode_noise_scale + (1.0 - self.decode_noise_scale) * x
+        x = self.denormalize(x)
+        if self.timestep_conditioning:
+            if timestep is None:
+                timestep = self.decode_timestep
+            if not isinstance(timestep, torch.Tensor):
+                timestep = torch.full((b,), float(timestep), device=x.device, dtype=x.dtype)
+        # 2 trunk: conv_in → res stages and depth-to-space upsampling
+        x = self.conv_in(x, causal=self.causal)  # (B, C_bottleneck, F', H', W')
+        scaled_t = None
+        if self.timestep_conditioning:
+            scaled_t = timestep * self.timestep_scale_multiplier.to(x)
+        for block in self.up_blocks:
+            if isinstance(block, ResStage):
+                x = block(x, causal=self.causal, timestep=scaled_t, generator=generator)
+            elif isinstance(block, ResnetBlock3D):
+                x = block(x, causal=self.causal, generator=generator)
+            else:
+                x = block(x, causal=self.causal)
+        # 3 head: norm → [final AdaLN] → SiLU → conv_out → unpatchify
+        x = self.conv_norm_out(x)
+        if self.timestep_conditioning:
+            embed = self.last_time_embedder(scaled_t, x.dtype).view(b, 2, -1, 1, 1, 1)
+            table = self.last_scale_shift_table.to(x)[None, :, :, None, None, None]
+            shift, scale = (table + embed).unbind(dim=1)
+            x = x * (1 + scale) + shift
+        x = self.conv_out(F.silu(x), causal=self.causal)  # (B, 3·p², F, H/p, W/p)
+        return pixel_unpatchify(x, self.config.patch_size).to(latent.dtype)
+
+    def iter_tiled_decode(
+        self,
+        latent: torch.Tensor,
+        *,
+        spatial_tile: int | None = SPATIAL_TILE,
+        spatial_overlap: int = SPATIAL_OVERLAP,
+        temporal_tile: int | None = TEMPORAL_TILE,
+        temporal_overlap: int = TEMPORAL_OVERLAP,
+        aspect_coupled: bool = True,
+        timestep: torch.Tensor | float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[torch.Tensor]:
+        """Decode in overlapping tiles, yielding (B, 3, f, H, W) chunks in frame order.
+
+        Sizes are in pixels / frames (None leaves that axis whole). With `aspect_coupled`
+        the spatial tile applies to the long side and the short side gets a proportional tile
+        (the reference pipelines' layout). Frames are yielded as soon as no later temporal
+        tile can touch them.
+        """
+        t_scale, h_scale, w_scale = self.scale
+        b, _, frames, height, width = latent.shape
+        spatial = _axis_tiling("spatial", spatial_tile, spatial_overlap, h_scale)
+        temporal = _axis_tiling("temporal", temporal_tile, temporal_overlap, t_scale)
+        h_tiling, w_tiling = (
+            _long_side_tiling(height, width, spatial) if aspect_coupled else (spatial, spatial)
+        )
+        t_spans = _split(frames, temporal, causal=True)
+        h_spans = _split(height, h_tiling, causal=False)
+        w_spans = _split(width, w_tiling, causal=False)
+        t_pix = [_pixel_span(s, t_scale, temporal=True) for s in t_spans]
+        h_pix = [_pixel_span(s, h_scale, temporal=False) for s in h_spans]
+        w_pix = [_pixel_span(s, w_scale, temporal=False) for s in w_spans]
+        out_h, out_w = height * h_scale, width * w_scale
+        complementary = (
+            _masks_sum_to_one(t_pix, 1 + (frames - 1) * t_scale, True)
+            and _masks_sum_to_one(h_pix, out_h, False)
+            and _masks_sum_to_one(w_pix, out_w, False)
+        )
+        channels = self.config.out_channels
+        prev: torch.Tensor | None = None
+        prev_weights: torch.Tensor | None = None
+        prev_span: _Span | None = None
+        for t_lat, t_out in zip(t_spans, t_pix, strict=True):
+            length = t_out.end - t_out.start
+            buffer = torch.zeros(
+                b, channels, length, out_h, out_w, device=latent.device, dtype=latent.dtype
+            )
+            weights = (
+                None
+                if complementary
+                else torch.zeros(1, 1, length, out_h, out_w, device=latent.device)
+            )
+            for (h_lat, h_out), (w_lat, w_out) in (
+                (hh, ww)
+                for hh in zip(h_spans, h_pix, strict=True)
+                for ww in zip(w_spans, w_pix, strict=True)
+            ):
+                tile = self(latent[_region((t_lat, h_lat, w_lat))], timestep, generator)
+                masks = [
+                    _ramp_mask(t_out, True),
+                    _ramp_mask(h_out, False),
+                    _ramp_mask(w_out, False),
+                ]
+                where = _region((t_out, h_out, w_out), t_offset=t_out.start)
+                buffer[where] += _apply_masks(tile, masks)
+                if weights is not None:
+                    weights[where] += _apply_masks(torch.ones(1, 1, *tile.shape[2:]), masks)
+            if prev is not None:
+                # Blend the frames this group shares with the previous one, then release the
+                # previous group's frames that no later tile reaches.
+                shared = prev_span.end - t_out.start
+                offset = t_out.start - prev_span.start
+                if shared > 0:
+                    prev[:, :, offset:] += buffer[:, :, :shared]
+                    buffer[:, :, :shared] = prev[:, :, offset:]
+                    if weights is not None:
+                        prev_weights[:, :, offset:] += weights[:, :, :shared]
+                        weights[:, :, :shared] = prev_weights[:, :, offset:]
+                done = prev if prev_weights is None else prev / prev_weights.clamp(min=1e-8)
+                yield done[:, :, :offset]
+            prev, prev_weights, prev_span = buffer, weights, t_out
+        if prev is not None:
+            yield prev if prev_weights is None else prev / prev_weights.clamp(min=1e-8)
+
+    def tiled_decode(self, latent: torch.Tensor, **tiling: Any) -> torch.Tensor:
+        """`iter_tiled_decode` gathered into one tensor (same keyword arguments)."""
+        return torch.cat(list(self.iter_tiled_decode(latent, **tiling)), dim=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory estimate and builders
+# ---------------------------------------------------------------------------------------------
+
+
+def estimate_decode_bytes(
+    config: VideoVAEConfig,
+    frames: int,
+    height: int,
+    width: int,
+    *,
+    batch: int = 1,
+    element_size: int = 2,
+) -> int:
+    """Approximate peak activation bytes of one untiled decode to `frames`×`height`×`width`.
+
+    Walks the decoder's stages and counts the tensors alive around each conv (input kept for
+    the residual, normalised copy, time-padded copy, output; for depth-to-space also the
+    rearranged copy and the residual). Weights are not included. Use it with a tile's pixel
+    size to size tiles, or with the full size to decide whether to tile at all.
+    """
+    t_scale, h_scale, w_scale = config.decoder_scale
+    t, h, w = (frames - 1) // t_scale + 1, height // h_scale, width // w_scale
+    c = config.decoder_bottleneck_channels
+    peak = (config.latent_channels * 2 + c) * t * h * w  # conv_in: input, padded input, output
+    for block in reversed(config.decoder_blocks):
+        volume = t * h * w
+        if block.name == "res_x":
+            peak = max(peak, 4 * c * volume)
+        elif block.name == "res_x_y":
+            out = c // (block.multiplier or 2)
+            peak = max(peak, (3 * c + 2 * out) * volume)
+            c = out
+        else:
+            stride = block.stride()
+            reduction = block.multiplier or 1
+            expanded = math.prod(stride) * c // reduction * volume
+            copies = 3 if block.residual else 2  # conv output, rearranged copy, [residual]
+            peak = max(peak, 2 * c * volume + copies * expanded)
+            c //= reduction
+            t = 2 * t - 1 if stride[0] == 2 else t
+            h, w = h * stride[1], w * stride[2]
+    volume = t * h * w
+    out_channels = config.out_channels * config.patch_size**2
+    peak = max(peak, 3 * c * volume + 2 * out_channels * volume)  # norm, silu, pad, conv_out, image
+    return int(peak * batch * element_size)
+
+
+def build_video_encoder(config: Mapping[str, Any]) -> VideoEncoder:
+    """Video VAE encoder from the checkpoint's `config` metadata (reads its `vae` section)."""
+    return VideoEncoder(VideoVAEConfig.from_checkpoint_config(config))
+
+
+def build_video_decoder(
+    config: Mapping[str, Any],
+    *,
+    timestep_conditioning: bool | None = None,
+    decode_timestep: float = DECODE_TIMESTEP,
+    decode_noise_scale: float = DECODE_NOISE_SCALE,
+) -> VideoDecoder:
+    """Video VAE decoder from the checkpoint's `config` metadata (reads its `vae` section).
+
+    `timestep_conditioning` overrides the config, e.g. from whether the file holds
+    `vae.decoder.last_scale_shift_table`.
+    """
+    vae = VideoVAEConfig.from_checkpoint_config(config)
+    if timestep_conditioning is not None:
+        vae = replace(vae, timestep_conditioning=timestep_conditioning)
+    return VideoDecoder(vae, decode_timestep=decode_timestep, decode_noise_scale=decode_noise_scale)
