@@ -1,0 +1,119 @@
+"""The built-in catalog is internally consistent and carries the reference's facts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ltx2cli.errors import ConfigError, UsageError
+from ltx2cli.hub.catalog import (
+    BUILTIN,
+    DEMO_MODEL,
+    GENERATIONS,
+    KINDS,
+    Catalog,
+    hash_matches,
+    load_catalog,
+)
+
+# Exact sizes quoted in reference/catalog.md
+REFERENCE_SIZES = {
+    "ltx-2-19b-distilled": 43_333_932_124,
+    "ltx-2-19b-dev-fp8": 27_078_716_018,
+    "ltx-2-spatial-upscaler-x2": 995_765_578,
+    "ltx-2.3-22b-distilled": 46_149_345_334,
+    "ltx-2.3-spatial-upscaler-x2": 995_743_560,
+    "ltx-2.3-22b-distilled-lora-384": 7_605_507_256,
+}
+GEMMA_WEIGHTS = 24_374_793_024
+GEMMA_TOKENIZER_JSON = 33_384_570
+GEMMA_TOKENIZER_MODEL = 4_689_074
+
+
+def test_names_unique_and_demo_reserved():
+    names = [a.name for a in BUILTIN.artifacts.values()]
+    assert len(names) == len(set(names))
+    assert DEMO_MODEL not in names
+
+
+def test_every_artifact_is_well_formed():
+    for a in BUILTIN.artifacts.values():
+        assert a.kind in KINDS, a.name
+        assert a.generation in (*GENERATIONS, "any"), a.name
+        assert "/" in a.repo and a.files, a.name
+        assert all(f.size is None or f.size > 0 for f in a.files), a.name
+        assert a.licence, a.name
+        if a.superseded_by:
+            assert a.superseded_by in BUILTIN.artifacts
+
+
+@pytest.mark.parametrize("generation", GENERATIONS)
+def test_pipeline_requirements_name_catalog_entries(generation):
+    table = BUILTIN.pipelines[generation]
+    assert {"two-stage", "one-stage", "distilled", "ic-lora", "retake"} <= set(table)
+    for pipeline in table:
+        needed = BUILTIN.required(pipeline, generation)
+        assert needed, pipeline
+        for a in needed:
+            assert a.size > 0 and a.generation in (generation, "any"), (pipeline, a.name)
+        assert sum(a.kind == "checkpoint" for a in needed) == 1, pipeline
+
+
+def test_two_stage_needs_dev_lora_upscaler_and_gemma():
+    names = [a.name for a in BUILTIN.required("two-stage", "2.3")]
+    assert names == [
+        "ltx-2.3-22b-dev",
+        "ltx-2.3-22b-distilled-lora-384",
+        "ltx-2.3-spatial-upscaler-x2",
+        "gemma-3-12b",
+    ]
+
+
+@pytest.mark.parametrize(("name", "size"), REFERENCE_SIZES.items())
+def test_reference_sizes(name, size):
+    assert BUILTIN.artifacts[name].size == size
+    assert BUILTIN.artifacts[name].size_exact
+
+
+def test_gemma_is_the_whole_repository():
+    files = {f.name: f.size for f in BUILTIN.artifacts["gemma-3-12b"].files}
+    weights = sum(s for n, s in files.items() if n.startswith("model-"))
+    assert weights == GEMMA_WEIGHTS
+    assert files["tokenizer.json"] == GEMMA_TOKENIZER_JSON
+    assert files["tokenizer.model"] == GEMMA_TOKENIZER_MODEL
+    assert {"config.json", "model.safetensors.index.json", "preprocessor_config.json"} <= set(files)
+
+
+def test_gated_gemma_has_an_ungated_alternative():
+    assert BUILTIN.artifacts["gemma-3-12b"].gated is True
+    alternatives = BUILTIN.alternatives("gemma-3-12b")
+    assert [a.repo for a in alternatives] == ["Lightricks/gemma-3-12b-it-qat-q4_0-unquantized"]
+    assert alternatives[0].gated is False
+
+
+def test_abbreviated_hashes_match_full_ones():
+    full = "b33b7fe4bbfe084f484be4aaf90b0f1d95dca20d403ac4c0e037eb8c4f0af7cc"
+    assert hash_matches("b33b7fe4…f7cc", full)
+    assert not hash_matches("b33b7fe4…f7cd", full)
+    assert hash_matches(BUILTIN.artifacts["ltx-2.3-22b-distilled"].files[0].sha256, full)
+
+
+def test_unknown_names_suggest_the_closest():
+    with pytest.raises(UsageError, match=r"did you mean 'ltx-2\.3-22b-distilled'"):
+        BUILTIN.get("ltx-2.3-22b-distiled")
+    with pytest.raises(UsageError, match="unknown pipeline"):
+        BUILTIN.required("three-stage", "2")
+
+
+def test_catalog_file_override_round_trips(tmp_path, monkeypatch):
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps(BUILTIN.to_dict()))
+    monkeypatch.setenv("LTX2_CATALOG", str(path))
+    loaded = load_catalog()
+    assert loaded.artifacts == BUILTIN.artifacts
+    assert loaded.pipelines == BUILTIN.pipelines
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="LTX2_CATALOG"):
+        load_catalog()
+    assert isinstance(Catalog.from_dict({}), Catalog)
