@@ -32,14 +32,15 @@ def to_pixels(frames: torch.Tensor) -> torch.Tensor:
     if not frames.is_floating_point():
         raise UsageError(f"frames have dtype {frames.dtype}", "pass float in [-1, 1] or uint8")
     _check_layout(frames, channels_last=False)
-    pixels = ((frames.detach().float().cpu() + 1.0) * 127.5).clamp_(0, 255).round_()
-    return pixels.to(torch.uint8).movedim(-3, -1).contiguous()
+    # Quantize on the frames' device (in float32: bf16 cannot hold 0..255 exactly), move bytes.
+    pixels = ((frames.detach().float() + 1.0) * 127.5).clamp_(0, 255).round_().to(torch.uint8)
+    return pixels.movedim(-3, -1).contiguous().cpu()
 
 
 def to_model(pixels: torch.Tensor) -> torch.Tensor:
     """uint8 pixels, channels last -> float32 model frames in [-1, 1], channels first."""
     _check_layout(pixels, channels_last=True)
-    return pixels.movedim(-1, -3).float() / 127.5 - 1.0
+    return pixels.movedim(-1, -3).contiguous().float().div_(127.5).sub_(1.0)
 
 
 def _check_layout(frames: torch.Tensor, *, channels_last: bool) -> None:

@@ -35,6 +35,18 @@ _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
 DEFAULT_CRF = 19
 DEFAULT_PRESET = "veryfast"
+#: libx264's speed presets, fastest first.
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+)
 
 
 @dataclass(frozen=True)
@@ -160,7 +172,8 @@ def read_video(
             f"{Path(path)}: no frames at or after frame {first} (the video is shorter)",
             "pass an earlier start",
         )
-    return Video(torch.stack(frames), fps, first)
+    stacked = torch.stack(frames)
+    return Video(to_model(stacked) if stacked.dtype == torch.uint8 else stacked, fps, first)
 
 
 def _decode(
@@ -186,10 +199,10 @@ def _decode(
         if index < first:
             continue
         pixels = torch.from_numpy(frame.to_ndarray(format="rgb24"))
-        model = to_model(pixels)
-        if size is not None:
-            model = resize_and_center_crop(model, size[0], size[1], antialias=antialias)
-        yield model
+        if size is None:
+            yield pixels  # kept as bytes until the end: a quarter of the float32 memory
+        else:
+            yield resize_and_center_crop(to_model(pixels), *size, antialias=antialias)
         taken += 1
         if count is not None and taken >= count:
             return
@@ -234,6 +247,8 @@ def write_video(
         raise UsageError(f"frame rate {fps} is not positive", "pass e.g. 24 or 25")
     if not 0 <= crf <= 51:
         raise UsageError(f"CRF {crf} is out of range", "H.264 CRF goes from 0 (lossless) to 51")
+    if preset not in X264_PRESETS:
+        raise UsageError(f"unknown x264 preset {preset!r}", f"use one of {', '.join(X264_PRESETS)}")
     if audio is not None and audio.sample_rate not in AAC_SAMPLE_RATES:
         raise UsageError(
             f"audio sample rate {audio.sample_rate} Hz is not an AAC rate",
@@ -251,38 +266,71 @@ def write_video(
             "H.264 yuv420p needs even width and height; crop or resize by one pixel",
         )
 
-    with atomic_output(target) as tmp:
-        options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
-        with av.open(str(tmp), "w", format=fmt, options=options) as container:
-            if comment:
-                container.metadata["comment"] = comment
-            stream = container.add_stream(
-                "libx264", rate=rate, options={"crf": str(crf), "preset": preset}
-            )
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            muxer = _AudioMuxer(container, audio, rate) if audio is not None else None
-
-            written = 0
-            for chunk in _prepend(first_chunk, chunks):
-                if tuple(chunk.shape[1:3]) != (height, width):
-                    raise UsageError(
-                        f"frame chunk of size {chunk.shape[2]}x{chunk.shape[1]} after "
-                        f"{width}x{height}",
-                        "all frames need the same size",
-                    )
-                for array in chunk.numpy():
-                    frame = av.VideoFrame.from_ndarray(array, format="rgb24")
-                    frame.pts = written
-                    container.mux(stream.encode(frame))
-                    written += 1
-                    if muxer is not None:
-                        muxer.feed_until(written)
-                    if on_frame is not None:
-                        on_frame(written)
-            if muxer is not None:
-                muxer.finish(written)
-            container.mux(stream.encode(None))
+    try:
+        with atomic_output(target) as tmp:
+            _encode(tmp, fmt, first_chunk, chunks, rate, audio, crf, preset, comment, on_frame)
+    except (av.error.FFmpegError, OSError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        hint = "check that the folder is writable and has free space"
+        raise MediaError(f"{target}: cannot write the video ({reason})", hint) from exc
     return target
+
+
+def _encode(
+    tmp: Path,
+    fmt: str,
+    first_chunk: torch.Tensor,
+    chunks: Iterator[torch.Tensor],
+    rate: Fraction,
+    audio: Audio | None,
+    crf: int,
+    preset: str,
+    comment: str | None,
+    on_frame: Callable[[int], None] | None,
+) -> None:
+    import av
+
+    height, width = int(first_chunk.shape[1]), int(first_chunk.shape[2])
+    options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
+    with av.open(str(tmp), "w", format=fmt, options=options) as container:
+        if comment:
+            container.metadata["comment"] = comment
+        stream = container.add_stream(
+            "libx264", rate=rate, options={"crf": str(crf), "preset": preset}
+        )
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        _tag_bt601(stream.codec_context)
+        muxer = _AudioMuxer(container, audio, rate) if audio is not None else None
+
+        written = 0
+        for chunk in _prepend(first_chunk, chunks):
+            if tuple(chunk.shape[1:3]) != (height, width):
+                raise UsageError(
+                    f"frame chunk of size {chunk.shape[2]}x{chunk.shape[1]} after {width}x{height}",
+                    "all frames need the same size",
+                )
+            for array in chunk.numpy():
+                frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+                frame.pts = written
+                container.mux(stream.encode(frame))
+                written += 1
+                if muxer is not None:
+                    muxer.feed_until(written)
+                if on_frame is not None:
+                    on_frame(written)
+        if muxer is not None:
+            muxer.finish(written)
+        container.mux(stream.encode(None))
+
+
+def _tag_bt601(codec_context: Any) -> None:
+    """Say in the bitstream which RGB->YUV matrix was used (swscale's default, BT.601 limited
+    range), so players do not guess BT.709 for HD sizes and shift the colours."""
+    smpte170m, limited = 6, 1  # ITU-T H.273 code points
+    codec_context.colorspace = smpte170m
+    codec_context.color_primaries = smpte170m
+    codec_context.color_trc = smpte170m
+    codec_context.color_range = limited
 
 
 def _prepend(first: torch.Tensor, rest: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:

@@ -12,7 +12,7 @@ import pytest
 import torch
 from media_files import peak_frequency, tone
 
-from ltx2cli.errors import UsageError
+from ltx2cli.errors import MediaError, UsageError
 from ltx2cli.media import Audio, read_audio, write_video
 
 HEIGHT, WIDTH = 32, 48
@@ -21,6 +21,8 @@ TONE_HZ = 440.0
 #: An RGB colour in [-1, 1] and the 0..255 value each channel must decode to (x * 127.5 + 127.5).
 COLOUR = (0.6, -0.2, -0.8)
 COLOUR_LEVELS = (204.0, 102.0, 25.5)
+#: ITU-T H.273 code point for BT.601 (SMPTE 170M), the matrix swscale's RGB -> YUV uses.
+SMPTE170M = 6
 #: Max mean deviation (0..255 levels) after yuv420p conversion and H.264 at the default CRF.
 COLOUR_TOLERANCE = 4.0
 
@@ -44,6 +46,8 @@ def test_stream_properties_and_sync(tmp_path: Path, fps: int, sample_rate: int, 
         video, audio = container.streams.video[0], container.streams.audio[0]
         assert video.codec_context.name == "h264"
         assert video.codec_context.pix_fmt == "yuv420p"
+        assert video.codec_context.colorspace == SMPTE170M
+        assert video.codec_context.color_primaries == SMPTE170M
         assert (video.width, video.height) == (WIDTH, HEIGHT)
         assert video.average_rate == fps
         assert video.frames == num_frames
@@ -58,10 +62,12 @@ def test_stream_properties_and_sync(tmp_path: Path, fps: int, sample_rate: int, 
         assert video.start_time == 0 and audio.start_time == 0
 
 
-@pytest.mark.parametrize("layout", ["float", "uint8", "chunks"])
+@pytest.mark.parametrize("layout", ["float", "bfloat16", "uint8", "chunks"])
 def test_constant_colour_reads_back(tmp_path: Path, layout: str):
     frames = constant_frames(9)
-    if layout == "uint8":
+    if layout == "bfloat16":  # what the VAE emits in a bf16 pipeline
+        frames = frames.to(torch.bfloat16)
+    elif layout == "uint8":
         frames = torch.tensor(COLOUR_LEVELS).round().to(torch.uint8).expand(9, HEIGHT, WIDTH, 3)
     elif layout == "chunks":
         frames = iter(frames.split(4))  # what a tiled VAE decode yields
@@ -139,6 +145,7 @@ def test_success_replaces_existing_target(tmp_path: Path):
         ("crf.mp4", torch.zeros(2, 3, 32, 48), {"crf": 60}, "CRF 60"),
         ("layout.mp4", torch.zeros(2, 32, 48, 3), {}, "shape"),
         ("empty.mp4", torch.zeros(0, 3, 32, 48), {}, "no frames"),
+        ("preset.mp4", torch.zeros(2, 3, 32, 48), {"preset": "turbo"}, "turbo"),
         (
             "sr.mp4",
             torch.zeros(2, 3, 32, 48),
@@ -164,3 +171,20 @@ def test_progress_callback_and_fractional_rate(tmp_path: Path):
     with av.open(str(path)) as container:
         assert container.streams.video[0].average_rate == Fraction(24000, 1001)
         assert math.isclose(float(container.streams.video[0].average_rate), ntsc)
+
+
+@pytest.mark.parametrize(("suffix", "format_name"), [(".mov", "mov"), (".mkv", "matroska")])
+def test_other_containers(tmp_path: Path, suffix: str, format_name: str):
+    audio = Audio(torch.from_numpy(tone(TONE_HZ, 1.0, 24000))[None], 24000)
+    path = write_video(tmp_path / f"clip{suffix}", constant_frames(12), 24, audio=audio)
+    with av.open(str(path)) as container:
+        assert format_name in container.format.name
+        assert container.streams.video[0].codec_context.name == "h264"
+        assert container.streams.audio[0].codec_context.name == "aac"
+
+
+def test_unwritable_location_is_a_media_error(tmp_path: Path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the output folder should be")
+    with pytest.raises(MediaError, match="not-a-folder"):
+        write_video(blocker / "out.mp4", constant_frames(2), 24)
