@@ -219,6 +219,24 @@ def _patch_config_from_keys(
     return config
 
 
+def _options_from_keys(
+    info: CheckpointInfo,
+    component: str,
+    config: Mapping[str, Any],
+    mapping: Mapping[str, str],
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """The Gemma depth the text projection expects is not in the config; its shape says it."""
+    if component != "text_projection" or "gemma_hidden_states" in options:
+        return options
+    hidden = options.get("gemma_hidden_size") or config["transformer"].get("caption_channels")
+    weight = next((raw for k, raw in mapping.items() if k.endswith("aggregate_embed.weight")), None)
+    if not hidden or weight is None:
+        return options
+    flat = info.tensors[weight].shape[-1]
+    return {**options, "gemma_hidden_states": flat // hidden} if flat % hidden == 0 else options
+
+
 def _choose_layout(
     info: CheckpointInfo, spec: Component, expected: Iterable[str], component: str
 ) -> dict[str, str]:
@@ -239,7 +257,7 @@ def _choose_layout(
     return best[1]
 
 
-def _builder(spec: Component) -> Callable[..., nn.Module]:
+def component_builder(spec: Component) -> Callable[..., nn.Module]:
     if callable(spec.builder):
         return spec.builder
     module_name, _, fn_name = spec.builder.partition(":")
@@ -301,14 +319,15 @@ def load_component(
         )
     cfg = _component_config(info, spec, config)
 
-    builder = _builder(spec)
+    builder = component_builder(spec)
     with torch.device("meta"):
         module = builder(cfg, **options)
     mapping = _choose_layout(info, spec, module.state_dict().keys(), component)
+    derived = _options_from_keys(info, component, cfg, mapping, options)
     patched = _patch_config_from_keys(cfg, component, mapping)
-    if patched is not cfg:
+    if patched is not cfg or derived is not options:
         with torch.device("meta"):
-            module = builder(patched, **options)
+            module = builder(patched, **derived)
 
     # 1. Quantisation changes which modules exist before anything is read.
     fp8_in_file = [k for k, raw in mapping.items() if info.tensors[raw].dtype.startswith("F8_")]
