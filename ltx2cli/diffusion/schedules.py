@@ -71,7 +71,9 @@ def ltx2_sigmas(
     nonzero = grid != 0
     sigmas = torch.zeros_like(grid)
     sigmas[nonzero] = exp_shift / (exp_shift + (1 / grid[nonzero] - 1))
-    if stretch:
+    # With one step the only nonzero sigma is 1 and stretching it is 0/0 (the reference
+    # returns NaN or 0.1 there); leave [1, 0] as it is.
+    if stretch and steps > 1:
         one_minus = 1.0 - sigmas[nonzero]
         scale = one_minus[-1] / (1.0 - terminal)
         sigmas[nonzero] = 1.0 - one_minus / scale

@@ -1,0 +1,185 @@
+"""Denoisers: the forward passes they request, the inputs they build and how they combine."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from ltx2cli.diffusion.denoisers import (
+    DeltaGuidedDenoiser,
+    GuidedDenoiser,
+    ModelCall,
+    Pass,
+    Perturbations,
+    SimpleDenoiser,
+    Skip,
+)
+from ltx2cli.diffusion.guidance import (
+    LTX_2_3_DEFAULTS,
+    LTX_2_3_HQ_DEFAULTS,
+    GuiderParams,
+    cfg_delta,
+)
+from ltx2cli.diffusion.patchify import VideoLatentShape, audio_latent_shape
+from ltx2cli.diffusion.state import AV, AudioGrid, VideoGrid, freeze
+
+SIGMA = 0.5
+VIDEO_SHAPE = VideoLatentShape(1, 4, 2, 2, 2)
+AUDIO_FRAMES = 3
+NUM_BLOCKS = 48
+# Velocity the fake model returns per pass; with zero latents x0 = −v·σ.
+VELOCITY = {Pass.COND: 1.0, Pass.UNCOND: 3.0, Pass.PERTURBED: 2.0, Pass.ISOLATED: 0.5}
+
+
+class FakeModel:
+    """Returns a constant velocity per pass kind and records every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[ModelCall] = []
+
+    def __call__(self, call: ModelCall) -> AV[torch.Tensor]:
+        self.calls.append(call)
+        v = VELOCITY[call.kind]
+        return AV(
+            video=None if call.video is None else torch.full_like(call.video.latent, v),
+            audio=None if call.audio is None else torch.full_like(call.audio.latent, v),
+        )
+
+
+def states() -> AV:
+    return AV(
+        video=VideoGrid(VIDEO_SHAPE, 24.0).initial_state(),
+        audio=AudioGrid(audio_latent_shape(AUDIO_FRAMES)).initial_state(),
+    )
+
+
+POSITIVE = AV(video=torch.ones(1, 5, 8), audio=torch.ones(1, 5, 4))
+NEGATIVE = AV(video=-torch.ones(1, 5, 8), audio=-torch.ones(1, 5, 4))
+
+
+@pytest.mark.parametrize(
+    ("video", "audio", "passes"),
+    [
+        (GuiderParams(), GuiderParams(), [Pass.COND]),
+        (GuiderParams(), GuiderParams(cfg_scale=7.0), [Pass.COND, Pass.UNCOND]),
+        (GuiderParams(stg_scale=1.0), GuiderParams(), [Pass.COND, Pass.PERTURBED]),
+        (GuiderParams(), GuiderParams(modality_scale=3.0), [Pass.COND, Pass.ISOLATED]),
+        (
+            LTX_2_3_DEFAULTS.video,
+            LTX_2_3_DEFAULTS.audio,
+            [Pass.COND, Pass.UNCOND, Pass.PERTURBED, Pass.ISOLATED],
+        ),
+        (
+            LTX_2_3_HQ_DEFAULTS.video,
+            LTX_2_3_HQ_DEFAULTS.audio,
+            [Pass.COND, Pass.UNCOND, Pass.ISOLATED],
+        ),
+    ],
+)
+def test_only_passes_with_an_active_scale_are_run(video, audio, passes):
+    model = FakeModel()
+    denoiser = GuidedDenoiser(model, POSITIVE, NEGATIVE, video=video, audio=audio)
+    steps = 3
+    for step in range(steps):
+        denoiser(states(), SIGMA, step)
+    assert len(model.calls) == steps * len(passes)
+    assert [call.kind for call in model.calls[: len(passes)]] == passes
+
+
+def test_perturbed_and_isolated_passes_skip_the_right_attention():
+    model = FakeModel()
+    video = GuiderParams(stg_scale=1.0, stg_blocks=(28,), modality_scale=3.0)
+    GuidedDenoiser(model, POSITIVE, video=video)(states(), SIGMA, 0)
+    by_kind = {call.kind: call.perturbations for call in model.calls}
+    assert by_kind[Pass.COND] == Perturbations()
+    stg = by_kind[Pass.PERTURBED]
+    assert stg.skipped(Skip.VIDEO_SELF_ATTN, 28)
+    assert not stg.skipped(Skip.VIDEO_SELF_ATTN, 27)
+    assert not stg.skipped(Skip.AUDIO_SELF_ATTN, 28)  # audio STG is off
+    isolated = by_kind[Pass.ISOLATED]
+    for block in (0, NUM_BLOCKS - 1):
+        assert isolated.skipped(Skip.A2V_CROSS_ATTN, block)
+        assert isolated.skipped(Skip.V2A_CROSS_ATTN, block)
+    assert not isolated.skipped(Skip.VIDEO_SELF_ATTN, 0)
+    keep = stg.keep_mask(NUM_BLOCKS)
+    assert keep.shape == (4, NUM_BLOCKS)
+    assert keep.sum() == 4 * NUM_BLOCKS - 1 and keep[Skip.VIDEO_SELF_ATTN, 28] == 0
+
+
+def test_uncond_pass_uses_each_modalitys_negative_context():
+    model = FakeModel()
+    negative = AV(video=NEGATIVE.video)
+    denoiser = GuidedDenoiser(model, POSITIVE, negative, video=GuiderParams(cfg_scale=3.0))
+    denoiser(states(), SIGMA, 0)
+    uncond = next(call for call in model.calls if call.kind is Pass.UNCOND)
+    assert uncond.video.context is NEGATIVE.video
+    assert uncond.audio.context is POSITIVE.audio  # audio has no CFG and no negative prompt
+    with pytest.raises(ValueError, match="negative context"):
+        GuidedDenoiser(FakeModel(), POSITIVE, audio=GuiderParams(cfg_scale=7.0))(states(), SIGMA, 0)
+
+
+def test_guided_x0_combines_the_passes():
+    params = GuiderParams(cfg_scale=3.0, stg_scale=1.0, modality_scale=3.0)
+    out = GuidedDenoiser(FakeModel(), POSITIVE, NEGATIVE, video=params)(states(), SIGMA, 0)
+    cond, uncond, perturbed, isolated = (-VELOCITY[kind] * SIGMA for kind in Pass)
+    expected = cond + 2 * (cond - uncond) + 1 * (cond - perturbed) + 2 * (cond - isolated)
+    assert torch.allclose(out.video, torch.full_like(out.video, expected))
+    assert torch.allclose(out.audio, torch.full_like(out.audio, cond))  # neutral audio guider
+
+
+def test_model_inputs_carry_per_token_timesteps_and_x0_is_per_token():
+    base = states().video
+    latent = torch.arange(base.latent.numel(), dtype=torch.float32).view_as(base.latent)
+    mask = base.denoise_mask.clone()
+    mask[:, :4] = 0.0
+    video = replace(base, latent=latent, denoise_mask=mask)
+    model = FakeModel()
+    out = SimpleDenoiser(model, POSITIVE)(AV(video=video), SIGMA, 0)
+    (call,) = model.calls
+    assert call.audio is None
+    assert call.video.sigma.tolist() == [SIGMA]
+    assert torch.equal(call.video.timesteps, mask * SIGMA)
+    assert call.video.positions is video.positions and call.video.enabled
+    assert torch.equal(out.video[:, :4], latent[:, :4])  # clean tokens come back unchanged
+    expected = latent[:, 4:] - VELOCITY[Pass.COND] * SIGMA
+    assert torch.allclose(out.video[:, 4:], expected)
+
+
+def test_frozen_stream_reports_sigma_zero():
+    model = FakeModel()
+    frozen = replace(states(), audio=freeze(states().audio))
+    out = SimpleDenoiser(model, POSITIVE)(frozen, SIGMA, 0)
+    call = model.calls[0]
+    assert call.audio.sigma.tolist() == [0.0]
+    assert not call.audio.timesteps.any()
+    assert torch.equal(out.audio, frozen.audio.latent)
+
+
+def test_skip_step_disables_the_modality_and_reuses_its_last_x0():
+    model = FakeModel()
+    denoiser = GuidedDenoiser(model, POSITIVE, video=GuiderParams(skip_step=1))
+    first = denoiser(states(), SIGMA, 0)
+    second = denoiser(states(), SIGMA, 1)
+    assert [c.video.enabled for c in model.calls] == [True, False]
+    assert [c.audio.enabled for c in model.calls] == [True, True]
+    assert second.video is first.video
+
+    both = GuidedDenoiser(
+        model, POSITIVE, video=GuiderParams(skip_step=1), audio=GuiderParams(skip_step=1)
+    )
+    last = both(states(), SIGMA, 0)
+    calls_before = len(model.calls)
+    assert both(states(), SIGMA, 1) is last
+    assert len(model.calls) == calls_before
+
+
+def test_delta_guided_denoiser_adds_the_delta_to_cond():
+    model = FakeModel()
+    denoiser = DeltaGuidedDenoiser(model, POSITIVE, NEGATIVE, lambda c, u: cfg_delta(c, u, 4.0))
+    out = denoiser(AV(video=states().video), SIGMA, 0)
+    assert [call.kind for call in model.calls] == [Pass.COND, Pass.UNCOND]
+    assert model.calls[1].video.context is NEGATIVE.video
+    cond, uncond = -VELOCITY[Pass.COND] * SIGMA, -VELOCITY[Pass.UNCOND] * SIGMA
+    assert torch.allclose(out.video, torch.full_like(out.video, cond + 3.0 * (cond - uncond)))
