@@ -172,7 +172,7 @@ def fake_hub():
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(hub))
     server.daemon_threads = True
     hub.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield hub
     server.shutdown()
@@ -262,7 +262,8 @@ def hub_env(fake_hub, tmp_path, monkeypatch, _isolated_home):
 
 def run_ltx2(*args: str, stdin: str | None = None, **extra_env: str) -> subprocess.CompletedProcess:
     """The real CLI as a subprocess, with the test's environment (plus `extra_env`)."""
-    env = {**os.environ, **extra_env}
+    # Wide COLUMNS: Rich wraps stderr at 80 columns off a terminal, which splits messages.
+    env = {**os.environ, "COLUMNS": "250", **extra_env}
     return subprocess.run(
         [sys.executable, "-m", "ltx2cli", *args],
         capture_output=True,

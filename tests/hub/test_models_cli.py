@@ -1,0 +1,182 @@
+"""`ltx2 models ...` as a real subprocess against the fake hub; every exit code is asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import (
+    CKPT_BYTES,
+    ENC_WEIGHTS,
+    GATED_REPO,
+    LORA_BYTES,
+    TINY_REPO,
+    blob_path,
+    run_ltx2,
+    sha256,
+)
+
+HUGE = 10**18
+SLOW_CHUNK_S = 0.01
+
+
+def test_help_shows_examples_for_group_and_leaves():
+    proc = run_ltx2("models", "--help")
+    assert proc.returncode == 0 and "Examples" in proc.stdout
+    for leaf in ("available", "pull", "list", "path", "rm", "verify", "import"):
+        leaf_help = run_ltx2("models", leaf, "--help")
+        assert leaf_help.returncode == 0
+        assert f"ltx2 models {leaf}" in leaf_help.stdout.replace("\n", " "), leaf
+
+
+def test_pull_shows_plan_licence_and_free_space_then_prints_paths(hub_env):
+    proc = run_ltx2("models", "pull", "--for", "distilled", "-y")
+    assert proc.returncode == 0, proc.stderr
+    assert "Total" in proc.stderr and "free in" in proc.stderr
+    assert proc.stderr.count("Licence:") == 1 and "Tiny Terms" in proc.stderr
+    lines = dict(line.split("\t")[:2] for line in proc.stdout.splitlines())
+    assert set(lines) == {"tiny-ckpt", "tiny-encoder"}
+    with open(lines["tiny-ckpt"], "rb") as f:
+        assert f.read() == CKPT_BYTES
+
+
+def test_pull_progress_bars_on_a_terminal(hub_env):
+    proc = run_ltx2("models", "pull", "tiny-lora", "-y", TTY_COMPATIBLE="1", COLUMNS="120")
+    assert proc.returncode == 0, proc.stderr
+    # One bar per file with the transfer column: 13 bytes x 2000 = 26.0 kB of 26.0 kB.
+    assert "lora.safetensors" in proc.stderr and "26.0/26.0 kB" in proc.stderr
+
+
+def test_pull_off_a_terminal_has_no_bars(hub_env):
+    proc = run_ltx2("models", "pull", "tiny-lora", "-y")
+    assert proc.returncode == 0
+    assert "26.0/26.0 kB" not in proc.stderr and "\x1b[" not in proc.stderr
+
+
+def test_pull_asks_before_downloading(hub_env, _isolated_home):
+    declined = run_ltx2("models", "pull", "tiny-lora", stdin="n\n")
+    assert declined.returncode == 1
+    assert "Download?" in declined.stderr and hub_env.gets("/cdn/") == []
+    accepted = run_ltx2("models", "pull", "tiny-lora", stdin="y\n")
+    assert accepted.returncode == 0, accepted.stderr
+    assert blob_path(_isolated_home, TINY_REPO, LORA_BYTES).read_bytes() == LORA_BYTES
+
+
+def test_pull_refuses_when_disk_space_is_short(hub_env):
+    hub_env.announced_size["huge.safetensors"] = HUGE
+    proc = run_ltx2("models", "pull", "huge-ckpt", "-y")
+    assert proc.returncode == 1
+    assert "not enough disk space" in proc.stderr and hub_env.gets("/cdn/") == []
+
+
+def test_concurrent_pulls_of_one_file_produce_one_good_blob(hub_env, _isolated_home):
+    hub_env.chunk_delay = SLOW_CHUNK_S  # keep the first transfer running while the second starts
+    cmd = [sys.executable, "-m", "ltx2cli", "models", "pull", "tiny-ckpt", "-y"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in "ab"]
+    codes = [p.wait(timeout=120) for p in procs]
+    assert codes == [0, 0], [p.stderr.read() for p in procs]
+    blob = blob_path(_isolated_home, TINY_REPO, CKPT_BYTES)
+    assert sha256(blob.read_bytes()) == sha256(CKPT_BYTES)
+    assert [p.name for p in blob.parent.iterdir()] == [blob.name]  # no stray partials
+    assert len(hub_env.gets("/cdn/")) == 1  # the second pull waited and reused the blob
+
+
+def test_rejected_token_is_reported_without_leaking_it(hub_env):
+    secret = "hf_badSECRETtoken"
+    proc = run_ltx2("--debug", "models", "pull", "tiny-lora", "-y", HF_TOKEN=secret)
+    assert proc.returncode == 1
+    assert "rejected your Hugging Face token" in proc.stderr
+    assert "Traceback" in proc.stderr  # --debug shows it, and still no token in it
+    assert secret not in proc.stderr + proc.stdout
+
+
+def test_gated_repo_says_how_to_get_access(hub_env):
+    proc = run_ltx2("models", "pull", "gated-encoder", "-y")
+    assert proc.returncode == 1
+    assert f"{GATED_REPO} is gated" in proc.stderr
+    assert "accept the licence" in proc.stderr and "hf auth login" in proc.stderr
+
+
+def test_offline_pull_sends_no_request(hub_env):
+    proc = run_ltx2("models", "pull", "tiny-ckpt", "-y", LTX2_OFFLINE="1")
+    assert proc.returncode == 1 and "offline mode is on" in proc.stderr
+    assert hub_env.requests == []
+
+
+def test_path_and_list_output_and_json(hub_env):
+    missing = run_ltx2("models", "path", "tiny-ckpt")
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert "ltx2 models pull tiny-ckpt" in missing.stderr and "1.0 MB" in missing.stderr
+    assert run_ltx2("models", "pull", "tiny-ckpt", "tiny-encoder", "-y").returncode == 0
+    path = run_ltx2("models", "path", "tiny-ckpt")
+    assert path.returncode == 0
+    with open(path.stdout.strip(), "rb") as f:
+        assert f.read() == CKPT_BYTES
+    listed = run_ltx2("models", "list", "--json")
+    assert listed.returncode == 0
+    rows = {r["name"]: r for r in map(json.loads, listed.stdout.splitlines())}
+    assert set(rows) == {"tiny-ckpt", "tiny-encoder"}
+    assert rows["tiny-ckpt"]["size"] == len(CKPT_BYTES)
+    assert rows["tiny-encoder"]["kind"] == "text-encoder"
+    plain = run_ltx2("models", "list")
+    assert plain.returncode == 0 and path.stdout.strip() in plain.stdout
+    available = run_ltx2("--json", "models", "available")
+    assert available.returncode == 0
+    marks = {r["name"]: r["installed"] for r in map(json.loads, available.stdout.splitlines())}
+    assert marks["tiny-ckpt"] is True and marks["tiny-lora"] is False
+
+
+def test_unknown_name_is_a_usage_error(hub_env):
+    proc = run_ltx2("models", "path", "tiny-ckp")
+    assert proc.returncode == 2 and "did you mean 'tiny-ckpt'" in proc.stderr
+
+
+def test_verify_catches_a_flipped_byte(hub_env, _isolated_home):
+    assert run_ltx2("models", "pull", "tiny-ckpt", "tiny-encoder", "-y").returncode == 0
+    clean = run_ltx2("models", "verify")
+    assert clean.returncode == 0 and clean.stdout.count("ok\t") == 3
+    blob = blob_path(_isolated_home, TINY_REPO, CKPT_BYTES)
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.chmod(0o644)
+    blob.write_bytes(bytes(data))
+    proc = run_ltx2("models", "verify", "--json")
+    assert proc.returncode == 1
+    status = {
+        (r["artifact"], r["file"]): r["status"] for r in map(json.loads, proc.stdout.splitlines())
+    }
+    assert status[("tiny-ckpt", "tiny.safetensors")] == "corrupt"
+    assert status[("tiny-encoder", "enc/config.json")] == "ok"
+    assert "ltx2 models rm -y tiny-ckpt" in proc.stderr
+
+
+def test_rm_reports_bytes_freed_and_deletes(hub_env, _isolated_home):
+    assert run_ltx2("models", "pull", "tiny-ckpt", "tiny-lora", "-y").returncode == 0
+    declined = run_ltx2("models", "rm", "tiny-ckpt", stdin="n\n")
+    assert declined.returncode == 1
+    proc = run_ltx2("models", "rm", "tiny-ckpt", "-y", "--json")
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout) == {"name": "tiny-ckpt", "freed": len(CKPT_BYTES)}
+    assert not blob_path(_isolated_home, TINY_REPO, CKPT_BYTES).exists()
+    assert run_ltx2("models", "path", "tiny-ckpt").returncode == 1
+    assert run_ltx2("models", "path", "tiny-lora").returncode == 0
+    again = run_ltx2("models", "rm", "tiny-ckpt", "-y")
+    assert again.returncode == 1 and "not installed" in again.stderr
+
+
+def test_import_uses_the_file_in_place(hub_env, tmp_path):
+    own = tmp_path / "ComfyUI" / "my.safetensors"
+    own.parent.mkdir()
+    own.write_bytes(ENC_WEIGHTS)
+    proc = run_ltx2("models", "import", str(own), "--as", "my-style", "--kind", "lora")
+    assert proc.returncode == 0, proc.stderr
+    path = run_ltx2("models", "path", "my-style")
+    assert path.returncode == 0 and path.stdout.strip() == str(own)
+    no_kind = run_ltx2("models", "import", str(own), "--as", "other-name")
+    assert no_kind.returncode == 2 and "--kind" in no_kind.stderr
+    absent = run_ltx2("models", "import", str(tmp_path / "nope"), "--as", "x", "--kind", "lora")
+    assert absent.returncode == 2
+    forgotten = run_ltx2("models", "rm", "my-style", "-y")
+    assert forgotten.returncode == 0 and own.read_bytes() == ENC_WEIGHTS
+    assert run_ltx2("models", "path", "my-style").returncode == 2
