@@ -23,9 +23,20 @@ TIMESTEP_CHANNELS = 256
 TIMESTEP_MAX_PERIOD = 10000.0
 
 
-def rms_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """`x / sqrt(mean(x², last dim) + eps)`, no weight."""
-    return F.rms_norm(x, (x.shape[-1],), eps=eps)
+def rms_norm(
+    x: torch.Tensor, eps: float = 1e-6, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """`x / sqrt(mean(x², last dim) + eps)` (times `weight` if given), accumulated in float32.
+
+    Same result as `F.rms_norm` up to rounding, in two passes over `x` instead of four (the
+    sum of squares comes from one `vector_norm` reduction).
+    """
+    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True, dtype=torch.float32)
+    inv = torch.rsqrt(norm.square() / x.shape[-1] + eps)
+    y = x * inv if x.dtype == torch.float32 else x.float() * inv
+    if weight is not None:
+        y = y * weight
+    return y.to(x.dtype)
 
 
 def timestep_sinusoids(

@@ -360,7 +360,7 @@ def _ada(table: torch.Tensor, mod: torch.Tensor, rows: slice) -> tuple[torch.Ten
 def _modulate(
     x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float
 ) -> torch.Tensor:
-    return rms_norm(x, eps) * (1 + scale) + shift
+    return torch.addcmul(shift, rms_norm(x, eps), 1 + scale)
 
 
 @dataclass(frozen=True)
@@ -431,7 +431,7 @@ class TransformerBlock(nn.Module):
             keep=keep,
             skip_attention=skip,
         )
-        x = x + h * gate
+        x = torch.addcmul(x, h, gate)
         normed = rms_norm(x, self.eps)
         # Text cross-attention: plain in 19B; 2.3 modulates the query (rows 6-8) and the prompt.
         if not self.cross_attention_adaln:
@@ -443,13 +443,14 @@ class TransformerBlock(nn.Module):
         )
         shift_kv, scale_kv = kv.unbind(dim=2)
         context = s.context * (1 + scale_kv) + shift_kv
-        return x + attn2(normed * (1 + scale_q) + shift_q, context, mask=s.context_mask) * gate_q
+        query = torch.addcmul(shift_q, normed, 1 + scale_q)
+        return torch.addcmul(x, attn2(query, context, mask=s.context_mask), gate_q)
 
     def _feed_forward(
         self, x: torch.Tensor, mod: torch.Tensor, table: torch.Tensor, ff: FeedForward
     ) -> torch.Tensor:
         shift, scale, gate = _ada(table, mod, slice(3, 6))
-        return x + ff(_modulate(x, scale, shift, self.eps)) * gate
+        return torch.addcmul(x, ff(_modulate(x, scale, shift, self.eps)), gate)
 
     @staticmethod
     def _av_values(table: torch.Tensor, s: _Stream, rows: slice) -> tuple[torch.Tensor, ...]:
@@ -506,8 +507,7 @@ class TransformerBlock(nn.Module):
                 pe=video.cross_pe,
                 k_pe=audio.cross_pe,
             )
-            h = h * gate
-            vx = vx + (h if p.a2v_keep is None else h * p.a2v_keep)
+            vx = torch.addcmul(vx, h, gate if p.a2v_keep is None else gate * p.a2v_keep)
         if run_v2a:
             scale_a, shift_a, gate = self._av_values(
                 self.scale_shift_table_a2v_ca_audio, audio, slice(2, 4)
@@ -521,8 +521,7 @@ class TransformerBlock(nn.Module):
                 pe=audio.cross_pe,
                 k_pe=video.cross_pe,
             )
-            h = h * gate
-            ax = ax + (h if p.v2a_keep is None else h * p.v2a_keep)
+            ax = torch.addcmul(ax, h, gate if p.v2a_keep is None else gate * p.v2a_keep)
 
         # 5-6. Feed-forwards (AdaLN rows 3-5).
         if run_v:
