@@ -1,0 +1,195 @@
+"""Audio VAE on tiny configs: lengths, causality, statistics, determinism, meta loading."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from ltx2cli.errors import CheckpointError
+from ltx2cli.models.audio_vae import (
+    AudioVAEConfig,
+    PerChannelStatistics,
+    audio_latent_frames,
+    build_audio_decoder,
+    build_audio_encoder,
+)
+
+RELEASED_LATENT_BINS = 16  # 64 mel bins through two stride-2 levels
+# Two shrunk configs; the statistics need ch == z_channels · latent mel bins (= mel_bins / 4).
+TINY = {
+    "z2": {"ch": 16, "z_channels": 2, "mel_bins": 32},
+    "z8": {"ch": 32, "z_channels": 8, "mel_bins": 16},
+}
+MEL_BINS = TINY["z2"]["mel_bins"]
+LATENT_BINS = MEL_BINS // 4
+SEED = 1234
+
+
+def _config(manifest, name: str = "z2", **extra) -> dict:
+    config = copy.deepcopy(manifest("ltx-2.3-22b")["config"])
+    config["audio_vae"]["model"]["params"]["ddconfig"].update(TINY[name], **extra)
+    return config
+
+
+def _models(config: dict, seed: int = SEED):
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
+    encoder, decoder = build_audio_encoder(config), build_audio_decoder(config)
+    encoder.init_weights(gen)
+    decoder.init_weights(gen)
+    return encoder.eval(), decoder.eval()
+
+
+# T' = ⌊⌊(T − 1)/2⌋/2⌋ + 1 (model.md §5.3), worked by hand; decoder gives 4T' − 3 back.
+@pytest.mark.parametrize(
+    ("mel_frames", "latent_frames", "decoded_frames"),
+    [(1, 1, 1), (4, 1, 1), (5, 2, 5), (17, 5, 17), (20, 5, 17), (33, 9, 33)],
+)
+@pytest.mark.parametrize("name", list(TINY))
+def test_encode_decode_lengths(manifest, name, mel_frames, latent_frames, decoded_frames):
+    encoder, decoder = _models(_config(manifest, name))
+    z, bins = TINY[name]["z_channels"], TINY[name]["mel_bins"]
+    mel = torch.randn(2, 2, mel_frames, bins)
+    with torch.no_grad():
+        latent = encoder(mel)
+        back = decoder(latent)
+    assert latent.shape == (2, z, latent_frames, bins // 4)
+    assert back.shape == (2, 2, decoded_frames, bins)
+    assert torch.isfinite(back).all()
+
+
+@pytest.mark.parametrize(("seconds", "frames"), [(121 / 24, 126), (5.0, 125), (1.0, 25), (0.2, 5)])
+def test_audio_latent_frames_is_25_per_second(seconds, frames):
+    assert audio_latent_frames(seconds) == frames
+
+
+def test_encoder_is_causal_in_time(manifest):
+    encoder, _ = _models(_config(manifest))
+    mel = torch.randn(1, 2, 17, MEL_BINS)
+    later = mel.clone()
+    later[:, :, 13:] = torch.randn(1, 2, 4, MEL_BINS)
+    with torch.no_grad():
+        a, b = encoder(mel), encoder(later)
+    # latent frame j sees mel frames ≤ 4j: frames 0..3 cannot see frame 13
+    torch.testing.assert_close(a[:, :, :4], b[:, :, :4], rtol=0, atol=1e-6)
+    assert (a[:, :, 4] - b[:, :, 4]).abs().max() > 1e-3
+
+
+def test_decoder_is_causal_in_time(manifest):
+    _, decoder = _models(_config(manifest))
+    latent = torch.randn(1, 2, 5, LATENT_BINS)
+    later = latent.clone()
+    later[:, :, 4] += 1.0
+    with torch.no_grad():
+        a, b = decoder(latent), decoder(later)
+    # each upsample maps frame i to inputs ≤ ⌊(i+1)/2⌋: latent 4 first reaches mel frame 13
+    torch.testing.assert_close(a[:, :, :13], b[:, :, :13], rtol=0, atol=1e-6)
+    assert (a[:, :, 13:] - b[:, :, 13:]).abs().max() > 1e-3
+
+
+def _patchify(x: torch.Tensor) -> torch.Tensor:
+    batch, channels, frames, bins = x.shape
+    return x.permute(0, 2, 1, 3).reshape(batch, frames, channels * bins)  # feature c·F + f
+
+
+def _unpatchify(tokens: torch.Tensor, channels: int) -> torch.Tensor:
+    batch, frames, features = tokens.shape
+    return tokens.reshape(batch, frames, channels, features // channels).permute(0, 2, 1, 3)
+
+
+def test_statistics_act_on_the_flattened_channel_major_features():
+    channels, bins = 8, 16
+    stats = PerChannelStatistics(channels * bins)
+    mean = torch.arange(channels * bins, dtype=torch.float32)
+    std = 1.0 + torch.arange(channels * bins, dtype=torch.float32) / 100
+    stats.get_buffer("mean-of-means").copy_(mean)
+    stats.get_buffer("std-of-means").copy_(std)
+    latent = torch.randn(2, channels, 3, bins)
+    expected = _unpatchify((_patchify(latent) - mean) / std, channels)
+    torch.testing.assert_close(stats.normalize(latent), expected)
+    # values reach ~100 after normalising, so the round trip is exact to float32 rounding
+    torch.testing.assert_close(
+        stats.denormalize(stats.normalize(latent)), latent, atol=1e-4, rtol=0
+    )
+
+
+def test_encoder_normalises_and_decoder_denormalises(manifest):
+    config = _config(manifest)
+    encoder, decoder = _models(config)
+    plain_encoder, plain_decoder = _models(config)
+    for module in (plain_encoder, plain_decoder):
+        stats = module.per_channel_statistics
+        stats.get_buffer("mean-of-means").zero_()
+        stats.get_buffer("std-of-means").fill_(1.0)
+    channels = TINY["z2"]["z_channels"]
+    mel = torch.randn(1, 2, 9, MEL_BINS)
+    with torch.no_grad():
+        mean = encoder.per_channel_statistics.get_buffer("mean-of-means")
+        std = encoder.per_channel_statistics.get_buffer("std-of-means")
+        raw = plain_encoder(mel)
+        torch.testing.assert_close(
+            encoder(mel), _unpatchify((_patchify(raw) - mean) / std, channels)
+        )
+        mean = decoder.per_channel_statistics.get_buffer("mean-of-means")
+        std = decoder.per_channel_statistics.get_buffer("std-of-means")
+        latent = torch.randn(1, channels, 3, LATENT_BINS)
+        unnormalised = _unpatchify(_patchify(latent) * std + mean, channels)
+        torch.testing.assert_close(decoder(latent), plain_decoder(unnormalised))
+
+
+def test_same_seed_same_weights_and_outputs(manifest):
+    config = _config(manifest)
+    (enc_a, dec_a), (enc_b, dec_b) = _models(config), _models(config)
+    for a, b in ((enc_a, enc_b), (dec_a, dec_b)):
+        for (key, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+            assert torch.equal(x, y), key
+    mel = torch.randn(1, 2, 12, MEL_BINS)
+    with torch.no_grad():
+        assert torch.equal(dec_a(enc_a(mel)), dec_a(enc_a(mel)))
+    other, _ = _models(config, seed=SEED + 1)
+    assert not torch.equal(other.conv_in.conv.weight, enc_a.conv_in.conv.weight)
+
+
+def test_meta_build_loads_state_dict_by_assignment(manifest):
+    config = _config(manifest)
+    encoder, decoder = _models(config)
+    with torch.device("meta"):
+        meta_encoder, meta_decoder = build_audio_encoder(config), build_audio_decoder(config)
+    meta_encoder.load_state_dict(encoder.state_dict(), strict=True, assign=True)
+    meta_decoder.load_state_dict(decoder.state_dict(), strict=True, assign=True)
+    mel = torch.randn(1, 2, 9, MEL_BINS)
+    with torch.no_grad():
+        torch.testing.assert_close(meta_decoder(meta_encoder(mel)), decoder(encoder(mel)))
+
+
+def test_config_defaults_equal_released_ddconfig(manifest):
+    for name in ("ltx-2-19b", "ltx-2.3-22b"):
+        assert AudioVAEConfig.from_checkpoint_config(manifest(name)["config"]) == AudioVAEConfig()
+    assert AudioVAEConfig().latent_mel_bins == RELEASED_LATENT_BINS
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ({"norm_type": "group"}, "norm_type"),
+        ({"mid_block_add_attention": True}, "mid_block_add_attention"),
+        ({"attn_resolutions": [64]}, "attn_resolutions"),
+        ({"causality_axis": "depth"}, "causality_axis"),
+        ({"ch": 48}, "ch=48"),
+        ({"z_channels": 0}, "z_channels"),
+    ],
+)
+def test_unsupported_configs_name_the_key(manifest, extra, key):
+    with pytest.raises(CheckpointError, match=key):
+        build_audio_encoder(_config(manifest, **extra))
+
+
+@pytest.mark.parametrize("axis", [None, "width"])
+def test_other_causality_axes_build_and_run(manifest, axis):
+    encoder, decoder = _models(_config(manifest, causality_axis=axis))
+    with torch.no_grad():
+        out = decoder(encoder(torch.randn(1, 2, 16, MEL_BINS)))
+    assert out.shape == (1, 2, 16 if axis is None else 13, MEL_BINS)
+    assert torch.isfinite(out).all()
