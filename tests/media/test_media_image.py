@@ -99,7 +99,7 @@ def test_crf_out_of_range_is_a_usage_error():
         crf_round_trip(torch.from_numpy(textured()), 52)
 
 
-# Marker geometry, as in test_read_video: 64x128 -> (32, 32) scales by 0.5 to 32x64 (an exact
+# Marker geometry, as in test_media_read_video: 64x128 -> (32, 32) scales by 0.5 to 32x64 (an exact
 # 2x bilinear downscale averages aligned 2x2 blocks) and crops left (64 - 32) // 2 = 16.
 @pytest.mark.parametrize(
     ("size", "rows", "cols", "want_rows", "want_cols"),
