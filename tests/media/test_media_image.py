@@ -16,6 +16,7 @@ from ltx2cli.media import (
     load_image,
     prepare_conditioning_image,
     to_model,
+    to_pixels,
 )
 
 #: EXIF orientation 6: the stored picture must be turned 90 degrees clockwise for display.
@@ -131,3 +132,11 @@ def test_prepare_returns_target_shape_in_model_range(tmp_path: Path, height: int
     assert frame.shape == (3, height, width)
     assert frame.dtype == torch.float32
     assert frame.min() >= -1 and frame.max() <= 1
+
+
+def test_pixel_levels_survive_model_range_exactly():
+    levels = torch.arange(256, dtype=torch.uint8).view(16, 16, 1).expand(16, 16, 3)
+    model = to_model(levels)
+    assert model.shape == (3, 16, 16)
+    assert model.min() == -1 and model.max() == 1  # 0 -> -1, 255 -> 1
+    assert torch.equal(to_pixels(model), levels)
