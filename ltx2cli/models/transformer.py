@@ -129,8 +129,11 @@ class TransformerConfig:
     caption_proj_before_connector: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.num_layers, int) or self.num_layers < 0:
+            raise CheckpointError(
+                f"transformer config num_layers={self.num_layers!r} must be a non-negative integer"
+            )
         for name in (
-            "num_layers",
             "num_attention_heads",
             "attention_head_dim",
             "audio_num_attention_heads",
