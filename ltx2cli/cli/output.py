@@ -46,7 +46,7 @@ class Output:
     @property
     def stderr(self) -> Console:
         if self._stderr is None:
-            self._stderr = Console(stderr=True, highlight=False)
+            self._stderr = Console(stderr=True, highlight=False, soft_wrap=True)
         return self._stderr
 
     @property
