@@ -1,0 +1,197 @@
+"""Conditioning items (pipelines.md §8): untouched tokens stay, masks and positions as
+described, appended tokens are removed cleanly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ltx2cli.diffusion.conditioning import (
+    AttentionStrength,
+    KeyframeGuide,
+    MaskedLatent,
+    ReferenceVideo,
+    ReplaceLatent,
+    TemporalRegionMask,
+    apply_conditioning,
+)
+from ltx2cli.diffusion.noise import gaussian, make_generator, noise_state
+from ltx2cli.diffusion.patchify import VideoLatentShape, audio_latent_shape, patchify_video
+from ltx2cli.diffusion.state import AV, AudioGrid, VideoGrid, clear_conditioning
+from ltx2cli.diffusion.steppers import euler_loop
+from ltx2cli.errors import UsageError
+
+FPS = 24.0
+CHANNELS = 4
+SHAPE = VideoLatentShape(1, CHANNELS, 3, 2, 3)  # 25 pixel frames, 64×96 px
+PER_FRAME = SHAPE.tokens_per_frame
+GRID = VideoGrid(SHAPE, FPS)
+SEED = 3
+TIME_TOL = 1e-6
+
+
+def image_latent(height: int = 2, width: int = 3, frames: int = 1) -> torch.Tensor:
+    torch.manual_seed(7)
+    return torch.randn(1, CHANNELS, frames, height, width)
+
+
+def target_state():
+    torch.manual_seed(0)
+    return GRID.initial_state(torch.randn(SHAPE.size))
+
+
+@pytest.mark.parametrize(("frame_index", "strength"), [(0, 1.0), (2, 0.8)])
+def test_replace_latent_conditions_one_frame_in_place(frame_index, strength):
+    state = target_state()
+    image = image_latent()
+    out = ReplaceLatent(image, frame_index, strength).apply(state, GRID)
+    frame = slice(frame_index * PER_FRAME, (frame_index + 1) * PER_FRAME)
+    others = torch.ones(SHAPE.token_count, dtype=torch.bool)
+    others[frame] = False
+    assert out.token_count == SHAPE.token_count
+    assert torch.equal(out.clean_latent[:, frame], patchify_video(image))
+    assert torch.allclose(out.denoise_mask[:, frame], torch.full((1, PER_FRAME, 1), 1 - strength))
+    assert torch.equal(out.clean_latent[:, others], state.clean_latent[:, others])
+    assert bool((out.denoise_mask[:, others] == 1).all())
+    assert torch.equal(out.latent, state.latent)
+    assert torch.equal(out.positions, state.positions)
+
+
+def test_noised_replaced_frame_is_clean_at_full_strength_and_mixed_below():
+    state = ReplaceLatent(image_latent(), 0, 1.0).apply(GRID.initial_state(), GRID)
+    noisy = noise_state(state, make_generator(SEED))
+    assert torch.equal(noisy.latent[:, :PER_FRAME], patchify_video(image_latent()))
+    partial = ReplaceLatent(image_latent(), 0, 0.75).apply(GRID.initial_state(), GRID)
+    noisy = noise_state(partial, make_generator(SEED))
+    noise = gaussian(partial.latent.shape, make_generator(SEED))
+    expected = 0.75 * patchify_video(image_latent()) + 0.25 * noise[:, :PER_FRAME]
+    assert torch.allclose(noisy.latent[:, :PER_FRAME], expected, atol=1e-6)
+    assert torch.equal(noisy.latent[:, PER_FRAME:], noise[:, PER_FRAME:])
+
+
+def test_replace_latent_rejects_bad_input():
+    with pytest.raises(ValueError):
+        ReplaceLatent(image_latent(height=4), 0).apply(target_state(), GRID)
+    with pytest.raises(UsageError, match="latent frame 3"):
+        ReplaceLatent(image_latent(), 3).apply(target_state(), GRID)
+    with pytest.raises(UsageError, match=r"strength 1\.5"):
+        ReplaceLatent(image_latent(), 0, 1.5).apply(target_state(), GRID)
+
+
+@pytest.mark.parametrize(("frame_index", "time_bounds"), [(16, (16, 17)), (0, (0, 1))])
+def test_keyframe_guide_appends_tokens_with_their_own_positions(frame_index, time_bounds):
+    state = target_state()
+    keyframe = image_latent()
+    out = KeyframeGuide(keyframe, frame_index, strength=0.9).apply(state, GRID)
+    new = slice(SHAPE.token_count, None)
+    assert out.token_count == SHAPE.token_count + PER_FRAME
+    assert out.target_tokens == SHAPE.token_count
+    assert torch.equal(out.latent[:, : SHAPE.token_count], state.latent)
+    assert torch.equal(out.clean_latent[:, : SHAPE.token_count], state.clean_latent)
+    assert not out.latent[:, new].any()  # placeholder zeros
+    assert torch.equal(out.clean_latent[:, new], patchify_video(keyframe))
+    assert torch.allclose(out.denoise_mask[:, new], torch.full((1, PER_FRAME, 1), 0.1))
+    time, y, x = out.positions[0, :, new]
+    start, end = time_bounds
+    assert time[0].tolist() == pytest.approx([start / FPS, end / FPS], abs=TIME_TOL)
+    assert y[PER_FRAME - 1].tolist() == [32.0, 64.0]  # row 1
+    assert x[PER_FRAME - 1].tolist() == [64.0, 96.0]  # column 2
+    assert out.attention_mask is None
+
+
+def test_keyframe_outside_the_video_is_refused():
+    with pytest.raises(UsageError, match="frame 25"):
+        KeyframeGuide(image_latent(), 25).apply(target_state(), GRID)
+
+
+def test_reference_video_positions_are_scaled_onto_the_target_frame():
+    state = target_state()
+    reference = image_latent(height=1, width=2, frames=2)  # half resolution, 9 pixel frames
+    out = ReferenceVideo(reference, downscale_factor=2).apply(state, GRID)
+    ref_positions = out.positions[0, :, SHAPE.token_count :]
+    assert out.token_count == SHAPE.token_count + 4
+    # token (f=1, h=0, w=1): pixel frames [1, 9), spatial [0, 32)·2 and [32, 64)·2
+    time, y, x = ref_positions[:, 3]
+    assert time.tolist() == pytest.approx([1 / FPS, 9 / FPS], abs=TIME_TOL)
+    assert y.tolist() == [0.0, 64.0] and x.tolist() == [64.0, 128.0]
+    assert bool((out.denoise_mask[:, SHAPE.token_count :] == 0).all())
+
+
+def test_reference_video_at_a_lower_frame_rate_ends_with_the_target():
+    out = ReferenceVideo(image_latent(frames=2), temporal_scale_factor=2).apply(
+        target_state(), GRID
+    )
+    time = out.positions[0, 0, SHAPE.token_count :]
+    # spaced at fps/2 and shifted back by 1/fps: frame 1 [1, 9)/12 − 1/24 = [1, 17)/24
+    assert time[PER_FRAME].tolist() == pytest.approx([1 / FPS, 17 / FPS], abs=TIME_TOL)
+    assert time[0].tolist() == pytest.approx([0.0, 1 / FPS], abs=TIME_TOL)  # clamped at 0
+
+
+def test_attention_strength_builds_the_block_mask():
+    state = target_state()
+    first = AttentionStrength(ReferenceVideo(image_latent()), 0.5)
+    second = AttentionStrength(KeyframeGuide(image_latent(), 8), torch.full((PER_FRAME,), 0.25))
+    out = apply_conditioning(state, [first, second], GRID)
+    n, m = SHAPE.token_count, PER_FRAME
+    mask = out.attention_mask[0]
+    assert mask.shape == (n + 2 * m, n + 2 * m)
+    target, group1, group2 = slice(0, n), slice(n, n + m), slice(n + m, None)
+    assert bool((mask[target, target] == 1).all())
+    assert bool((mask[group1, group1] == 1).all()) and bool((mask[group2, group2] == 1).all())
+    assert bool((mask[target, group1] == 0.5).all()) and bool((mask[group1, target] == 0.5).all())
+    assert bool((mask[target, group2] == 0.25).all())
+    assert bool((mask[group1, group2] == 0).all()) and bool((mask[group2, group1] == 0).all())
+    # an unwrapped item after a mask exists sees the target fully, earlier groups not at all
+    third = KeyframeGuide(image_latent(), 16).apply(out, GRID).attention_mask[0]
+    group3 = slice(n + 2 * m, None)
+    assert bool((third[target, group3] == 1).all()) and bool((third[group1, group3] == 0).all())
+
+
+def test_temporal_region_mask_for_video_and_audio():
+    # 121 frames at 24 fps, window [1, 2) s. Latent frame f covers [(8f − 7)/24, (8f + 1)/24):
+    # (8f + 1)/24 > 1 → f ≥ 3 and (8f − 7)/24 < 2 → f ≤ 6.
+    video_grid = VideoGrid(VideoLatentShape(1, CHANNELS, 16, 1, 2), FPS)
+    video = TemporalRegionMask(1.0, 2.0).apply(video_grid.initial_state(), video_grid)
+    per_frame = video.denoise_mask[0, :, 0].view(16, 2)[:, 0]
+    assert per_frame.tolist() == [1.0 if 3 <= f <= 6 else 0.0 for f in range(16)]
+    # Audio token t covers [max(0, 4t − 3)·0.01, (4t + 1)·0.01): t = 25 … 50 overlap [1, 2).
+    audio_grid = AudioGrid(audio_latent_shape(126))
+    audio = TemporalRegionMask(1.0, 2.0).apply(audio_grid.initial_state(), audio_grid)
+    assert audio.denoise_mask[0, :, 0].tolist() == [
+        1.0 if 25 <= t <= 50 else 0.0 for t in range(126)
+    ]
+
+
+def test_masked_latent_keeps_the_marked_region():
+    state = target_state()
+    source = torch.randn(SHAPE.size)
+    keep = torch.zeros(1, SHAPE.frames, SHAPE.height, SHAPE.width)
+    keep[:, :, 0, :] = 1.0  # keep the top latent row of every frame
+    out = MaskedLatent(source, keep, strength=1.0).apply(state, GRID)
+    kept = keep.reshape(1, -1).bool()
+    assert torch.equal(out.clean_latent[kept], patchify_video(source)[kept])
+    assert torch.equal(out.clean_latent[~kept], state.clean_latent[~kept])
+    assert out.denoise_mask[0, :, 0].tolist() == (1 - keep.reshape(-1)).tolist()
+
+
+def test_appended_tokens_are_removed_cleanly_after_denoising():
+    state = target_state()
+    items = [
+        ReplaceLatent(image_latent(), 0),
+        AttentionStrength(ReferenceVideo(image_latent()), 0.5),
+        KeyframeGuide(image_latent(), 16, strength=0.5),
+    ]
+    conditioned = noise_state(apply_conditioning(state, items, GRID), make_generator(SEED))
+
+    def denoise(current: AV, sigma: float, step: int) -> AV:
+        return AV(video=torch.zeros_like(current.video.latent))
+
+    done = euler_loop(AV(video=conditioned), [1.0, 0.5, 0.0], denoise).video
+    cleared = clear_conditioning(done)
+    assert cleared.token_count == SHAPE.token_count
+    assert torch.equal(cleared.positions, GRID.positions())
+    assert bool((cleared.denoise_mask == 1).all()) and cleared.attention_mask is None
+    dense = GRID.unpatchify(cleared)
+    assert dense.shape == SHAPE.size
+    assert torch.equal(dense[:, :, 0], image_latent()[:, :, 0])  # conditioned frame kept
+    assert not dense[:, :, 1:].any()  # generated frames follow the model's x0

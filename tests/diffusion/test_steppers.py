@@ -1,0 +1,216 @@
+"""Euler, gradient estimation and res_2s (pipelines.md §5–6) with synthetic denoisers."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from ltx2cli.diffusion.denoisers import ModelCall, SimpleDenoiser
+from ltx2cli.diffusion.noise import make_generator, noise_states
+from ltx2cli.diffusion.patchify import VideoLatentShape, audio_latent_shape
+from ltx2cli.diffusion.schedules import DISTILLED_SIGMAS_STAGE_1, ltx2_sigmas
+from ltx2cli.diffusion.state import AV, AudioGrid, VideoGrid
+from ltx2cli.diffusion.steppers import (
+    euler_loop,
+    euler_step,
+    gradient_estimation_loop,
+    phi,
+    res2s_coefficients,
+    res2s_loop,
+    res2s_sde_step,
+    sde_coefficients,
+)
+
+SEED = 10
+SHAPE = VideoLatentShape(1, 4, 2, 3, 3)
+AUDIO = audio_latent_shape(5)
+FPS = 24.0
+CONTEXTS = AV(video=torch.zeros(1, 2, 3), audio=torch.zeros(1, 2, 3))
+RES2S_FINAL_SIGMA = 0.0011
+
+
+def noisy_states(clean: AV) -> tuple[AV, AV]:
+    """States whose clean latents are `clean`, fully noised; also returns the noise."""
+    base = AV(
+        video=VideoGrid(SHAPE, FPS).initial_state(clean.video),
+        audio=AudioGrid(AUDIO).initial_state(clean.audio),
+    )
+    noisy = noise_states(base, make_generator(SEED))
+    noise = AV(video=noisy.video.latent, audio=noisy.audio.latent)
+    return noisy, noise
+
+
+def clean_latents() -> AV:
+    torch.manual_seed(1)
+    return AV(video=torch.randn(SHAPE.size), audio=torch.randn(AUDIO.size))
+
+
+class PerfectVelocity:
+    """A model that knows the clean latents: v = (x − x0)/t, the velocity that points each
+    token exactly at its clean value (on the straight path this is noise − x0)."""
+
+    def __init__(self, clean: AV) -> None:
+        self.x0 = AV(
+            video=clean.video.flatten(2).transpose(1, 2),
+            audio=clean.audio.permute(0, 2, 1, 3).flatten(2),
+        )
+        self.calls = 0
+
+    def __call__(self, call: ModelCall) -> AV[torch.Tensor]:
+        self.calls += 1
+        return AV(
+            video=(call.video.latent - self.x0.video) / call.video.timesteps,
+            audio=(call.audio.latent - self.x0.audio) / call.audio.timesteps,
+        )
+
+
+def test_euler_step_formula_and_landing_on_x0():
+    x, x0 = torch.tensor([2.0]), torch.tensor([0.5])
+    # v = (2 − 0.5)/0.8 = 1.875; x' = 2 + 1.875·(0.3 − 0.8)
+    assert euler_step(x, x0, 0.8, 0.3).item() == pytest.approx(2 - 1.875 * 0.5)
+    assert euler_step(x, x0, 0.8, 0.0).item() == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    "sigmas", [ltx2_sigmas(8), torch.tensor(DISTILLED_SIGMAS_STAGE_1)], ids=["ltx2", "distilled"]
+)
+def test_euler_with_a_perfect_velocity_recovers_the_clean_latent(sigmas):
+    clean = clean_latents()
+    states, _ = noisy_states(clean)
+    model = PerfectVelocity(clean)
+    progress: list[tuple[int, int]] = []
+    out = euler_loop(states, sigmas, SimpleDenoiser(model, CONTEXTS), lambda *p: progress.append(p))
+    steps = len(sigmas) - 1
+    assert model.calls == steps
+    assert progress[-1] == (steps, steps)
+    assert torch.allclose(VideoGrid(SHAPE, FPS).unpatchify(out.video), clean.video, atol=1e-5)
+    assert torch.allclose(AudioGrid(AUDIO).unpatchify(out.audio), clean.audio, atol=1e-5)
+
+
+def test_euler_follows_the_straight_flow_matching_path():
+    clean = clean_latents()
+    states, noise = noisy_states(clean)
+    model = PerfectVelocity(clean)
+    half = euler_loop(states, [1.0, 0.5], SimpleDenoiser(model, CONTEXTS))
+    expected = 0.5 * model.x0.video + 0.5 * noise.video
+    assert torch.allclose(half.video.latent, expected, atol=1e-6)
+
+
+def test_loop_keeps_clean_conditioning_tokens_whatever_the_model_says():
+    clean = clean_latents()
+    states, _ = noisy_states(clean)
+    mask = states.video.denoise_mask.clone()
+    mask[:, :9] = 0.0
+    video = replace(states.video, denoise_mask=mask)
+    video = replace(video, latent=torch.where(mask.bool(), video.latent, video.clean_latent))
+
+    def garbage(current: AV, sigma: float, step: int) -> AV:
+        return AV(video=torch.full_like(current.video.latent, 7.0))
+
+    out = euler_loop(AV(video=video), ltx2_sigmas(4), garbage)
+    assert torch.equal(out.video.latent[:, :9], video.clean_latent[:, :9])
+    assert torch.allclose(out.video.latent[:, 9:], torch.full_like(out.video.latent[:, 9:], 7.0))
+
+
+def test_gradient_estimation_extrapolates_the_velocity():
+    # One scalar token, sigmas 1 → 0.5 → 0.25 → 0, x0 estimates 0, 0.2, 0.9.
+    # Step 0: v0 = 1, x1 = 0.5. Step 1: v1 = (0.5 − 0.2)/0.5 = 0.6,
+    # v = 2·(0.6 − 1) + 1 = 0.2, x2 = 0.5 − 0.25·0.2 = 0.45 (plain Euler: 0.35).
+    base = VideoGrid(VideoLatentShape(1, 1, 1, 1, 1), FPS).initial_state(torch.ones(1, 1, 1, 1, 1))
+    estimates = [0.0, 0.2, 0.9]
+    seen: list[float] = []
+
+    def denoise(current: AV, sigma: float, step: int) -> AV:
+        seen.append(current.video.latent.item())
+        return AV(video=torch.full_like(current.video.latent, estimates[step]))
+
+    out = gradient_estimation_loop(AV(video=base), [1.0, 0.5, 0.25, 0.0], denoise)
+    assert seen == pytest.approx([1.0, 0.5, 0.45])
+    assert out.video.latent.item() == pytest.approx(0.9)
+    seen.clear()
+    euler_loop(AV(video=base), [1.0, 0.5, 0.25, 0.0], denoise)
+    assert seen == pytest.approx([1.0, 0.5, 0.35])
+
+
+def test_phi_functions_and_res2s_coefficients():
+    assert phi(1, 0.0) == 1.0 and phi(2, 0.0) == 0.5
+    h = math.log(2.0)
+    assert phi(1, -h) == pytest.approx((math.exp(-h) - 1) / -h)
+    assert phi(2, -h) == pytest.approx((math.exp(-h) - 1 + h) / h**2)
+    a21, b1, b2 = res2s_coefficients(h)
+    assert a21 == pytest.approx(0.5 * (math.exp(-h / 2) - 1) / (-h / 2))
+    assert b1 + b2 == pytest.approx(phi(1, -h))
+    # Tiny steps reduce to the explicit midpoint rule: a21 = 1/2, b1 = 0, b2 = 1.
+    assert res2s_coefficients(1e-12) == pytest.approx((0.5, 0.0, 1.0))
+
+
+def test_sde_coefficients_are_variance_preserving():
+    sigma_next = torch.tensor(0.5, dtype=torch.float64)
+    alpha, down, up = sde_coefficients(sigma_next, sigma_up=0.5 * sigma_next)
+    assert up.item() == pytest.approx(0.25)
+    residual = math.sqrt(0.5**2 - 0.25**2)
+    assert alpha.item() == pytest.approx(0.5 + residual)
+    assert (alpha * down).item() == pytest.approx(residual)
+    assert (alpha * (1 - down)).item() == pytest.approx(1 - 0.5)  # signal coefficient 1 − σ'
+    alpha, down, up = sde_coefficients(sigma_next)
+    assert (alpha.item(), down.item(), up.item()) == (1.0, 0.5, 0.0)
+
+
+def test_res2s_sde_step_on_the_straight_path():
+    x0, eps, fresh = torch.tensor([0.3]), torch.tensor([-1.2]), torch.tensor([0.7])
+    sigma, sigma_next = torch.tensor(0.8), torch.tensor(0.4)
+    sample = (1 - sigma) * x0 + sigma * eps
+    target = (1 - sigma_next) * x0 + sigma_next * eps
+    out = res2s_sde_step(sample, target, sigma, sigma_next, fresh)
+    up = 0.5 * 0.4
+    expected = (1 - 0.4) * x0 + math.sqrt(0.4**2 - up**2) * eps + up * fresh
+    assert torch.allclose(out, expected, atol=1e-6)
+    assert res2s_sde_step(sample, target, sigma, torch.tensor(0.0), fresh) is target
+
+
+def test_res2s_evaluates_twice_per_step_plus_a_final_denoise():
+    clean = clean_latents()
+    states, _ = noisy_states(clean)
+    seen: list[tuple[float, int]] = []
+    model = PerfectVelocity(clean)
+    simple = SimpleDenoiser(model, CONTEXTS)
+
+    def denoise(current: AV, sigma: float, step: int) -> AV:
+        seen.append((sigma, step))
+        return simple(current, sigma, step)
+
+    sigmas = ltx2_sigmas(3)
+    out = res2s_loop(states, sigmas, denoise)
+    assert len(seen) == 2 * 3 + 1
+    s0, s1 = float(sigmas[0]), float(sigmas[1])
+    assert seen[0] == (pytest.approx(s0), 0)
+    assert seen[1] == (pytest.approx(math.sqrt(s0 * s1)), 0)
+    assert seen[-1] == (pytest.approx(RES2S_FINAL_SIGMA), 3)
+    # The final denoise returns the model's x0, exact for a perfect model.
+    assert torch.allclose(out.video.latent, model.x0.video, atol=1e-5)
+    assert out.video.latent.dtype == states.video.latent.dtype
+
+    seen.clear()
+    res2s_loop(states, [1.0, 0.5, 0.2], denoise)
+    assert len(seen) == 2 * 2  # no trailing zero: no final denoise
+
+
+def test_res2s_noise_depends_only_on_its_own_seed():
+    states, _ = noisy_states(clean_latents())
+
+    def run(seed: int) -> list[torch.Tensor]:
+        latents: list[torch.Tensor] = []
+
+        def denoise(current: AV, sigma: float, step: int) -> AV:
+            latents.append(current.video.latent.clone())
+            return AV(video=torch.zeros_like(current.video.latent), audio=current.audio.latent)
+
+        res2s_loop(states, [1.0, 0.6, 0.3, 0.0], denoise, noise_seed=seed)
+        return latents
+
+    first, again, other = run(-1), run(-1), run(5)
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not torch.equal(first[1], other[1])  # the midpoint carries the substep noise
