@@ -221,7 +221,11 @@ class GuidedDenoiser:
         return states.map(pick)
 
     def __call__(self, states: AV[LatentState], sigma: float, step: int) -> AV[torch.Tensor]:
-        params = AV(video=self.video.at(sigma), audio=self.audio.at(sigma))
+        # An absent modality's guidance must not add passes.
+        params = AV(
+            video=self.video.at(sigma) if states.video is not None else GuiderParams(),
+            audio=self.audio.at(sigma) if states.audio is not None else GuiderParams(),
+        )
         skipping = AV(video=params.video.skips(step), audio=params.audio.skips(step))
         if all(getattr(skipping, name) for name, _ in states.items()):
             return self.last

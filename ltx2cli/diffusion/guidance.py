@@ -127,26 +127,40 @@ class GenerationDefaults:
     audio: GuiderParams = field(default_factory=GuiderParams)
 
 
-LTX_2_DEFAULTS = GenerationDefaults(
-    steps=40,
-    video=GuiderParams(
-        cfg_scale=3.0, stg_scale=1.0, stg_blocks=(29,), rescale_scale=0.7, modality_scale=3.0
-    ),
-    audio=GuiderParams(
-        cfg_scale=7.0, stg_scale=1.0, stg_blocks=(29,), rescale_scale=0.7, modality_scale=3.0
-    ),
-)
+# Reference defaults (ltx_pipelines constants). 2.0 and 2.3 share the scales.
+DEFAULT_VIDEO_CFG = 3.0
+DEFAULT_AUDIO_CFG = 7.0
+DEFAULT_STG = 1.0
+DEFAULT_RESCALE = 0.7
+DEFAULT_MODALITY = 3.0
+LTX_2_STEPS = 40
+LTX_2_STG_BLOCKS = (29,)
+LTX_2_3_STEPS = 30
 LTX_2_3_STG_BLOCKS = (28,)
+HQ_STEPS = 15
+HQ_VIDEO_RESCALE = 0.45
+HQ_AUDIO_RESCALE = 1.0
+
+_VIDEO = GuiderParams(
+    cfg_scale=DEFAULT_VIDEO_CFG,
+    stg_scale=DEFAULT_STG,
+    stg_blocks=LTX_2_STG_BLOCKS,
+    rescale_scale=DEFAULT_RESCALE,
+    modality_scale=DEFAULT_MODALITY,
+)
+_AUDIO = replace(_VIDEO, cfg_scale=DEFAULT_AUDIO_CFG)
+
+LTX_2_DEFAULTS = GenerationDefaults(steps=LTX_2_STEPS, video=_VIDEO, audio=_AUDIO)
 LTX_2_3_DEFAULTS = GenerationDefaults(
-    steps=30,
-    video=replace(LTX_2_DEFAULTS.video, stg_blocks=LTX_2_3_STG_BLOCKS),
-    audio=replace(LTX_2_DEFAULTS.audio, stg_blocks=LTX_2_3_STG_BLOCKS),
+    steps=LTX_2_3_STEPS,
+    video=replace(_VIDEO, stg_blocks=LTX_2_3_STG_BLOCKS),
+    audio=replace(_AUDIO, stg_blocks=LTX_2_3_STG_BLOCKS),
 )
 # HQ (res_2s) pipeline: STG off, so 3 passes per step.
 LTX_2_3_HQ_DEFAULTS = GenerationDefaults(
-    steps=15,
-    video=replace(LTX_2_DEFAULTS.video, stg_scale=NEUTRAL_STG, stg_blocks=(), rescale_scale=0.45),
-    audio=replace(LTX_2_DEFAULTS.audio, stg_scale=NEUTRAL_STG, stg_blocks=(), rescale_scale=1.0),
+    steps=HQ_STEPS,
+    video=replace(_VIDEO, stg_scale=NEUTRAL_STG, stg_blocks=(), rescale_scale=HQ_VIDEO_RESCALE),
+    audio=replace(_AUDIO, stg_scale=NEUTRAL_STG, stg_blocks=(), rescale_scale=HQ_AUDIO_RESCALE),
 )
 
 

@@ -127,6 +127,21 @@ def check_video_size(num_frames: int, height: int, width: int, multiple: int = 3
             )
 
 
+def snap_frames(num_frames: int) -> int:
+    """The largest valid frame count (8k+1) not above `num_frames` (at least 1)."""
+    time = VIDEO_SCALE_FACTORS.time
+    return max(0, num_frames - 1) // time * time + 1
+
+
+def frames_for_duration(duration_s: float, fps: float) -> int:
+    """A valid frame count for a duration: round(duration · fps) snapped down to 8k+1."""
+    if fps <= 0:
+        raise UsageError(f"--frame-rate {fps} must be positive", "use e.g. 24 or 25")
+    if duration_s <= 0:
+        raise UsageError(f"duration {duration_s} s must be positive", "use e.g. 5")
+    return snap_frames(round(duration_s * fps))
+
+
 def video_latent_shape(
     num_frames: int,
     height: int,

@@ -88,6 +88,13 @@ def test_only_passes_with_an_active_scale_are_run(video, audio, passes):
     assert [call.kind for call in model.calls[: len(passes)]] == passes
 
 
+def test_an_absent_modalitys_guidance_adds_no_passes():
+    model = FakeModel()
+    denoiser = GuidedDenoiser(model, POSITIVE, NEGATIVE, audio=LTX_2_3_DEFAULTS.audio)
+    denoiser(AV(video=states().video), SIGMA, 0)
+    assert [call.kind for call in model.calls] == [Pass.COND]
+
+
 def test_perturbed_and_isolated_passes_skip_the_right_attention():
     model = FakeModel()
     video = GuiderParams(stg_scale=1.0, stg_blocks=(28,), modality_scale=3.0)

@@ -12,8 +12,10 @@ from ltx2cli.diffusion.patchify import (
     audio_latent_frames_for_video,
     audio_latent_shape,
     audio_positions,
+    frames_for_duration,
     patchify_audio,
     patchify_video,
+    snap_frames,
     unpatchify_audio,
     unpatchify_video,
     video_latent_shape,
@@ -52,6 +54,21 @@ def test_invalid_video_sizes_name_the_value_and_the_fix(frames, height, width, m
         video_latent_shape(frames, height, width)
     assert message in err.value.message
     assert err.value.hint == hint
+
+
+@pytest.mark.parametrize(
+    ("duration", "fps", "frames"), [(5.0, 24.0, 113), (5.05, 24.0, 121), (4.0, 25.0, 97)]
+)
+def test_frames_for_duration_snap_down_to_8k_plus_1(duration, fps, frames):
+    # round(5·24) = 120 → 113; round(5.05·24) = 121; round(4·25) = 100 → 97
+    assert frames_for_duration(duration, fps) == frames
+    assert (frames - 1) % 8 == 0
+
+
+def test_snap_frames():
+    assert [snap_frames(n) for n in (1, 8, 9, 120, 121)] == [1, 1, 9, 113, 121]
+    with pytest.raises(UsageError):
+        frames_for_duration(0.0, 24.0)
 
 
 def test_two_stage_sizes_need_multiples_of_64():
