@@ -1,0 +1,91 @@
+"""Fast start: `ltx2 --help` and every `ltx2 CMD --help` stay free of the heavy libraries.
+
+Commands are discovered from the Typer app, so commands registered later are covered too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import typer
+
+from ltx2cli.cli.app import app
+
+HEAVY = ("torch", "numpy", "transformers", "safetensors", "av", "PIL")
+
+
+def command_paths() -> list[tuple[str, ...]]:
+    """Every visible command and sub-command path, the root first."""
+    paths: list[tuple[str, ...]] = [()]
+
+    def walk(command, prefix: tuple[str, ...]) -> None:
+        for name, sub in sorted(getattr(command, "commands", {}).items()):
+            if sub.hidden:
+                continue
+            paths.append((*prefix, name))
+            walk(sub, (*prefix, name))
+
+    walk(typer.main.get_command(app), ())
+    return paths
+
+
+# One fresh interpreter runs the real entry point for every path in turn and records, per path,
+# the exit code, whether help was printed and which heavy modules appeared during that run (the
+# first run also pays for importing the app and every command module).
+PROBE = """
+import contextlib, io, json, os, sys
+heavy = json.loads(os.environ["PROBE_HEAVY"])
+from ltx2cli.cli.app import main
+seen, report = set(), []
+for args in json.loads(os.environ["PROBE_ARGS"]):
+    buffer, code = io.StringIO(), 0
+    with contextlib.redirect_stdout(buffer):
+        try:
+            main(args)
+        except SystemExit as exc:
+            code = exc.code or 0
+    new = sorted(m for m in heavy if m in sys.modules and m not in seen)
+    seen.update(new)
+    report.append({"args": args, "code": code, "stdout": buffer.getvalue(), "heavy": new})
+with open(os.environ["PROBE_REPORT"], "w") as fh:
+    json.dump(report, fh)
+"""
+RUNS = [[*path, "--help"] for path in command_paths()] + [
+    ["presets", "list"],
+    ["presets", "show", "fast"],
+]
+
+
+@pytest.fixture(scope="module")
+def probe_report(tmp_path_factory) -> dict[str, dict]:
+    report = tmp_path_factory.mktemp("probe") / "report.json"
+    env = {
+        **os.environ,
+        "PROBE_REPORT": str(report),
+        "PROBE_HEAVY": json.dumps(HEAVY),
+        "PROBE_ARGS": json.dumps(RUNS),
+        "LTX2_HOME": str(report.parent),
+    }
+    proc = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env)
+    assert report.is_file(), proc.stderr
+    return {" ".join(run["args"]): run for run in json.loads(report.read_text())}
+
+
+@pytest.mark.parametrize("args", RUNS, ids=" ".join)
+def test_commands_do_not_import_heavy_libraries(args, probe_report):
+    run = probe_report[" ".join(args)]
+    assert run["code"] == 0, run["stdout"]
+    if "--help" in args:
+        assert "Usage" in run["stdout"]
+    assert run["heavy"] == [], f"`ltx2 {' '.join(args)}` imported {run['heavy']}"
+
+
+def test_discovery_sees_the_registered_commands():
+    paths = command_paths()
+    assert ("presets", "list") in paths
+    assert ["presets", "show", "--help"] in RUNS
+    assert ("env",) in paths
