@@ -6,8 +6,10 @@
   `model_version` for LTX-2.3). The configs shrink layers, heads and channel widths but keep
   every structural feature of their generation (2.3: cross-attention AdaLN, gated attention,
   feature extractor V2, non-residual VAE decoder, BigVGAN + BWE vocoder).
-- The latent interface stays real (128 video latent channels, 8 × 16 audio latent features,
-  64 mel bins), so the diffusion code runs unchanged on the tiny models.
+- Video latents have `TINY_VIDEO_LATENT_CHANNELS` (16) channels instead of 128: the video
+  encoder's widths start at the latent width and double per stage, so 128 would make a 300M
+  parameter encoder. Code that sizes video latents must read `vae.latent_channels`. The audio
+  latent interface stays real (8 × 16 features per token, 64 mel bins).
 - `write_tiny_upsampler` writes a separate latent-upsampler file (flat config, no key prefix)
   for every released variant.
 - Weights come from the modules' own `init_weights(generator)` with a seeded generator, so the
@@ -33,6 +35,7 @@ from ltx2cli.models.loading import COMPONENTS, component_builder
 
 GENERATIONS = (GEN_2_0, GEN_2_3)
 MODEL_VERSION_2_3 = "2.3.0"
+TINY_VIDEO_LATENT_CHANNELS = 16
 TINY_GEMMA_HIDDEN_SIZE = 32  # TinyGemmaConfig.hidden_size
 TINY_GEMMA_HIDDEN_STATES = 3  # TinyGemmaConfig.num_hidden_layers + 1 (embeddings first)
 TINY_COMPONENTS = (
@@ -78,7 +81,7 @@ _TINY_2_0: dict[str, Any] = {
         "double_self_attention": False,
         "dropout": 0.0,
         "frequencies_precision": "float64",
-        "in_channels": 128,
+        "in_channels": TINY_VIDEO_LATENT_CHANNELS,
         "norm_elementwise_affine": False,
         "norm_eps": 1e-06,
         "norm_num_groups": 32,
@@ -87,7 +90,7 @@ _TINY_2_0: dict[str, Any] = {
         "num_layers": 2,
         "num_vector_embeds": None,
         "only_cross_attention": False,
-        "out_channels": 128,
+        "out_channels": TINY_VIDEO_LATENT_CHANNELS,
         "positional_embedding_max_pos": [20, 2048, 2048],
         "positional_embedding_theta": 10000.0,
         "positional_embedding_type": "rope",
@@ -128,7 +131,7 @@ _TINY_2_0: dict[str, Any] = {
             ["res_x", {"num_layers": 1}],
         ],
         "in_channels": 3,
-        "latent_channels": 128,
+        "latent_channels": TINY_VIDEO_LATENT_CHANNELS,
         "latent_log_var": "uniform",
         "norm_layer": "pixel_norm",
         "normalize_latent_channels": False,
@@ -254,7 +257,12 @@ _TINY_2_3_VOCODER = {
 }
 
 # Flat upsampler configs: (generation, kind) → the released file's structure, mid width 32.
-_UPSAMPLER_BASE = {"dims": 3, "in_channels": 128, "mid_channels": 32, "num_blocks_per_stage": 1}
+_UPSAMPLER_BASE = {
+    "dims": 3,
+    "in_channels": TINY_VIDEO_LATENT_CHANNELS,
+    "mid_channels": 32,
+    "num_blocks_per_stage": 1,
+}
 UPSAMPLERS: dict[tuple[str, str], dict[str, Any]] = {
     (GEN_2_0, "spatial-x2"): {"rational_resampler": True, "spatial_scale": 2.0},
     (GEN_2_0, "temporal-x2"): {"spatial_upsample": False, "temporal_upsample": True},
