@@ -39,6 +39,10 @@ def env(json: Json = False) -> None:
     """Show versions, Python, torch build, CUDA/MPS devices with memory, data dir, free space.
 
     Paste the output into bug reports. With --json: one JSON object.
+
+    Tokens (HF_TOKEN, the Hugging Face login) show as set or not, never their value.
+
+    Examples:  ltx2 env  ·  ltx2 env --json | jq .torch
     """
     out.configure(json=json)
     info = collect()

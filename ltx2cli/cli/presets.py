@@ -80,8 +80,9 @@ def show(
 ) -> None:
     """Print a preset resolved over the built-in defaults and any LTX2_* variables, as YAML.
 
-    Each line that does not come from the defaults is marked with where it came from; the
-    output is itself a valid preset file.
+    Lines that do not come from the defaults say where they came from.
+
+    The output is itself a valid preset file: save it as <data dir>/presets/NAME.yaml and edit.
     """
     from ltx2cli.config.generation import GenerationSettings
     from ltx2cli.config.loader import to_plain
