@@ -95,11 +95,6 @@ def field_types(schema: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(schema) if f.init}
 
 
-def convert_value(tp: Any, value: Any, *, key: str, source: str = "") -> Any:
-    """`value` as type `tp` (the one conversion used for YAML, flags and parsed env strings)."""
-    return _convert(tp, value, key=key, source=source)
-
-
 def parse_env(tp: Any, text: str, *, key: str, source: str) -> Any:
     """An environment string parsed to `tp`: numbers, true/false words, comma or space
     separated lists, `none` for optional fields; then checked like any other value."""
