@@ -8,9 +8,10 @@ Design choices:
   frame beside the video, so the two streams start at 0 and end together.
 - Frames may arrive as one tensor or as an iterable of chunks (what a tiled VAE decode yields),
   so a long video never needs to be in memory twice.
-- Reading decodes to RGB, resizes each frame as it arrives (see `frames.py`), and seeks for a
-  start time or start frame instead of decoding from the beginning. Frame indices come from
-  presentation timestamps, so they stay right after a seek.
+- Reading decodes to RGB bytes (a quarter of the float32 size), then converts and resizes in
+  batches (see `frames.py`): a few large tensor ops beat several small ones per frame. It
+  seeks for a start time or start frame instead of decoding from the beginning; frame indices
+  come from presentation timestamps, so they stay right after a seek.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from ltx2cli.media.frames import resize_and_center_crop, to_model, to_pixels
 
 #: Container format for each output suffix we write.
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+
+#: Frames converted and resized per batch when reading.
+_RESIZE_BATCH = 16
 
 DEFAULT_CRF = 19
 DEFAULT_PRESET = "veryfast"
@@ -166,14 +170,20 @@ def read_video(
             by_time = max(1, math.floor(max_duration * fps + 1e-6))
             count = by_time if count is None else min(count, by_time)
 
-        frames = list(_decode(container, stream, fps, first, count, size, antialias))
+        frames = list(_decode(container, stream, fps, first, count))
     if not frames:
         raise MediaError(
             f"{Path(path)}: no frames at or after frame {first} (the video is shorter)",
             "pass an earlier start",
         )
-    stacked = torch.stack(frames)
-    return Video(to_model(stacked) if stacked.dtype == torch.uint8 else stacked, fps, first)
+    if size is None:
+        return Video(to_model(torch.stack(frames)), fps, first)
+    # Batched: a handful of large tensor ops instead of several per frame.
+    resized = [
+        resize_and_center_crop(to_model(torch.stack(group)), *size, antialias=antialias)
+        for group in (frames[i : i + _RESIZE_BATCH] for i in range(0, len(frames), _RESIZE_BATCH))
+    ]
+    return Video(torch.cat(resized), fps, first)
 
 
 def _decode(
@@ -182,9 +192,8 @@ def _decode(
     fps: float,
     first: int,
     count: int | None,
-    size: tuple[int, int] | None,
-    antialias: bool,
 ) -> Iterator[torch.Tensor]:
+    """uint8 `[H, W, 3]` frames from index `first` on, at most `count` of them."""
     origin = stream.start_time or 0
     tb = stream.time_base
     if first > 0 and tb is not None:
@@ -198,11 +207,7 @@ def _decode(
             index += 1
         if index < first:
             continue
-        pixels = torch.from_numpy(frame.to_ndarray(format="rgb24"))
-        if size is None:
-            yield pixels  # kept as bytes until the end: a quarter of the float32 memory
-        else:
-            yield resize_and_center_crop(to_model(pixels), *size, antialias=antialias)
+        yield torch.from_numpy(frame.to_ndarray(format="rgb24"))
         taken += 1
         if count is not None and taken >= count:
             return
