@@ -281,3 +281,20 @@ def test_component_nbytes_and_available_components(tmp_path, toys):
         held
     )
     assert "audio_encoder" not in held
+
+
+def test_decoder_timestep_conditioning_follows_the_tensors(tmp_path):
+    from ltx2cli.models.tiny import tiny_config
+    from ltx2cli.models.video_vae import build_video_decoder
+
+    config = tiny_config("2.0")
+    decoder = build_video_decoder(config, timestep_conditioning=True)
+    decoder.init_weights(torch.Generator().manual_seed(0))
+    tensors = {
+        ("vae." if k.startswith("per_channel") else "vae.decoder.") + k: v
+        for k, v in decoder.state_dict().items()
+    }
+    assert config["vae"]["timestep_conditioning"] is False  # the config says otherwise
+    path = _write(tmp_path / "tc.safetensors", tensors, config=config)
+    loaded = load_component(path, "video_decoder")
+    assert torch.equal(loaded.last_scale_shift_table, decoder.last_scale_shift_table)
