@@ -1,0 +1,267 @@
+"""Video VAE behaviour on tiny configs of both generations' block layouts."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from ltx2cli.errors import CheckpointError, UsageError
+from ltx2cli.models.video_vae import (
+    DECODE_NOISE_SCALE,
+    DECODE_TIMESTEP,
+    build_video_decoder,
+    build_video_encoder,
+)
+from ltx2cli.models.video_vae_blocks import pixel_patchify, pixel_unpatchify
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+GENERATIONS = ["19b", "2.3"]
+LATENT_CHANNELS = 8
+PATCH = 4
+FRAMES, HEIGHT, WIDTH = 9, 64, 96  # → latent (2, 2, 3)
+LATENT_GRID = (2, 2, 3)
+SEED = 0
+
+
+def tiny_config(generation: str, **vae: object) -> dict:
+    """The released block layouts (model.md §4.1) at one res block per stage and width 8."""
+    res = ["res_x", {"num_layers": 1}]
+    encoder = [
+        res,
+        ["compress_space_res", {"multiplier": 2}],
+        res,
+        ["compress_time_res", {"multiplier": 2}],
+        res,
+        ["compress_all_res", {"multiplier": 2}],
+        res,
+        ["compress_all_res", {"multiplier": 2 if generation == "19b" else 1}],
+        res,
+    ]
+    if generation == "19b":
+        up = ["compress_all", {"multiplier": 2, "residual": True}]
+        decoder = [res, up, res, up, res, up, res]
+    else:
+        decoder = [
+            res,
+            ["compress_space", {"multiplier": 2}],
+            res,
+            ["compress_time", {"multiplier": 2}],
+            res,
+            ["compress_all", {"multiplier": 1}],
+            res,
+            ["compress_all", {"multiplier": 2}],
+            res,
+        ]
+    section = {
+        "_class_name": "CausalVideoAutoencoder",
+        "dims": 3,
+        "in_channels": 3,
+        "out_channels": 3,
+        "latent_channels": LATENT_CHANNELS,
+        "decoder_base_channels": LATENT_CHANNELS,
+        "patch_size": PATCH,
+        "norm_layer": "pixel_norm",
+        "latent_log_var": "uniform",
+        "causal_decoder": False,
+        "timestep_conditioning": False,
+        "encoder_blocks": encoder,
+        "decoder_blocks": decoder,
+    }
+    if generation == "2.3":
+        section["spatial_padding_mode"] = "zeros"
+    section.update(vae)
+    return {"vae": section}
+
+
+def tiny_encoder(generation: str = "19b", seed: int = SEED, **vae: object):
+    encoder = build_video_encoder(tiny_config(generation, **vae))
+    encoder.init_weights(torch.Generator().manual_seed(seed))
+    return encoder.eval()
+
+
+def tiny_decoder(generation: str = "19b", seed: int = SEED, **options: object):
+    vae = {k: options.pop(k) for k in list(options) if k == "timestep_conditioning"}
+    decoder = build_video_decoder(tiny_config(generation, **vae), **options)
+    decoder.init_weights(torch.Generator().manual_seed(seed))
+    return decoder.eval()
+
+
+def random_video(frames: int = FRAMES, height: int = HEIGHT, width: int = WIDTH, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 3, frames, height, width, generator=g) * 2 - 1
+
+
+def random_latent(seed: int = 2) -> torch.Tensor:
+    return torch.randn(
+        1, LATENT_CHANNELS, *LATENT_GRID, generator=torch.Generator().manual_seed(seed)
+    )
+
+
+def _stats(module) -> tuple[torch.Tensor, torch.Tensor]:
+    stats = module.per_channel_statistics
+    view = (1, -1, 1, 1, 1)
+    return stats.get_buffer("mean-of-means").view(view), stats.get_buffer("std-of-means").view(view)
+
+
+def _with_identity_stats(module):
+    clone = type(module)(module.config)
+    clone.load_state_dict(module.state_dict())
+    clone.per_channel_statistics.get_buffer("mean-of-means").zero_()
+    clone.per_channel_statistics.get_buffer("std-of-means").fill_(1.0)
+    return clone.eval()
+
+
+@pytest.mark.parametrize("generation", GENERATIONS)
+@torch.no_grad()
+def test_encode_then_decode_shapes(generation):
+    video = random_video()
+    latent = tiny_encoder(generation)(video)
+    assert latent.shape == (1, LATENT_CHANNELS, *LATENT_GRID)
+    decoded = tiny_decoder(generation)(latent)
+    assert decoded.shape == video.shape
+    assert torch.isfinite(latent).all() and torch.isfinite(decoded).all()
+
+
+@torch.no_grad()
+def test_same_seed_same_weights_same_outputs():
+    video, latent = random_video(), random_latent()
+    assert torch.equal(tiny_encoder(seed=3)(video), tiny_encoder(seed=3)(video))
+    assert torch.equal(tiny_decoder(seed=3)(latent), tiny_decoder(seed=3)(latent))
+    assert not torch.allclose(tiny_encoder(seed=3)(video), tiny_encoder(seed=4)(video))
+
+
+@torch.no_grad()
+def test_pixel_patchify_channel_order_matches_the_checkpoint_layout():
+    x = torch.arange(2 * 3 * 2 * 8 * 12, dtype=torch.float32).reshape(2, 3, 2, 8, 12)
+    expected = torch.empty(2, 3 * PATCH * PATCH, 2, 8 // PATCH, 12 // PATCH)
+    # model.md §4.3: channel c·16 + r·4 + q, q = row (height) offset, r = column (width) offset.
+    for c in range(3):
+        for r in range(PATCH):
+            for q in range(PATCH):
+                expected[:, c * 16 + r * 4 + q] = x[:, c, :, q::PATCH, r::PATCH]
+    assert torch.equal(pixel_patchify(x, PATCH), expected)
+    assert torch.equal(pixel_unpatchify(expected, PATCH), x)
+
+
+@pytest.mark.parametrize("generation", GENERATIONS)
+@torch.no_grad()
+def test_encoder_is_causal_in_time(generation):
+    encoder = tiny_encoder(generation)
+    video = random_video(frames=17)  # latent frames: {0}, {1..8}, {9..16}
+    latent = encoder(video)
+    later = video.clone()
+    later[:, :, 9:] = random_video(frames=8, seed=7)
+    changed = encoder(later)
+    torch.testing.assert_close(changed[:, :, :2], latent[:, :, :2], rtol=0, atol=1e-6)
+    assert (changed[:, :, 2] - latent[:, :, 2]).abs().max() > 1e-3
+    middle = video.clone()
+    middle[:, :, 1:9] = random_video(frames=8, seed=8)
+    torch.testing.assert_close(encoder(middle)[:, :, 0], latent[:, :, 0], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("log_var", ["uniform", "per_channel"])
+@torch.no_grad()
+def test_only_the_means_reach_the_latent(log_var):
+    encoder = tiny_encoder(latent_log_var=log_var)
+    video = random_video()
+    latent = encoder(video)
+    head = encoder.conv_out.conv
+    assert head.out_channels == (
+        LATENT_CHANNELS + 1 if log_var == "uniform" else 2 * LATENT_CHANNELS
+    )
+    head.weight[LATENT_CHANNELS:] += 1.0  # the log-variance outputs
+    head.bias[LATENT_CHANNELS:] += 1.0
+    assert torch.equal(encoder(video), latent)
+
+
+@torch.no_grad()
+def test_encoder_output_is_normalised_with_the_statistics():
+    encoder = tiny_encoder()
+    video = random_video()
+    raw = _with_identity_stats(encoder)(video)
+    mean, std = _stats(encoder)
+    latent = encoder(video)
+    torch.testing.assert_close(latent, (raw - mean) / std)
+    torch.testing.assert_close(encoder.denormalize(latent), raw)
+    torch.testing.assert_close(encoder.normalize(encoder.denormalize(latent)), latent)
+
+
+@torch.no_grad()
+def test_decoder_unnormalises_before_decoding():
+    decoder = tiny_decoder()
+    latent = random_latent()
+    mean, std = _stats(decoder)
+    plain = _with_identity_stats(decoder)
+    torch.testing.assert_close(decoder(latent), plain(latent * std + mean))
+
+
+@torch.no_grad()
+def test_timestep_conditioned_decoder_noise_follows_the_seed():
+    decoder = tiny_decoder(timestep_conditioning=True)
+    latent = random_latent()
+
+    def decode(seed: int) -> torch.Tensor:
+        return decoder(latent, generator=torch.Generator().manual_seed(seed))
+
+    assert torch.equal(decode(5), decode(5))
+    assert not torch.allclose(decode(5), decode(6))
+
+
+@torch.no_grad()
+def test_decode_noise_is_blended_in_normalised_space():
+    noisy = tiny_decoder(timestep_conditioning=True)
+    quiet = tiny_decoder(timestep_conditioning=True, decode_noise_scale=0.0)
+    latent = random_latent()
+    seed = 9
+    noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(seed))
+    blended = DECODE_NOISE_SCALE * noise + (1 - DECODE_NOISE_SCALE) * latent
+    expected = quiet(blended, generator=torch.Generator().manual_seed(seed))
+    torch.testing.assert_close(
+        noisy(latent, generator=torch.Generator().manual_seed(seed)), expected
+    )
+
+
+@torch.no_grad()
+def test_decode_timestep_defaults_to_the_reference_value():
+    decoder = tiny_decoder(timestep_conditioning=True, decode_noise_scale=0.0)
+    latent = random_latent()
+    default = decoder(latent)
+    torch.testing.assert_close(decoder(latent, timestep=DECODE_TIMESTEP), default)
+    assert not torch.allclose(decoder(latent, timestep=0.5), default)
+
+
+@torch.no_grad()
+def test_encoder_drops_frames_beyond_8k_plus_1(caplog):
+    encoder = tiny_encoder()
+    video = random_video(frames=FRAMES + 3)
+    with caplog.at_level(logging.WARNING):
+        latent = encoder(video)
+    assert "dropping the last 3" in caplog.text
+    torch.testing.assert_close(latent, encoder(video[:, :, :FRAMES]), rtol=0, atol=0)
+
+
+def test_encoder_rejects_sizes_off_the_32_grid():
+    with pytest.raises(UsageError, match="48x96"):
+        tiny_encoder()(random_video(height=48))
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"_class_name": "CausalDiffusionVAE"}, "_class_name"),
+        ({"encoder_blocks": [["attn", {}]]}, "attn"),
+        (
+            {"decoder_blocks": [["res_x", {"num_layers": 1, "attention_head_dim": 8}]]},
+            "attention_head_dim",
+        ),
+        ({"dims": 2}, "dims"),
+        ({"norm_layer": "layer_norm"}, "norm_layer"),
+        ({"latent_log_var": "none"}, "latent_log_var"),
+    ],
+)
+def test_unsupported_configs_name_the_key(change, named):
+    with pytest.raises(CheckpointError, match=named):
+        build_video_encoder(tiny_config("19b", **change))

@@ -1,0 +1,204 @@
+"""Tiled encode/decode against untiled runs, tile layout, validation and the memory estimate."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_video_vae import LATENT_CHANNELS, random_video, tiny_config, tiny_decoder, tiny_encoder
+
+from ltx2cli.errors import UsageError
+from ltx2cli.models.video_vae import VideoVAEConfig, estimate_decode_bytes
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+# Tiles in pixels / frames: the smallest legal decode tiles (2 latents, 1 latent of overlap)
+# and encode tiles with the minimum encode overlaps (64 px, 16 frames).
+DECODE_TILES = {
+    "spatial_tile": 64,
+    "spatial_overlap": 32,
+    "temporal_tile": 16,
+    "temporal_overlap": 8,
+}
+ENCODE_TILES = {
+    "spatial_tile": 96,
+    "spatial_overlap": 64,
+    "temporal_tile": 24,
+    "temporal_overlap": 16,
+}
+# Masks of neighbouring tiles sum to one up to float32 rounding of the linspace ramps, and
+# blending adds at most a few such products, so a local network agrees to ~1e-6 relative.
+BLEND_ATOL = 1e-5
+SPOIL = 1000.0
+
+
+def local(module: torch.nn.Module, causal: bool) -> torch.nn.Module:
+    """Keep only the tap of every 3×3×3 conv that reads the output's own position.
+
+    Such a network maps each latent cell to its own pixels and back, so tiling cannot change
+    any value: tiled and untiled results must then agree to float rounding everywhere,
+    seams included. (A causal conv's current frame is its last temporal tap.)
+    """
+    tap = 2 if causal else 1
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, torch.nn.Conv3d) and m.kernel_size == (3, 3, 3):
+                keep = m.weight[:, :, tap, 1, 1].clone()
+                m.weight.zero_()
+                m.weight[:, :, tap, 1, 1] = keep
+    return module
+
+
+def latent_of(frames: int, height: int, width: int, seed: int = 3) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(1, LATENT_CHANNELS, frames, height, width, generator=g)
+
+
+@torch.no_grad()
+def test_tiled_decode_equals_untiled_when_one_tile_covers_everything():
+    decoder = tiny_decoder()
+    latent = latent_of(2, 2, 3)
+    assert torch.equal(decoder.tiled_decode(latent), decoder(latent))
+
+
+@torch.no_grad()
+def test_tiled_encode_equals_untiled_when_one_tile_covers_everything():
+    encoder = tiny_encoder()
+    video = random_video()
+    assert torch.equal(encoder.tiled_encode(video), encoder(video))
+
+
+@pytest.mark.parametrize("generation", ["19b", "2.3"])
+@torch.no_grad()
+def test_tiled_decode_matches_untiled_across_seams(generation):
+    decoder = local(tiny_decoder(generation), causal=False)
+    latent = latent_of(3, 3, 4)  # 2 × 2 × 3 tiles
+    tiled = decoder.tiled_decode(latent, aspect_coupled=False, **DECODE_TILES)
+    torch.testing.assert_close(tiled, decoder(latent), rtol=0, atol=BLEND_ATOL)
+
+
+@torch.no_grad()
+def test_tiled_encode_matches_untiled_across_seams():
+    encoder = local(tiny_encoder(), causal=True)
+    video = random_video(frames=25, height=128, width=128)  # latent (4, 4, 4): 2 × 2 × 2 tiles
+    tiled = encoder.tiled_encode(video, **ENCODE_TILES)
+    torch.testing.assert_close(tiled, encoder(video), rtol=0, atol=BLEND_ATOL)
+
+
+@torch.no_grad()
+def test_tiled_decode_streams_chunks_as_their_frames_complete():
+    decoder = local(tiny_decoder("2.3"), causal=False)  # zero padding allows a 1×1 latent
+    latent = latent_of(9, 1, 1)
+    chunks = list(
+        decoder.iter_tiled_decode(latent, spatial_tile=None, temporal_tile=32, temporal_overlap=8)
+    )
+    # 9 latents in tiles of 4 with overlap 1 → latent spans [0,4) [2,7) [5,9) (causal shift),
+    # i.e. frames [0,25) [16,49) [40,65): each chunk ends where the next tile starts.
+    assert [c.shape[2] for c in chunks] == [16, 24, 25]
+    torch.testing.assert_close(torch.cat(chunks, dim=2), decoder(latent), rtol=0, atol=BLEND_ATOL)
+
+
+def _spoil_first_frame(_module, _args, output: torch.Tensor) -> torch.Tensor:
+    spoiled = output.clone()
+    spoiled[:, :, 0] += SPOIL
+    return spoiled
+
+
+@torch.no_grad()
+def test_later_temporal_tiles_give_their_first_frame_zero_weight():
+    decoder = tiny_decoder("2.3")
+    latent = latent_of(5, 1, 1)
+    tiles = {"spatial_tile": None, "temporal_tile": 16, "temporal_overlap": 8}
+    clean = decoder.tiled_decode(latent, **tiles)
+    decoder.register_forward_hook(_spoil_first_frame)
+    spoiled = decoder.tiled_decode(latent, **tiles)
+    # Only the first tile's first frame is the video's first frame; the others are blended away.
+    assert torch.equal(spoiled[:, :, 1:], clean[:, :, 1:])
+    assert not torch.allclose(spoiled[:, :, 0], clean[:, :, 0])
+
+
+@torch.no_grad()
+def test_later_temporal_tiles_give_their_first_latent_zero_weight():
+    encoder = tiny_encoder()
+    video = random_video(frames=41, height=32, width=32)  # 6 latent frames
+    tiles = {"spatial_tile": None, "temporal_tile": 24, "temporal_overlap": 16}
+    clean = encoder.tiled_encode(video, **tiles)
+    encoder.register_forward_hook(_spoil_first_frame)
+    spoiled = encoder.tiled_encode(video, **tiles)
+    assert torch.equal(spoiled[:, :, 1:], clean[:, :, 1:])
+    assert not torch.allclose(spoiled[:, :, 0], clean[:, :, 0])
+
+
+@pytest.mark.parametrize(
+    ("aspect_coupled", "tile_sizes"),
+    [
+        # Long side (8 latents) gets the 4-latent tile; the short side round(4·4/8) = 2.
+        (True, [(2, 4), (2, 4), (2, 2)] * 3),
+        (False, [(4, 4), (4, 4), (4, 2)]),
+    ],
+)
+@torch.no_grad()
+def test_decode_tiles_follow_the_long_side(aspect_coupled, tile_sizes):
+    decoder = tiny_decoder()
+    seen: list[tuple[int, int]] = []
+    decoder.register_forward_pre_hook(lambda _, args: seen.append(tuple(args[0].shape[3:])))
+    decoder.tiled_decode(
+        latent_of(1, 4, 8), spatial_tile=128, spatial_overlap=32, aspect_coupled=aspect_coupled
+    )
+    assert sorted(seen) == sorted(tile_sizes)
+
+
+@pytest.mark.parametrize(
+    "tiles",
+    [
+        {"spatial_tile": 48},
+        {"spatial_tile": 80},
+        {"spatial_tile": 128, "spatial_overlap": 16},
+        {"spatial_tile": 64, "spatial_overlap": 64},
+        {"temporal_tile": 12},
+        {"temporal_tile": 32, "temporal_overlap": 12},
+    ],
+)
+def test_invalid_tile_sizes_are_usage_errors(tiles):
+    with pytest.raises(UsageError):
+        tiny_decoder().tiled_decode(latent_of(2, 2, 3), **tiles)
+
+
+@pytest.mark.parametrize(
+    "tiles",
+    [
+        {"spatial_tile": 128, "spatial_overlap": 32},
+        {"temporal_tile": 32, "temporal_overlap": 8},
+    ],
+)
+def test_encode_needs_the_minimum_overlap(tiles):
+    with pytest.raises(UsageError, match="too small for tiled encoding"):
+        tiny_encoder().tiled_encode(random_video(), **tiles)
+
+
+def test_decode_estimate_scales_with_area_batch_and_dtype():
+    config = VideoVAEConfig()  # the released 19B VAE
+    base = estimate_decode_bytes(config, 121, 512, 768)
+    assert estimate_decode_bytes(config, 121, 1024, 768) == 2 * base
+    assert estimate_decode_bytes(config, 121, 512, 768, batch=2) == 2 * base
+    assert estimate_decode_bytes(config, 121, 512, 768, element_size=4) == 2 * base
+    # At least the last stage's 128-channel activation at full frames and 1/4 resolution.
+    assert base >= 128 * 121 * (512 // 4) * (768 // 4) * 2
+
+
+@torch.no_grad()
+def test_decode_estimate_bounds_the_largest_activation():
+    decoder = tiny_decoder()
+    largest = 0
+
+    def record(_module, _args, output):
+        nonlocal largest
+        if isinstance(output, torch.Tensor):
+            largest = max(largest, output.numel() * output.element_size())
+
+    for module in decoder.modules():
+        module.register_forward_hook(record)
+    decoder(latent_of(3, 2, 3))
+    estimate = estimate_decode_bytes(
+        VideoVAEConfig.from_checkpoint_config(tiny_config("19b")), 17, 64, 96, element_size=4
+    )
+    assert largest <= estimate <= 8 * largest
