@@ -1,0 +1,110 @@
+"""Latent upsamplers on tiny configs: output sizes, the blur kernel, the normalising wrapper."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ltx2cli.errors import CheckpointError
+from ltx2cli.models.upsampler import build_upsampler, upsample_latent
+from ltx2cli.models.video_vae_blocks import PerChannelStatistics
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+CHANNELS = 8
+MID = 32  # GroupNorm(32) needs a multiple of 32
+GRID = (3, 4, 6)  # latent (frames, height, width)
+TINY = {"in_channels": CHANNELS, "mid_channels": MID, "num_blocks_per_stage": 1}
+
+
+def tiny(seed: int = 0, **config: object):
+    upsampler = build_upsampler({**TINY, **config})
+    upsampler.init_weights(torch.Generator().manual_seed(seed))
+    return upsampler.eval()
+
+
+def latent(frames: int = GRID[0], height: int = GRID[1], width: int = GRID[2]) -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(1, CHANNELS, frames, height, width, generator=g)
+
+
+@pytest.mark.parametrize(
+    ("config", "grid", "expected"),
+    [
+        ({}, GRID, (3, 8, 12)),  # plain spatial ×2
+        ({"rational_resampler": True, "spatial_scale": 2.0}, GRID, (3, 8, 12)),
+        # ×1.5: shuffle by 3 then blur with stride 2, pad 2, 5 taps: (3n − 1)//2 + 1.
+        ({"rational_resampler": True, "spatial_scale": 1.5}, GRID, (3, 6, 9)),
+        ({"rational_resampler": True, "spatial_scale": 1.5}, (3, 5, 7), (3, 8, 11)),
+        ({"rational_resampler": True, "spatial_scale": 0.75}, (3, 4, 8), (3, 3, 6)),
+        ({"spatial_upsample": False, "temporal_upsample": True}, GRID, (5, 4, 6)),  # 2F − 1
+        ({"temporal_upsample": True}, GRID, (5, 8, 12)),
+        ({"dims": 2}, GRID, (3, 8, 12)),
+    ],
+)
+@torch.no_grad()
+def test_output_sizes(config, grid, expected):
+    upsampler = tiny(**config)
+    out = upsampler(latent(*grid))
+    assert out.shape == (1, CHANNELS, *expected)
+    assert upsampler.output_shape(*grid) == expected
+    assert torch.isfinite(out).all()
+
+
+@torch.no_grad()
+def test_blur_kernel_is_the_normalised_binomial():
+    kernel = tiny(rational_resampler=True, spatial_scale=1.5).upsampler.blur_down.kernel
+    taps = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0])
+    assert torch.equal(kernel, (torch.outer(taps, taps) / 256.0)[None, None])
+
+
+@torch.no_grad()
+def test_rational_x2_is_the_plain_shuffle_with_an_identity_blur():
+    rational = tiny(rational_resampler=True, spatial_scale=2.0)
+    plain = tiny()
+    state = {
+        k.replace("upsampler.conv.", "upsampler.0."): v
+        for k, v in rational.state_dict().items()
+        if k != "upsampler.blur_down.kernel"
+    }
+    plain.load_state_dict(state)
+    torch.testing.assert_close(rational(latent()), plain(latent()), rtol=0, atol=0)
+
+
+@torch.no_grad()
+def test_two_dimensional_upsampler_treats_frames_independently():
+    upsampler = tiny(dims=2)
+    x = latent()
+    changed = x.clone()
+    changed[:, :, 1:] += 1.0
+    torch.testing.assert_close(upsampler(changed)[:, :, 0], upsampler(x)[:, :, 0], rtol=0, atol=0)
+
+
+@torch.no_grad()
+def test_upsample_latent_works_on_unnormalised_latents():
+    upsampler = tiny()
+    stats = PerChannelStatistics(CHANNELS)
+    g = torch.Generator().manual_seed(2)
+    mean = torch.randn(CHANNELS, generator=g)
+    std = torch.rand(CHANNELS, generator=g) + 0.5
+    stats.get_buffer("mean-of-means").copy_(mean)
+    stats.get_buffer("std-of-means").copy_(std)
+    view = (1, -1, 1, 1, 1)
+    x = latent()
+    expected = (upsampler(x * std.view(view) + mean.view(view)) - mean.view(view)) / std.view(view)
+    torch.testing.assert_close(upsample_latent(x, upsampler, stats), expected)
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        ({"rational_resampler": True, "spatial_scale": 3.0}, "spatial_scale"),
+        ({"spatial_scale": 1.5}, "rational_resampler"),
+        ({"spatial_upsample": False}, "neither"),
+        ({"mid_channels": 48}, "mid_channels"),
+        ({"dims": 1}, "dims"),
+    ],
+)
+def test_unsupported_configs_name_the_key(config, named):
+    with pytest.raises(CheckpointError, match=named):
+        build_upsampler({**TINY, **config})
