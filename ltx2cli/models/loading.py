@@ -389,18 +389,22 @@ def load_component(
     try:
         with safe_open(str(info.path), framework="pt", device="cpu") as f:
             scales = {owner: f.get_tensor(raw).float() for owner, raw in folds.items()}
-            for key, raw in mapping.items():
-                t = f.get_tensor(raw)
-                if key in scales:
-                    t = (t.float() * scales[key]).to(high)
-                if key in cast_fp8:
-                    t = t if t.dtype == torch.float8_e4m3fn else to_fp8(t)
-                else:
-                    t = t.to(_target_dtype(t, dtype, key in kept_fp8, high))
-                state[key] = t.to(device)
-                done += info.tensors[raw].nbytes
-                if progress is not None:
-                    progress(done, total)
+        # Reopen the map every READ_WINDOW bytes: pages read only to be cast are released
+        # when their mapping closes, so a casting load peaks near the result's size.
+        for chunk in _windows(mapping.items(), info, READ_WINDOW):
+            with safe_open(str(info.path), framework="pt", device="cpu") as f:
+                for key, raw in chunk:
+                    t = f.get_tensor(raw)
+                    if key in scales:
+                        t = (t.float() * scales[key]).to(high)
+                    if key in cast_fp8:
+                        t = t if t.dtype == torch.float8_e4m3fn else to_fp8(t)
+                    else:
+                        t = t.to(_target_dtype(t, dtype, key in kept_fp8, high))
+                    state[key] = t.to(device)
+                    done += info.tensors[raw].nbytes
+                    if progress is not None:
+                        progress(done, total)
     except (OSError, SafetensorError) as e:
         raise CheckpointError(f"cannot read {info.path.name}: {e}", _REDOWNLOAD) from None
     module.load_state_dict(state, strict=True, assign=True)
@@ -420,3 +424,20 @@ def load_component(
 
 
 _REDOWNLOAD = "the file is damaged; download it again (ltx2 models verify)"
+READ_WINDOW = 128 * 1024**2
+
+
+def _windows(
+    items: Iterable[tuple[str, str]], info: CheckpointInfo, size: int
+) -> list[list[tuple[str, str]]]:
+    """`items` in consecutive groups of at most `size` stored bytes (one tensor may exceed it)."""
+    groups: list[list[tuple[str, str]]] = [[]]
+    used = 0
+    for key, raw in items:
+        nbytes = info.tensors[raw].nbytes
+        if groups[-1] and used + nbytes > size:
+            groups.append([])
+            used = 0
+        groups[-1].append((key, raw))
+        used += nbytes
+    return groups
