@@ -67,7 +67,7 @@ def mel_filterbank(
     norm: str | None = "slaney",
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """Triangular mel filterbank `(n_mels, n_freqs)` over the bins of a one-sided spectrum.
+    """Triangular mel filterbank `(n_mels, n_freqs)`, on the CPU, over a one-sided spectrum.
 
     Bin `k` sits at `k · (sample_rate/2) / (n_freqs − 1)` Hz. Filter `m` rises from edge `m`
     to edge `m+1` and falls to edge `m+2`, the `n_mels + 2` edges evenly spaced in mels from
@@ -79,9 +79,13 @@ def mel_filterbank(
     if norm not in (None, "slaney"):
         raise ValueError(f"norm {norm!r} is not None or 'slaney'")
     f_max = sample_rate / 2.0 if f_max is None else f_max
-    freqs = torch.linspace(0, sample_rate // 2, n_freqs, dtype=dtype)
+    freqs = torch.linspace(0, sample_rate // 2, n_freqs, dtype=dtype, device="cpu")
     mels = torch.linspace(
-        hz_to_mel(f_min, mel_scale), hz_to_mel(f_max, mel_scale), n_mels + 2, dtype=dtype
+        hz_to_mel(f_min, mel_scale),
+        hz_to_mel(f_max, mel_scale),
+        n_mels + 2,
+        dtype=dtype,
+        device="cpu",
     )
     edges = mel_to_hz(mels, mel_scale)
     widths = edges[1:] - edges[:-1]  # (n_mels + 1)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -41,6 +42,8 @@ AA_KERNEL = 12  # int(6·ratio/2)·2
 RESAMPLE_ROLLOFF = 0.99
 RESAMPLE_ZERO_CROSSINGS = 6
 STEREO = 2
+# Formula buffers are built on the CPU whatever device context the module is built under.
+CPU = torch.device("cpu")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -53,6 +56,11 @@ def kaiser_sinc_filter(cutoff: float, half_width: float, kernel_size: int) -> to
     Kaiser β from the stopband attenuation `A = 2.285·(K/2 − 1)·π·4·half_width + 7.95`;
     taps at `t = n − K/2 + 0.5` (even K) or `n − ⌊K/2⌋` (odd K); `h = 2c·w·sinc(2c·t)`.
     """
+    return _kaiser_sinc_filter(cutoff, half_width, kernel_size).clone()
+
+
+@lru_cache(maxsize=8)
+def _kaiser_sinc_filter(cutoff: float, half_width: float, kernel_size: int) -> torch.Tensor:
     half = kernel_size // 2
     attenuation = 2.285 * (half - 1) * math.pi * 4 * half_width + 7.95
     if attenuation > 50.0:
@@ -61,11 +69,13 @@ def kaiser_sinc_filter(cutoff: float, half_width: float, kernel_size: int) -> to
         beta = 0.5842 * (attenuation - 21) ** 0.4 + 0.07886 * (attenuation - 21.0)
     else:
         beta = 0.0
-    window = torch.kaiser_window(kernel_size, periodic=False, beta=beta, dtype=torch.float64)
+    window = torch.kaiser_window(
+        kernel_size, periodic=False, beta=beta, dtype=torch.float64, device=CPU
+    )
     if kernel_size % 2 == 0:
-        t = torch.arange(-half, half, dtype=torch.float64) + 0.5
+        t = torch.arange(-half, half, dtype=torch.float64, device=CPU) + 0.5
     else:
-        t = torch.arange(kernel_size, dtype=torch.float64) - half
+        t = torch.arange(kernel_size, dtype=torch.float64, device=CPU) - half
     if cutoff == 0:
         taps = torch.zeros_like(t)
     else:
@@ -86,7 +96,7 @@ def hann_sinc_resample_filter(
     """
     width = math.ceil(zero_crossings / rolloff)
     kernel = 2 * width * ratio + 1
-    t = (torch.arange(kernel, dtype=torch.float32) / ratio - width) * rolloff
+    t = (torch.arange(kernel, dtype=torch.float32, device=CPU) / ratio - width) * rolloff
     clamped = t.clamp(-zero_crossings, zero_crossings)
     window = torch.cos(clamped * math.pi / zero_crossings / 2) ** 2
     return (torch.sinc(t) * window * rolloff / ratio).view(1, 1, -1)
@@ -99,16 +109,24 @@ def stft_bases(n_fft: int, hop_length: int, win_length: int) -> tuple[torch.Tens
     `win_length` centred in `n_fft`; the synthesis basis is `pinv((N/hop)·DFT)ᵀ` times the same
     window (the pytorch-stft / Tacotron convention).
     """
-    n = torch.arange(n_fft, dtype=torch.float64)
-    k = torch.arange(n_fft // 2 + 1, dtype=torch.float64)
+    forward, inverse = _stft_bases(n_fft, hop_length, win_length)
+    return forward.clone(), inverse.clone()
+
+
+@lru_cache(maxsize=4)
+def _stft_bases(n_fft: int, hop_length: int, win_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    n = torch.arange(n_fft, dtype=torch.float64, device=CPU)
+    k = torch.arange(n_fft // 2 + 1, dtype=torch.float64, device=CPU)
     angle = 2 * math.pi * torch.outer(k, n) / n_fft
     dft = torch.cat([torch.cos(angle), -torch.sin(angle)], dim=0)  # (2·freqs, N)
-    window = torch.zeros(n_fft, dtype=torch.float64)
+    window = torch.zeros(n_fft, dtype=torch.float64, device=CPU)
     left = (n_fft - win_length) // 2
     window[left : left + win_length] = torch.hann_window(
-        win_length, periodic=True, dtype=torch.float64
+        win_length, periodic=True, dtype=torch.float64, device=CPU
     )
-    inverse = torch.linalg.pinv(dft * (n_fft / hop_length)).T
+    # pinv(A) = (AᵀA)⁻¹Aᵀ for this full-column-rank A; an LU solve is far cheaper than SVD.
+    scaled = dft * (n_fft / hop_length)
+    inverse = torch.linalg.solve(scaled.T @ scaled, scaled.T).T
     forward = (dft * window).to(torch.float32).unsqueeze(1)
     return forward, (inverse * window).to(torch.float32).unsqueeze(1)
 
@@ -475,7 +493,7 @@ class Vocoder(_FixedBufferMixin, nn.Module):
     `output_sampling_rate`. Computes in the input's dtype.
     """
 
-    def __init__(self, config: GeneratorConfig) -> None:
+    def __init__(self, config: GeneratorConfig, *, compute_buffers: bool = True) -> None:
         super().__init__()
         self.config = config
         self.output_sampling_rate = config.output_sampling_rate
@@ -499,7 +517,7 @@ class Vocoder(_FixedBufferMixin, nn.Module):
         if config.is_amp:
             self.act_post = Activation1d(final)
         self.conv_post = nn.Conv1d(final, STEREO, 7, padding=3, bias=config.use_bias_at_final)
-        if not self.conv_pre.weight.is_meta:
+        if compute_buffers and not self.conv_pre.weight.is_meta:
             self.reset_fixed_buffers()
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
@@ -589,8 +607,8 @@ class VocoderWithBWE(_FixedBufferMixin, nn.Module):
         self.config = config
         self.bwe = config.bwe
         self.output_sampling_rate = config.bwe.output_sampling_rate
-        self.vocoder = Vocoder(config.generator)
-        self.bwe_generator = Vocoder(config.bwe.generator)
+        self.vocoder = Vocoder(config.generator, compute_buffers=False)
+        self.bwe_generator = Vocoder(config.bwe.generator, compute_buffers=False)
         self.mel_stft = MelSTFT(config.bwe)
         self._resample_cache: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
         if not self.vocoder.conv_pre.weight.is_meta:

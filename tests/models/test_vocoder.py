@@ -1,0 +1,290 @@
+"""Vocoders on tiny configs: filter formulas, SnakeBeta, the resblock mean, BWE, end to end."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from ltx2cli.errors import CheckpointError
+from ltx2cli.models.audio_vae import build_audio_decoder, build_audio_encoder
+from ltx2cli.models.mel import MelConfig, log_mel_spectrogram, mel_filterbank
+from ltx2cli.models.vocoder import (
+    SnakeBeta,
+    VocoderWithBWE,
+    build_vocoder,
+    hann_sinc_resample_filter,
+    kaiser_sinc_filter,
+    stft_bases,
+    vocoder_fixed_buffers,
+)
+
+MEL_BINS = 64
+HIFIGAN_HOP = 240  # 6·5·2·2·2: 100 mel frames/s → 24 kHz
+BIGVGAN_HOP = 160  # 5·2·2·2·2·2: → 16 kHz
+BWE_RATIO = 3  # 16 kHz → 48 kHz
+SEED = 7
+# Kaiser β for K = 12, half-width 0.3: A = 2.285·5·π·1.2 + 7.95 ≈ 51.02 > 50 → 0.1102·(A − 8.7)
+KAISER_BETA = 0.1102 * (2.285 * 5 * math.pi * 1.2 + 7.95 - 8.7)
+
+
+def _config(manifest, name: str) -> dict:
+    """The released config with the narrowest widths the stage count allows."""
+    config = copy.deepcopy(manifest(name)["config"])
+    section = config["vocoder"]
+    if "bwe" in section:
+        section["vocoder"]["upsample_initial_channel"] = 64  # 6 stages → 1 channel
+        section["bwe"]["upsample_initial_channel"] = 32  # 5 stages → 1 channel
+    else:
+        section["upsample_initial_channel"] = 32
+    return config
+
+
+def _fresh_vocoder(manifest, name: str):
+    module = build_vocoder(_config(manifest, name))
+    module.init_weights(torch.Generator().manual_seed(SEED))
+    return module.eval()
+
+
+_BUILT: dict[str, torch.nn.Module] = {}
+
+
+def _vocoder(manifest, name: str):
+    """A private copy of the seeded tiny vocoder (built once per module: BWE builds are slow)."""
+    if name not in _BUILT:
+        _BUILT[name] = _fresh_vocoder(manifest, name)
+    return copy.deepcopy(_BUILT[name])
+
+
+# --- fixed filters -----------------------------------------------------------------------------
+
+
+def test_kaiser_filter_matches_numpy_formula():
+    taps = kaiser_sinc_filter(0.25, 0.3, 12)
+    assert taps.shape == (1, 1, 12)
+    t = np.arange(-6, 6) + 0.5
+    ref = 2 * 0.25 * np.kaiser(12, KAISER_BETA) * np.sinc(2 * 0.25 * t)
+    ref /= ref.sum()
+    np.testing.assert_allclose(taps.flatten().numpy(), ref, atol=1e-7)
+    flat = taps.flatten()
+    torch.testing.assert_close(flat, flat.flip(0))
+    assert flat.sum().item() == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("kernel", [11, 12])
+def test_kaiser_filter_is_symmetric_and_unit_dc(kernel):
+    flat = kaiser_sinc_filter(0.25, 0.3, kernel).flatten()
+    torch.testing.assert_close(flat, flat.flip(0))
+    assert flat.sum().item() == pytest.approx(1.0, abs=1e-6)
+    # both polyphase halves sum to 1/2, so ×2 upsampling keeps a constant constant
+    assert 2 * flat[0::2].sum().item() == pytest.approx(1.0, abs=5e-3)
+
+
+def test_hann_resample_filter_matches_formula():
+    taps = hann_sinc_resample_filter(BWE_RATIO).flatten().double()
+    width = math.ceil(6 / 0.99)  # 7
+    assert taps.numel() == 2 * width * BWE_RATIO + 1 == 43
+    t = (np.arange(43) / BWE_RATIO - width) * 0.99
+    window = np.cos(np.clip(t, -6, 6) * np.pi / 12) ** 2
+    np.testing.assert_allclose(taps.numpy(), np.sinc(t) * window * 0.99 / BWE_RATIO, atol=1e-7)
+    assert taps[21].item() == pytest.approx(0.99 / BWE_RATIO)
+    torch.testing.assert_close(taps, taps.flip(0))
+
+
+def test_stft_forward_basis_is_windowed_rfft():
+    forward, _ = stft_bases(512, 80, 512)
+    assert forward.shape == (514, 1, 512)
+    frame = np.random.default_rng(0).standard_normal(512)
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(512) / 512)  # periodic Hann
+    spectrum = np.fft.rfft(frame * window)
+    projected = forward[:, 0].double().numpy() @ frame
+    np.testing.assert_allclose(projected[:257], spectrum.real, atol=1e-4)
+    np.testing.assert_allclose(projected[257:], spectrum.imag, atol=1e-4)
+
+
+def test_stft_inverse_basis_is_the_scaled_pseudo_inverse():
+    n_fft, hop = 64, 16
+    forward, inverse = stft_bases(n_fft, hop, n_fft)
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+    # invᵀ·(scale·fwd) = diag(w)·pinv(scale·D)·(scale·D)·diag(w) = diag(w²)
+    product = inverse[:, 0].double().T @ (forward[:, 0].double() * (n_fft / hop))
+    np.testing.assert_allclose(product.numpy(), np.diag(window**2), atol=1e-5)
+
+
+# --- activations and blocks --------------------------------------------------------------------
+
+
+def test_snakebeta_follows_its_log_scale_formula():
+    gen = torch.Generator().manual_seed(SEED)
+    act = SnakeBeta(4)
+    with torch.no_grad():
+        act.alpha.normal_(0, 0.5, generator=gen)
+        act.beta.normal_(0, 0.5, generator=gen)
+    x = torch.randn(2, 4, 9, generator=gen)
+    alpha = act.alpha.detach().exp()[None, :, None]
+    beta = act.beta.detach().exp()[None, :, None]
+    expected = x + torch.sin(x * alpha) ** 2 / (beta + 1e-9)
+    torch.testing.assert_close(act(x), expected)
+    # log-scale zero init: α = β = 1 → x + sin²(x)
+    torch.testing.assert_close(SnakeBeta(4)(x), x + torch.sin(x) ** 2)
+
+
+@pytest.mark.parametrize("name", ["ltx-2-19b", "ltx-2.3-22b"])
+def test_each_stage_averages_its_resblocks(manifest, name):
+    """With every resblock an identity (second convs zeroed) a mean passes the upsampled signal
+    through unchanged, where a sum would triple it at every stage."""
+    module = _vocoder(manifest, name)
+    generator = module.vocoder if isinstance(module, VocoderWithBWE) else module
+    with torch.no_grad():
+        for block in generator.resblocks:
+            for conv in block.convs2:
+                conv.weight.zero_()
+                conv.bias.zero_()
+        mel = torch.randn(1, 2, 3, MEL_BINS)
+        x = generator.conv_pre(mel.transpose(2, 3).reshape(1, 2 * MEL_BINS, 3))
+        for up in generator.ups:
+            x = up(x if generator.config.is_amp else F.leaky_relu(x, 0.1))
+        if generator.config.is_amp:
+            expected = generator.conv_post(generator.act_post(x)).clamp(-1, 1)
+        else:  # the final LeakyReLU uses PyTorch's default slope, 0.01
+            expected = torch.tanh(generator.conv_post(F.leaky_relu(x, 0.01)))
+        torch.testing.assert_close(generator(mel), expected)
+
+
+def test_resblock1_matches_dilated_conv_formula(manifest):
+    block = _vocoder(manifest, "ltx-2-19b").resblocks[1]  # kernel 7, dilations 1/3/5
+    x = torch.randn(1, 16, 40)
+    expected = x
+    for dilation, conv1, conv2 in zip((1, 3, 5), block.convs1, block.convs2, strict=True):
+        h = F.conv1d(
+            F.leaky_relu(expected, 0.1),
+            conv1.weight,
+            conv1.bias,
+            dilation=dilation,
+            padding=3 * dilation,
+        )
+        expected = expected + F.conv1d(F.leaky_relu(h, 0.1), conv2.weight, conv2.bias, padding=3)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), expected.detach())
+
+
+# --- whole vocoders ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "frames", "samples", "rate"),
+    [
+        ("ltx-2-19b", 5, 5 * HIFIGAN_HOP, 24000),
+        ("ltx-2.3-22b", 5, 5 * BIGVGAN_HOP * BWE_RATIO, 48000),
+    ],
+)
+def test_output_length_rate_and_determinism(manifest, name, frames, samples, rate):
+    module = _vocoder(manifest, name)
+    mel = torch.randn(2, 2, frames, MEL_BINS)
+    with torch.no_grad():
+        out = module(mel)
+        # a separate build from the same seed gives bit-identical weights and output
+        again = _fresh_vocoder(manifest, name)(mel)
+    assert out.shape == (2, 2, samples)
+    assert module.output_sampling_rate == rate
+    assert torch.equal(out, again)
+    assert out.abs().max() <= 1.0
+
+
+def test_filters_are_computed_at_construction_and_match_the_helper(manifest):
+    config = _config(manifest, "ltx-2.3-22b")
+    module = build_vocoder(config)
+    fixed = vocoder_fixed_buffers(config)
+    buffers = dict(module.named_buffers())
+    assert set(fixed) == set(buffers)
+    kaiser = kaiser_sinc_filter(0.25, 0.3, 12)
+    for key, value in fixed.items():
+        torch.testing.assert_close(buffers[key], value)
+        if key.endswith("filter"):
+            torch.testing.assert_close(value, kaiser)
+    torch.testing.assert_close(buffers["mel_stft.mel_basis"], mel_filterbank(257, 64, 16000))
+
+
+def test_meta_build_loads_by_assignment(manifest):
+    module = _vocoder(manifest, "ltx-2.3-22b")
+    with torch.device("meta"):
+        meta = build_vocoder(_config(manifest, "ltx-2.3-22b"))
+    meta.load_state_dict(module.state_dict(), strict=True, assign=True)
+    mel = torch.randn(1, 2, 2, MEL_BINS)
+    with torch.no_grad():
+        torch.testing.assert_close(meta(mel), module(mel))
+
+
+def test_bwe_mel_is_causal(manifest):
+    mel_stft = _vocoder(manifest, "ltx-2.3-22b").mel_stft
+    hop = 80
+    audio = 0.1 * torch.randn(1, 2, 8 * hop)
+    later = audio.clone()
+    later[..., 5 * hop :] = 0.0
+    a, b = mel_stft(audio), mel_stft(later)
+    assert a.shape == (1, 2, 8, MEL_BINS)
+    torch.testing.assert_close(a[:, :, :5], b[:, :, :5])
+    assert (a[:, :, 5:] - b[:, :, 5:]).abs().max() > 1e-2
+
+
+def test_bwe_runs_in_float32_for_bfloat16_weights(manifest):
+    module = _vocoder(manifest, "ltx-2.3-22b")
+    mel = torch.randn(1, 2, 4, MEL_BINS)
+    upcast = copy.deepcopy(module.to(torch.bfloat16)).float()
+    mel = mel[:, :, :2]
+    with torch.no_grad():
+        out = module(mel.to(torch.bfloat16))
+        ref = upcast(mel.to(torch.bfloat16).float())
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, atol=2e-2, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ({"resblock": "2"}, "resblock"),
+        ({"stereo": False}, "stereo"),
+        ({"upsample_rates": [6, 5]}, "upsample_rates"),
+    ],
+)
+def test_unsupported_vocoder_configs_name_the_key(manifest, section, key):
+    config = copy.deepcopy(manifest("ltx-2-19b")["config"])
+    config["vocoder"].update(section)
+    with pytest.raises(CheckpointError, match=key):
+        build_vocoder(config)
+
+
+# --- end to end --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "rate", "samples"),
+    # 4000 samples @16 kHz → 26 mel frames → 7 latents → 25 mel frames → 25·240 or 25·160·3
+    [("ltx-2-19b", 24000, 6000), ("ltx-2.3-22b", 48000, 12000)],
+)
+def test_waveform_to_latent_to_waveform(manifest, name, rate, samples):
+    config = _config(manifest, name)
+    config["audio_vae"]["model"]["params"]["ddconfig"].update(ch=16, z_channels=1)
+    gen = torch.Generator().manual_seed(SEED)
+    encoder, decoder = build_audio_encoder(config), build_audio_decoder(config)
+    encoder.init_weights(gen)
+    decoder.init_weights(gen)
+    vocoder = build_vocoder(config)
+    vocoder.init_weights(gen)
+    wave = 0.1 * torch.randn(1, 2, 4000, generator=gen)
+    with torch.no_grad():
+        mel = log_mel_spectrogram(wave, MelConfig.from_checkpoint_config(config))
+        latent = encoder(mel)
+        back = decoder(latent)
+        out = vocoder(back)
+    assert mel.shape == (1, 2, 26, MEL_BINS)
+    assert latent.shape == (1, 1, 7, 16)
+    assert back.shape == (1, 2, 25, MEL_BINS)
+    assert out.shape == (1, 2, samples)
+    assert vocoder.output_sampling_rate == rate
+    assert out.shape[-1] / rate == pytest.approx(25 / 100)  # 100 mel frames per second
+    assert torch.isfinite(out).all()
