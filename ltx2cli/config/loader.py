@@ -28,6 +28,10 @@ _FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 _NONE_WORDS = frozenset({"", "none", "null"})
 
 
+class Partial(dict):
+    """A nested dataclass field's values from one layer (merged key by key, unlike dict fields)."""
+
+
 class FieldError(ConfigError):
     """A value that does not fit its field; `key` is the dotted field name."""
 
@@ -83,7 +87,7 @@ def build(schema: type[T], data: Mapping[str, Any], *, source: str = "") -> T:
 
 def check(schema: type, data: Mapping[str, Any], *, source: str = "") -> dict[str, Any]:
     """Convert a partial mapping (one layer: a preset, flags): every given key is checked and
-    converted, missing keys are fine. Nested dataclass fields stay (partial) dicts."""
+    converted, missing keys are fine. Nested dataclass fields stay `Partial` dicts."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{_where(source)}expected a mapping, got {_kind(data)}")
     return _check_mapping(schema, data, prefix="", source=source, partial=True)
@@ -202,7 +206,7 @@ def _check_mapping(
             )
         tp = types_[name]
         if partial and dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
-            out[name] = _check_mapping(tp, value, prefix=key, source=source, partial=True)
+            out[name] = Partial(_check_mapping(tp, value, prefix=key, source=source, partial=True))
         else:
             out[name] = _convert(tp, value, key, source)
     if not partial:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from ltx2cli.config.loader import FieldError, build, check, field_types, parse_env
+from ltx2cli.config.loader import FieldError, Partial, build, check, field_types, parse_env
 from ltx2cli.config.presets import Preset, find_preset
 
 T = TypeVar("T")
@@ -33,7 +33,7 @@ class Resolved(Generic[T]):
 
     def explicit(self) -> dict[str, Any]:
         """Only the values that did not come from the built-in defaults."""
-        return {k: getattr(self.settings, k) for k, s in self.sources.items() if s != DEFAULT}
+        return {k: _get(self.settings, k) for k, s in self.sources.items() if s != DEFAULT}
 
 
 def env_var(name: str, prefix: str = ENV_PREFIX) -> str:
@@ -124,23 +124,27 @@ def _paths(values: Mapping[str, Any], prefix: str = "") -> list[str]:
     out: list[str] = []
     for k, v in values.items():
         key = f"{prefix}.{k}" if prefix else k
-        out.extend(_paths(v, key) if isinstance(v, dict) else [key])
+        out.extend(_paths(v, key) if isinstance(v, Partial) else [key])
     return out
 
 
 def _deep_merge(into: dict[str, Any], values: Mapping[str, Any]) -> None:
+    """Merge one layer into another: nested dataclass fields key by key, other values whole."""
     for k, v in values.items():
-        current = into.get(k)
-        if isinstance(v, dict) and dataclasses.is_dataclass(current):
-            into[k] = current = {
-                f.name: getattr(current, f.name) for f in dataclasses.fields(current)
-            }
-        if isinstance(v, dict) and isinstance(current, dict):
-            _deep_merge(into[k], v)
-        elif isinstance(v, dict):
-            into[k] = dict(v)
-        else:
+        if not isinstance(v, Partial):
             into[k] = v
+            continue
+        current = into.get(k)
+        if dataclasses.is_dataclass(current):
+            current = {f.name: getattr(current, f.name) for f in dataclasses.fields(current)}
+        into[k] = merged = Partial(current) if isinstance(current, dict) else Partial()
+        _deep_merge(merged, v)
+
+
+def _get(settings: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        settings = getattr(settings, part)
+    return settings
 
 
 def _field_defaults(schema: type) -> dict[str, Any]:

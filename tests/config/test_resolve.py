@@ -175,11 +175,24 @@ class Optim:
 class Train:
     steps: int = 1000
     optim: Optim = field(default_factory=Optim)
+    weights: dict[str, float] = field(default_factory=lambda: {"a": 1.0})
 
 
-def test_nested_fields_merge_per_key_across_layers(tmp_path):
-    path = write_preset(tmp_path, "t", "optim:\n  lr: 0.001\n")
-    resolved = resolve(Train, preset=path, environ={"LTX2_STEPS": "5"}, flags={"optim": None})
-    assert resolved.settings == Train(steps=5, optim=Optim(lr=0.001, warmup=100))
+def test_nested_fields_merge_per_key_and_dict_fields_are_replaced(tmp_path):
+    path = write_preset(tmp_path, "t", "optim:\n  lr: 0.001\nweights: {b: 2}\n")
+    resolved = resolve(
+        Train,
+        preset=path,
+        environ={"LTX2_STEPS": "5"},
+        flags={"optim": {"warmup": 7}, "weights": None},
+    )
+    assert resolved.settings == Train(steps=5, optim=Optim(lr=0.001, warmup=7), weights={"b": 2.0})
     assert resolved.sources["optim.lr"] == "preset:t"
+    assert resolved.sources["optim.warmup"] == "flag:--optim.warmup"
     assert resolved.sources["steps"] == "env:LTX2_STEPS"
+    assert resolved.explicit() == {
+        "optim.lr": 0.001,
+        "optim.warmup": 7,
+        "weights": {"b": 2.0},
+        "steps": 5,
+    }
