@@ -282,26 +282,35 @@ def _target_dtype(
     return dtype or t.dtype
 
 
-def load_component(
-    path: str | os.PathLike[str],
+@dataclass
+class ComponentPlan:
+    """Everything decided before reading tensor data: the meta module and the key mapping."""
+
+    info: CheckpointInfo
+    component: str
+    module: nn.Module  # on the meta device, quantised layers already swapped
+    mapping: dict[str, str]  # module key → raw key, exactly the module's state-dict keys
+    folds: dict[str, str]  # module key → raw key of its `_scale` sibling to multiply in
+    fp8_layers: set[str]  # module names whose weight (and bias) stay float8
+
+    @property
+    def nbytes(self) -> int:
+        """Stored bytes that loading reads."""
+        return self.info.nbytes(self.mapping.values()) + self.info.nbytes(self.folds.values())
+
+
+def plan_component(
+    source: str | os.PathLike[str] | CheckpointInfo,
     component: str,
     *,
-    dtype: torch.dtype | None = None,
-    device: torch.device | str = "cpu",
     quantization: str | None = None,
-    loras: Sequence[Any] = (),
-    lora_load_device: torch.device | str = "cpu",
     config: Mapping[str, Any] | None = None,
-    progress: ProgressFn | None = None,
     **options: Any,
-) -> nn.Module:
-    """Build `component` from the checkpoint at `path` and load its weights.
+) -> ComponentPlan:
+    """Build `component` on the meta device and match it against the file's keys and shapes.
 
-    `dtype` None keeps each tensor's stored dtype. `quantization` is None, `"fp8-cast"` or
-    `"fp8-scaled-mm"` (transformer only). `loras` are `LoraSpec`s, paths or `(path, strength)`
-    pairs fused into the weights. `config` replaces the embedded config (for split files
-    without one). `progress(done_bytes, total_bytes)` is called after every tensor. Other
-    keyword `options` go to the builder. Returns the module in eval mode.
+    Reads only the header; raises CheckpointError listing missing, unexpected or mis-shaped
+    keys. `load_component` is this plus reading the tensors.
     """
     spec = get_component(component)
     quantization = check_quantization(quantization)
@@ -309,10 +318,7 @@ def load_component(
         raise UsageError(
             f"quantization {quantization!r} applies to the transformer only, not {component!r}"
         )
-    device = torch.device(device)
-    if quantization == "fp8-scaled-mm":
-        check_scaled_mm_device(device)
-    info = read_checkpoint(path)
+    info = source if isinstance(source, CheckpointInfo) else read_checkpoint(source)
     if info.kind == "lora":
         raise CheckpointError(
             f"{info.path.name} is a LoRA file, not a model checkpoint", "pass it with --lora"
@@ -378,13 +384,43 @@ def load_component(
             "the embedded config does not belong to these weights",
         )
 
+    return ComponentPlan(info, component, module, mapping, folds, fp8_layers)
+
+
+def load_component(
+    path: str | os.PathLike[str],
+    component: str,
+    *,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str = "cpu",
+    quantization: str | None = None,
+    loras: Sequence[Any] = (),
+    lora_load_device: torch.device | str = "cpu",
+    config: Mapping[str, Any] | None = None,
+    progress: ProgressFn | None = None,
+    **options: Any,
+) -> nn.Module:
+    """Build `component` from the checkpoint at `path` and load its weights.
+
+    `dtype` None keeps each tensor's stored dtype. `quantization` is None, `"fp8-cast"` or
+    `"fp8-scaled-mm"` (transformer only). `loras` are `LoraSpec`s, paths or `(path, strength)`
+    pairs fused into the weights. `config` replaces the embedded config (for split files
+    without one). `progress(done_bytes, total_bytes)` is called after every tensor. Other
+    keyword `options` go to the builder. Returns the module in eval mode.
+    """
+    device = torch.device(device)
+    if check_quantization(quantization) == "fp8-scaled-mm":
+        check_scaled_mm_device(device)
+    plan = plan_component(path, component, quantization=quantization, config=config, **options)
+    info, module, mapping, folds = plan.info, plan.module, plan.mapping, plan.folds
+
     # 4. Read one tensor at a time, cast, move, collect; then assign.
-    kept_fp8 = {f"{layer}.{p}" for layer in fp8_layers for p in ("weight", "bias")}
+    kept_fp8 = {f"{layer}.{p}" for layer in plan.fp8_layers for p in ("weight", "bias")}
     cast_fp8 = {
         k for k in kept_fp8 if isinstance(module.get_submodule(k.rpartition(".")[0]), Fp8CastLinear)
     }
     high = dtype or torch.bfloat16
-    total, done = info.nbytes(mapping.values()) + info.nbytes(folds.values()), 0
+    total, done = plan.nbytes, 0
     state: dict[str, torch.Tensor] = {}
     try:
         with safe_open(str(info.path), framework="pt", device="cpu") as f:

@@ -136,3 +136,16 @@ def test_quantize_per_tensor_uses_amax_over_448():
 def test_fp8_scaled_mm_without_cuda_is_a_device_error(tiny_23):
     with pytest.raises(DeviceError, match="fp8-scaled-mm needs a CUDA GPU"):
         load_component(tiny_23, "transformer", quantization="fp8-scaled-mm")
+
+
+def test_fp8_cast_layer_count_on_the_released_19b_transformer(manifest, tmp_path):
+    """48 blocks × (6 attentions × q/k/v/out + 2 feed-forwards × 2 Linears) = 1344 layers."""
+    from ltx2cli.models.checkpoint import CheckpointInfo, TensorInfo
+    from ltx2cli.models.loading import plan_component
+
+    m = manifest("ltx-2-19b")
+    keys = m["components"]["transformer"]["keys"]
+    tensors = {k: TensorInfo("BF16", tuple(s), 0) for k, s in keys.items()}
+    info = CheckpointInfo(tmp_path / "19b.safetensors", 0, tensors, {"config": m["config"]})
+    plan = plan_component(info, "transformer", quantization="fp8-cast")
+    assert len(plan.fp8_layers) == 48 * (6 * 4 + 2 * 2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -298,3 +299,35 @@ def test_decoder_timestep_conditioning_follows_the_tensors(tmp_path):
     path = _write(tmp_path / "tc.safetensors", tensors, config=config)
     loaded = load_component(path, "video_decoder")
     assert torch.equal(loaded.last_scale_shift_table, decoder.last_scale_shift_table)
+
+
+MANIFEST_COMPONENTS = {
+    "transformer": ["transformer"],
+    "video_connector": ["video_embeddings_connector"],
+    "audio_connector": ["audio_embeddings_connector"],
+    "text_projection": ["text_embedding_projection"],
+    "video_encoder": ["vae_encoder", "vae_per_channel_statistics"],
+    "video_decoder": ["vae_decoder", "vae_per_channel_statistics"],
+    "audio_encoder": ["audio_vae_encoder", "audio_vae_per_channel_statistics"],
+    "audio_decoder": ["audio_vae_decoder", "audio_vae_per_channel_statistics"],
+    "vocoder": ["vocoder"],
+}
+
+
+@pytest.mark.parametrize("name", ["ltx-2-19b", "ltx-2.3-22b"])
+def test_released_headers_plan_every_component_exactly(manifest, tmp_path, name):
+    """The key table maps a released file's full header onto modules built from its config."""
+    from ltx2cli.models.checkpoint import CheckpointInfo, TensorInfo
+    from ltx2cli.models.loading import plan_component
+
+    m = manifest(name)
+    tensors = {
+        key: TensorInfo("BF16", tuple(shape), 2 * math.prod(shape))
+        for part in m["components"].values()
+        for key, shape in part["keys"].items()
+    }
+    info = CheckpointInfo(tmp_path / f"{name}.safetensors", 0, tensors, {"config": m["config"]})
+    for component, parts in MANIFEST_COMPONENTS.items():
+        plan = plan_component(info, component)
+        expected = {k for p in parts for k in m["components"][p]["keys"]}
+        assert set(plan.mapping.values()) == expected, component
