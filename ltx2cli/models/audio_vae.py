@@ -329,7 +329,7 @@ class AudioEncoder(nn.Module):
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         # 1. conv_in and the downsampling levels: (B, ch·m, T/2^l, F/2^l)
-        h = self.conv_in(mel)
+        h = self.conv_in(mel.to(self.conv_in.conv.weight.dtype))
         for stage in self.down:
             for block in stage.block:
                 h = block(h)
@@ -377,7 +377,7 @@ class AudioDecoder(nn.Module):
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         frames = latent.shape[2]
         # 1. un-normalise, conv_in, mid blocks
-        h = self.per_channel_statistics.denormalize(latent)
+        h = self.per_channel_statistics.denormalize(latent.to(self.conv_in.conv.weight.dtype))
         h = self.mid.block_2(self.mid.block_1(self.conv_in(h)))
         # 2. upsampling levels, deepest first: T' → 2T'−1 → 4T'−3
         for stage in reversed(self.up):

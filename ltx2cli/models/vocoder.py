@@ -331,9 +331,10 @@ class SnakeBeta(nn.Module):
         self.beta = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The coefficients are formed in the parameter dtype, as the reference does.
-        alpha = torch.exp(self.alpha).to(x.dtype)[None, :, None]
-        inv_beta = (1.0 / (torch.exp(self.beta) + SNAKE_EPS)).to(x.dtype)[None, :, None]
+        # Coefficients in the compute dtype: the BWE upcasts bf16 weights per op, as if the
+        # model were float32 (the reference's float32 autocast).
+        alpha = torch.exp(self.alpha.to(x.dtype))[None, :, None]
+        inv_beta = (1.0 / (torch.exp(self.beta.to(x.dtype)) + SNAKE_EPS))[None, :, None]
         return x + inv_beta * torch.sin(x * alpha).pow(2)
 
 
