@@ -49,7 +49,7 @@ def root(
         bool, typer.Option("--json", help="Machine-readable stdout: one JSON object per result.")
     ] = False,
 ) -> None:
-    out.configure(json=json, quiet=quiet, verbose=verbose, debug=debug)
+    out.reset(json=json, quiet=quiet, verbose=verbose, debug=debug)
 
 
 # -- commands (each module is torch-free at import time) -------------------------------------
@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     Typer's standalone mode already prints usage errors (exit 2) and handles Ctrl-C; what
     reaches us is our own `Ltx2Error` (its exit code) or a bug (exit 1, traceback on --debug).
     """
+    from typer.completion import completion_init
+
+    completion_init()  # answer `_LTX2_COMPLETE=complete_<shell> ltx2` for bash, zsh and fish
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="ltx2", standalone_mode=True)

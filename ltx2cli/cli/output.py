@@ -54,13 +54,25 @@ class Output:
         """Live displays (bars, spinners) only on a real terminal and when not silenced."""
         return self.stderr.is_terminal and not (self.quiet or self.json)
 
+    def reset(
+        self, *, json: bool = False, quiet: bool = False, verbose: int = 0, debug: bool = False
+    ) -> None:
+        """Start of an invocation: the root flags replace whatever an earlier run set."""
+        self.json, self.quiet, self.verbose = json, quiet, verbose
+        self.debug = debug or _env_flag("LTX2_DEBUG")
+        self._apply_log_level()
+
     def configure(
         self, *, json: bool = False, quiet: bool = False, verbose: int = 0, debug: bool = False
     ) -> None:
+        """A command's own flags add to the root ones (`ltx2 models list --json`)."""
         self.json = self.json or json
         self.quiet = self.quiet or quiet
         self.verbose = max(self.verbose, verbose)
         self.debug = self.debug or debug
+        self._apply_log_level()
+
+    def _apply_log_level(self) -> None:
         level = logging.WARNING
         if self.verbose == 1:
             level = logging.INFO
