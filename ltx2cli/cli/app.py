@@ -53,13 +53,11 @@ def root(
 
 
 # -- commands (each module is torch-free at import time) -------------------------------------
-# Register one line per command module here, e.g. `app.add_typer(models.app, name="models")`.
-from ltx2cli.cli import env, presets  # noqa: E402
-
-app.add_typer(presets.app, name="presets")
-from ltx2cli.cli import models  # noqa: E402
+# One line per command module, in the order `ltx2 --help` lists them.
+from ltx2cli.cli import env, models, presets  # noqa: E402
 
 app.add_typer(models.app, name="models")
+app.add_typer(presets.app, name="presets")
 app.command("env")(env.env)
 
 
