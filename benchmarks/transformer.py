@@ -18,7 +18,12 @@ from pathlib import Path
 
 import torch
 
-from ltx2cli.models.rope import audio_latent_positions, video_latent_positions
+from ltx2cli.diffusion.patchify import (
+    AudioLatentShape,
+    VideoLatentShape,
+    audio_positions,
+    video_positions,
+)
 from ltx2cli.models.transformer import Modality, build_transformer
 
 DEFAULT_SPEC = (
@@ -44,14 +49,16 @@ def make_inputs(spec: dict, config: dict) -> tuple[Modality, Modality]:
         latent=torch.randn(1, n_video, tcfg["in_channels"], generator=g),
         sigma=sigma,
         timesteps=torch.full((1, n_video, 1), inputs["sigma"]),
-        positions=video_latent_positions(frames, height, width, FPS),
+        positions=video_positions(
+            VideoLatentShape(1, tcfg["in_channels"], frames, height, width), FPS
+        ),
         context=torch.randn(*inputs["video_context"], generator=g),
     )
     audio = Modality(
         latent=torch.randn(1, n_audio, tcfg.get("audio_in_channels", 128), generator=g),
         sigma=sigma,
         timesteps=torch.full((1, n_audio, 1), inputs["sigma"]),
-        positions=audio_latent_positions(n_audio),
+        positions=audio_positions(AudioLatentShape(1, 8, n_audio, 16)),
         context=torch.randn(*inputs["audio_context"], generator=g),
     )
     return video, audio

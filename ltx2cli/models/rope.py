@@ -10,7 +10,8 @@ One routine serves every case (model.md §3):
 
 Tables are returned as `(cos, sin)` of shape `(B, T, H, d/2)` so they apply to `(B, T, H·d)`
 projections without a transpose (the reference stores `(B, H, T, d/2)`; the values are the same).
-Nothing is computed at construction time; callers build the tables once per forward.
+Nothing is computed at construction time; callers build the tables once per forward. The
+`[start, end)` position grids themselves come from `ltx2cli.diffusion.patchify`.
 """
 
 from __future__ import annotations
@@ -19,12 +20,6 @@ import functools
 import math
 
 import torch
-
-# Latent → pixel scale factors (time, height, width) and audio latent timing (model.md §3.4–3.5).
-VIDEO_SCALE_FACTORS = (8, 32, 32)
-AUDIO_SAMPLE_RATE = 16000
-AUDIO_HOP_LENGTH = 160
-AUDIO_LATENT_DOWNSAMPLE = 4
 
 
 @functools.lru_cache(maxsize=16)
@@ -107,50 +102,3 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     out[..., 0, :].addcmul_(halves[..., 1, :], s[..., 0, :], value=-1)
     out[..., 1, :].addcmul_(halves[..., 0, :], s[..., 0, :])
     return out.view(b, t, -1)
-
-
-def video_latent_positions(
-    frames: int,
-    height: int,
-    width: int,
-    fps: float,
-    batch_size: int = 1,
-    scale_factors: tuple[int, int, int] = VIDEO_SCALE_FACTORS,
-    causal_fix: bool = True,
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
-    """`[start, end)` bounds `(B, 3, F·H·W, 2)` of a latent grid: seconds, pixels, pixels.
-
-    Token order is frame-major, then row, then column; the first latent frame covers one pixel
-    frame (`causal_fix`: time bounds `max(t + 1 − 8, 0)`), model.md §3.4.
-    """
-    st, sh, sw = scale_factors
-    f, h, w = torch.meshgrid(
-        torch.arange(frames, device=device),
-        torch.arange(height, device=device),
-        torch.arange(width, device=device),
-        indexing="ij",
-    )
-    starts = torch.stack([f.flatten() * st, h.flatten() * sh, w.flatten() * sw])  # (3, T)
-    ends = starts + torch.tensor([st, sh, sw], device=device)[:, None]
-    bounds = torch.stack([starts, ends], dim=-1).to(torch.float32)  # (3, T, 2)
-    if causal_fix:
-        bounds[0] = (bounds[0] + 1 - st).clamp(min=0)
-    bounds[0] = bounds[0] / fps
-    return bounds.unsqueeze(0).expand(batch_size, -1, -1, -1).contiguous()
-
-
-def audio_latent_positions(
-    num_tokens: int, batch_size: int = 1, device: torch.device | str | None = None
-) -> torch.Tensor:
-    """`[start, end)` bounds in seconds `(B, 1, T, 2)` of causal audio latents (model.md §3.5)."""
-    index = torch.arange(num_tokens, device=device, dtype=torch.float32)
-    down = AUDIO_LATENT_DOWNSAMPLE
-
-    def seconds(latent_index: torch.Tensor) -> torch.Tensor:
-        mel_frame = (latent_index * down + 1 - down).clamp(min=0)
-        return mel_frame * AUDIO_HOP_LENGTH / AUDIO_SAMPLE_RATE
-
-    start, end = seconds(index), seconds(index + 1)
-    bounds = torch.stack([start, end], dim=-1)[None, None]
-    return bounds.expand(batch_size, -1, -1, -1).contiguous()

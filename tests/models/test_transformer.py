@@ -6,7 +6,12 @@ import pytest
 import torch
 
 from ltx2cli.errors import CheckpointError
-from ltx2cli.models.rope import audio_latent_positions, video_latent_positions
+from ltx2cli.diffusion.patchify import (
+    AudioLatentShape,
+    VideoLatentShape,
+    audio_positions,
+    video_positions,
+)
 from ltx2cli.models.transformer import (
     BatchedPerturbations,
     Modality,
@@ -77,14 +82,14 @@ def inputs(generation: str = "2.3", batch: int = 1, seed: int = 1, sigma: float 
         latent=torch.randn(batch, n_video, CHANNELS, generator=g),
         sigma=sigmas,
         timesteps=torch.full((batch, n_video, 1), sigma),
-        positions=video_latent_positions(*GRID, FPS, batch_size=batch),
+        positions=video_positions(VideoLatentShape(batch, CHANNELS, *GRID), FPS),
         context=torch.randn(batch, CONTEXT_TOKENS, video_ctx, generator=g),
     )
     audio = Modality(
         latent=torch.randn(batch, AUDIO_TOKENS, CHANNELS, generator=g),
         sigma=sigmas,
         timesteps=torch.full((batch, AUDIO_TOKENS, 1), sigma),
-        positions=audio_latent_positions(AUDIO_TOKENS, batch_size=batch),
+        positions=audio_positions(AudioLatentShape(batch, CHANNELS, AUDIO_TOKENS, 1)),
         context=torch.randn(batch, CONTEXT_TOKENS, audio_ctx, generator=g),
     )
     return video, audio

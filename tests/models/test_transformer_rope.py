@@ -1,5 +1,5 @@
-"""RoPE: frequency ladder precision, angle layout, rotation and latent positions against
-hand-written formulas (model.md §3)."""
+"""RoPE: frequency ladder precision, angle layout and rotation against hand-written formulas
+(model.md §3). The position grids are tested with `ltx2cli.diffusion.patchify`."""
 
 from __future__ import annotations
 
@@ -8,13 +8,7 @@ import math
 import pytest
 import torch
 
-from ltx2cli.models.rope import (
-    apply_rope,
-    audio_latent_positions,
-    frequency_grid,
-    rope_tables,
-    video_latent_positions,
-)
+from ltx2cli.models.rope import apply_rope, frequency_grid, rope_tables
 
 THETA = 10000.0
 VIDEO_MAX_POS = (20, 2048, 2048)
@@ -88,20 +82,3 @@ def test_apply_rope_rotates_first_half_against_second_half() -> None:
     c0, c1, s0, s1 = (math.cos(0.3), math.cos(-1.1), math.sin(0.3), math.sin(-1.1))
     expected = torch.tensor([a * c0 - c * s0, b * c1 - d * s1, c * c0 + a * s0, d * c1 + b * s1])
     assert torch.allclose(out, expected, atol=1e-6)
-
-
-def test_video_positions_causal_fix_and_fps() -> None:
-    positions = video_latent_positions(2, 1, 2, FPS)
-    assert positions.shape == (1, 3, 4, 2)
-    time = positions[0, 0]
-    assert torch.allclose(time[0], torch.tensor([0.0, 1 / FPS]))  # frame 0: one pixel frame
-    assert torch.allclose(time[2], torch.tensor([1 / FPS, 9 / FPS]))  # frame 1: [8f-7, 8f+1)
-    assert torch.equal(positions[0, 2, 1], torch.tensor([32.0, 64.0]))  # column 1 in pixels
-    assert torch.equal(positions[0, 1, 3], torch.tensor([0.0, 32.0]))
-
-
-def test_audio_positions_are_causal_seconds() -> None:
-    positions = audio_latent_positions(3)
-    expected = torch.tensor([[0.0, 0.01], [0.01, 0.05], [0.05, 0.09]])
-    assert positions.shape == (1, 1, 3, 2)
-    assert torch.allclose(positions[0, 0], expected, atol=1e-7)
