@@ -16,6 +16,10 @@ Appended after the target (removed by `state.clear_conditioning` once denoised):
 Decisions (current reference behaviour): in-place items write the clean value only into
 `clean_latent`, and appended tokens hold zeros in `latent`; the noiser then mixes from the clean
 value (see `noise.noise_state`). A single-pixel-frame keyframe spans [k, k+1) frames in time.
+Dtypes follow the reference too: an appended item's denoise mask is built in its latent's dtype
+(so 1 − strength is rounded to bf16 for bf16 latents) and widened to float32 by the
+concatenation; self-attention masks are built in the latent dtype, since the model takes the
+log of the mask in the dtype it arrives in.
 """
 
 from __future__ import annotations
@@ -62,30 +66,25 @@ def _video_grid(grid: Grid, what: str) -> VideoGrid:
     return grid
 
 
-def _mask_value(state: LatentState, strength: float, tokens: int) -> torch.Tensor:
-    b = state.latent.shape[0]
-    return torch.full((b, tokens, 1), 1.0 - strength, device=state.latent.device)
-
-
 def _extend_attention(
-    state: LatentState, new_tokens: int, cross: torch.Tensor | None
+    state: LatentState, new_tokens: int, cross: torch.Tensor | None, dtype: torch.dtype
 ) -> torch.Tensor | None:
-    """Self-attention mask after appending `new_tokens` tokens.
+    """Self-attention mask in `dtype` after appending `new_tokens` tokens.
 
     Blocks: the old N×N block is kept (ones if there was no mask); new↔new is 1;
     target↔new (both ways) is `cross` `[B, M]`; earlier appended groups↔new is 0. Without a
     `cross` weight and without an existing mask there is no mask at all; without `cross` but
     with a mask the target↔new weight is 1.
     """
+    device = state.latent.device
     if cross is None:
         if state.attention_mask is None:
             return None
-        cross = torch.ones(state.latent.shape[0], new_tokens, device=state.latent.device)
+        cross = torch.ones(state.latent.shape[0], new_tokens, device=device, dtype=dtype)
     b, n, t = state.latent.shape[0], state.token_count, state.target_tokens
-    mask = torch.zeros(b, n + new_tokens, n + new_tokens, device=state.latent.device)
-    mask[:, :n, :n] = 1.0 if state.attention_mask is None else state.attention_mask.float()
+    mask = torch.zeros(b, n + new_tokens, n + new_tokens, device=device, dtype=dtype)
+    mask[:, :n, :n] = 1.0 if state.attention_mask is None else state.attention_mask
     mask[:, n:, n:] = 1.0
-    cross = cross.to(mask)
     mask[:, :t, n:] = cross.unsqueeze(1)
     mask[:, n:, :t] = cross.unsqueeze(2)
     return mask
@@ -93,21 +92,25 @@ def _extend_attention(
 
 def _append(
     state: LatentState,
-    tokens: torch.Tensor,
+    latent: torch.Tensor,
     positions: torch.Tensor,
     strength: float,
 ) -> LatentState:
-    """Append clean conditioning tokens (zeros in `latent`) with their positions and mask."""
-    m = tokens.shape[1]
-    tokens = tokens.to(device=state.latent.device, dtype=state.clean_latent.dtype)
+    """Append a conditioning latent `[B, C, F, H, W]` as clean tokens (zeros in `latent`) with
+    their positions and a denoise mask of 1 − strength (in the latent's dtype, see above)."""
+    dtype = latent.dtype
+    tokens = patchify_video(latent).to(device=state.latent.device)
+    b, m = tokens.shape[:2]
+    mask = torch.full((b, m, 1), 1.0 - strength, device=tokens.device, dtype=dtype)
     positions = positions.to(device=state.positions.device, dtype=torch.float32)
+    tokens = tokens.to(state.clean_latent.dtype)
     return replace(
         state,
         latent=torch.cat([state.latent, torch.zeros_like(tokens)], dim=1),
         clean_latent=torch.cat([state.clean_latent, tokens], dim=1),
-        denoise_mask=torch.cat([state.denoise_mask, _mask_value(state, strength, m)], dim=1),
+        denoise_mask=torch.cat([state.denoise_mask, mask], dim=1).float(),
         positions=torch.cat([state.positions.float(), positions], dim=2),
-        attention_mask=_extend_attention(state, m, None),
+        attention_mask=_extend_attention(state, m, None, dtype),
     )
 
 
@@ -164,23 +167,35 @@ class MaskedLatent:
         if tuple(self.keep.shape) != expected:
             raise ValueError(f"keep mask {tuple(self.keep.shape)} != {expected}")
         n = state.target_tokens
-        keep = patchify_mask(self.keep).to(device=state.latent.device, dtype=torch.float32)
+        # The reference blends in the latent dtype: for bf16 states the kept tokens' mask is
+        # bf16(1 − strength), widened to float32 by the sum with the float32 mask.
+        keep = patchify_mask(self.keep).to(device=state.latent.device, dtype=state.latent.dtype)
         tokens = patchify_video(self.latent).to(state.clean_latent)
         clean, mask = state.clean_latent.clone(), state.denoise_mask.clone()
-        clean[:, :n] = (clean[:, :n].float() * (1 - keep) + tokens.float() * keep).to(clean)
+        clean[:, :n] = clean[:, :n] * (1 - keep) + tokens * keep
         mask[:, :n] = mask[:, :n] * (1 - keep) + (1.0 - self.strength) * keep
         return replace(state, clean_latent=clean, denoise_mask=mask)
 
 
 @dataclass(frozen=True)
 class TemporalRegionMask:
-    """Regenerate only the target tokens whose time interval overlaps [start_s, end_s)."""
+    """Regenerate only the target tokens whose time interval overlaps [start_s, end_s).
+
+    Video intervals are the causal pixel-frame bounds divided by `fps` (the grid's frame rate
+    when None); audio intervals are the patchifier's seconds.
+    """
 
     start_s: float
     end_s: float
+    fps: float | None = None
 
     def apply(self, state: LatentState, grid: Grid) -> LatentState:
-        times = grid.positions(state.latent.device)[:, 0]  # (B, N, 2) seconds
+        device = state.latent.device
+        if isinstance(grid, VideoGrid) and self.fps is not None:
+            bounds = video_pixel_bounds(grid.shape, grid.causal_fix, grid.scale, device)
+            times = bounds[:, 0] / self.fps
+        else:
+            times = grid.positions(device)[:, 0]  # (B, N, 2) seconds
         inside = (times[..., 1] > self.start_s) & (times[..., 0] < self.end_s)
         mask = state.denoise_mask.clone()
         mask[:, : state.target_tokens] = inside.unsqueeze(-1).to(mask.dtype)
@@ -193,13 +208,15 @@ class KeyframeGuide:
     `frame_index`, with denoise mask 1 − strength.
 
     Time bounds come from the keyframe's own grid shifted by `frame_index` pixel frames (the
-    causal fix only at frame 0); a keyframe encoding one pixel frame spans [k, k+1). Spatial
-    bounds are the keyframe's own pixel grid.
+    causal fix only at frame 0); with `num_pixel_frames` 1 (the reference's default, right for
+    an encoded image) every token's time span is narrowed to [k, k+1). A multi-frame keyframe
+    video passes its pixel frame count. Spatial bounds are the keyframe's own pixel grid.
     """
 
     latent: torch.Tensor
     frame_index: int
     strength: float = 1.0
+    num_pixel_frames: int = 1
 
     def apply(self, state: LatentState, grid: Grid) -> LatentState:
         video = _video_grid(grid, "KeyframeGuide")
@@ -212,14 +229,13 @@ class KeyframeGuide:
                 f"use a frame between 0 and {pixel_frames - 1}",
             )
         shape = VideoLatentShape.of(self.latent)
-        bounds = video_pixel_bounds(
-            shape, causal_fix=self.frame_index == 0, scale=video.scale, device=state.latent.device
-        )
+        causal_fix = video.causal_fix and self.frame_index == 0
+        bounds = video_pixel_bounds(shape, causal_fix, video.scale, state.latent.device)
         bounds[:, 0] += self.frame_index
-        if shape.frames == 1:
+        if self.num_pixel_frames == 1:
             bounds[:, 0, :, 1] = bounds[:, 0, :, 0] + 1
         bounds[:, 0] /= video.fps
-        return _append(state, patchify_video(self.latent), bounds, self.strength)
+        return _append(state, self.latent, bounds, self.strength)
 
 
 @dataclass(frozen=True)
@@ -247,7 +263,7 @@ class ReferenceVideo:
             first_end = state.positions[:, 0, 0, 1].float().view(-1, 1, 1)  # 1/fps
             bounds[:, 0] = (bounds[:, 0] - (s - 1) * first_end).clamp(min=0)
         bounds[:, 1:] *= self.downscale_factor
-        return _append(state, patchify_video(self.latent), bounds, self.strength)
+        return _append(state, self.latent, bounds, self.strength)
 
 
 @dataclass(frozen=True)
@@ -264,8 +280,8 @@ class AttentionStrength:
         m = new.token_count - state.token_count
         if m == 0:
             return new
-        b = state.latent.shape[0]
-        weight = torch.as_tensor(self.weight, dtype=torch.float32, device=state.latent.device)
+        b, dtype = state.latent.shape[0], new.latent.dtype
+        weight = torch.as_tensor(self.weight, device=state.latent.device).to(dtype)
         if weight.dim() == 0:
             cross = weight.expand(b, m)
         elif weight.dim() == 1 and weight.shape[0] == m:
@@ -278,4 +294,4 @@ class AttentionStrength:
             )
         if bool(((cross < 0) | (cross > 1)).any()):
             raise UsageError("conditioning attention strength is outside [0, 1]", "use 0..1")
-        return replace(new, attention_mask=_extend_attention(state, m, cross))
+        return replace(new, attention_mask=_extend_attention(state, m, cross, dtype))

@@ -16,9 +16,12 @@ the transformer's `Modality` (model.md §2.3) and perturbation config (§2.9):
   audio→video cross-attention residual; `None` blocks = every block).
 
 A denoiser maps `(states, sigma, step) → x0 per modality`. The conversion from velocity is per
-token, x0 = x − v·timesteps, so clean conditioning tokens come back unchanged. Passes run one
-after another with the original batch size (as reference 1.0.0 does), so memory stays at one
-forward pass.
+token, x0 = x − v·timesteps with the very timesteps the model saw, so clean conditioning tokens
+come back unchanged. Sigma is a float or a 0-d tensor whose dtype is kept: the loops pass the
+float32 schedule value, and res_2s its float64 midpoint sigma, which (as in the reference) makes
+that pass's `sigma` and `timesteps` float64; the model rounds them after scaling by 1000. Passes
+run one after another with the original batch size (as reference 1.0.0 does), so memory stays
+at one forward pass.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from ltx2cli.diffusion.guidance import GuidanceSchedule, GuiderParams
-from ltx2cli.diffusion.state import AV, LatentState, to_denoised
+from ltx2cli.diffusion.state import AV, LatentState, timesteps_from_mask, to_denoised
 
 
 class Skip(enum.IntEnum):
@@ -91,20 +94,28 @@ class ModelCall:
     kind: Pass = Pass.COND
 
 
+Sigma = float | torch.Tensor
 VelocityModel = Callable[[ModelCall], AV[torch.Tensor]]
-Denoiser = Callable[[AV[LatentState], float, int], AV[torch.Tensor]]
+Denoiser = Callable[[AV[LatentState], Sigma, int], AV[torch.Tensor]]
 
 
 def modality_input(
-    state: LatentState, context: torch.Tensor, sigma: float, enabled: bool = True
+    state: LatentState, context: torch.Tensor, sigma: Sigma, enabled: bool = True
 ) -> ModalityInput:
-    """Build a stream's input from its state; a frozen stream reports sigma 0."""
+    """Build a stream's input from its state: `sigma` `[B]` (in sigma's dtype, float32 for a
+    Python float) and `timesteps` = mask·sigma, promoted like the reference's (B, 1, 1)
+    product. A frozen stream reports sigma 0."""
     b = state.latent.shape[0]
-    sigma_b = torch.full((b,), 0.0 if state.frozen else sigma, device=state.latent.device)
+    sigma_b = torch.as_tensor(sigma, device=state.latent.device)
+    if not sigma_b.is_floating_point():
+        sigma_b = sigma_b.float()
+    sigma_b = sigma_b.reshape(()).expand(b)
+    if state.frozen:
+        sigma_b = torch.zeros_like(sigma_b)
     return ModalityInput(
         latent=state.latent,
         sigma=sigma_b,
-        timesteps=state.timesteps(sigma),
+        timesteps=timesteps_from_mask(state.denoise_mask, sigma_b),
         positions=state.positions,
         context=context,
         enabled=enabled,
@@ -112,19 +123,21 @@ def modality_input(
     )
 
 
-def _x0(states: AV[LatentState], velocities: AV[torch.Tensor], sigma: float) -> AV[torch.Tensor]:
-    def convert(name: str, state: LatentState) -> torch.Tensor | None:
-        v = getattr(velocities, name)
-        return None if v is None else to_denoised(state.latent, v, state.timesteps(sigma))
+def _x0(inputs: AV[ModalityInput], velocities: AV[torch.Tensor]) -> AV[torch.Tensor]:
+    """x0 = x − v·timesteps per token, from the inputs the model saw (the X0 wrapper)."""
 
-    return states.map(convert)
+    def convert(name: str, m: ModalityInput) -> torch.Tensor | None:
+        v = getattr(velocities, name)
+        return None if v is None else to_denoised(m.latent, v, m.timesteps)
+
+    return inputs.map(convert)
 
 
 def _call(
     model: VelocityModel,
     states: AV[LatentState],
     contexts: AV[torch.Tensor],
-    sigma: float,
+    sigma: Sigma,
     kind: Pass = Pass.COND,
     perturbations: Perturbations = NO_PERTURBATIONS,
     enabled: AV[bool] | None = None,
@@ -138,7 +151,7 @@ def _call(
 
     inputs = states.map(build)
     velocities = model(ModelCall(inputs.video, inputs.audio, perturbations, kind))
-    return _x0(states, velocities, sigma)
+    return _x0(inputs, velocities)
 
 
 @dataclass
@@ -148,7 +161,7 @@ class SimpleDenoiser:
     model: VelocityModel
     contexts: AV[torch.Tensor]
 
-    def __call__(self, states: AV[LatentState], sigma: float, step: int) -> AV[torch.Tensor]:
+    def __call__(self, states: AV[LatentState], sigma: Sigma, step: int) -> AV[torch.Tensor]:
         return _call(self.model, states, self.contexts, sigma)
 
 
@@ -220,11 +233,12 @@ class GuidedDenoiser:
 
         return states.map(pick)
 
-    def __call__(self, states: AV[LatentState], sigma: float, step: int) -> AV[torch.Tensor]:
+    def __call__(self, states: AV[LatentState], sigma: Sigma, step: int) -> AV[torch.Tensor]:
         # An absent modality's guidance must not add passes.
+        value = float(sigma)
         params = AV(
-            video=self.video.at(sigma) if states.video is not None else GuiderParams(),
-            audio=self.audio.at(sigma) if states.audio is not None else GuiderParams(),
+            video=self.video.at(value) if states.video is not None else GuiderParams(),
+            audio=self.audio.at(value) if states.audio is not None else GuiderParams(),
         )
         skipping = AV(video=params.video.skips(step), audio=params.audio.skips(step))
         if all(getattr(skipping, name) for name, _ in states.items()):
@@ -273,7 +287,7 @@ class DeltaGuidedDenoiser:
         self.deltas = delta if isinstance(delta, AV) else AV(video=delta, audio=delta)
         self.active = active
 
-    def __call__(self, states: AV[LatentState], sigma: float, step: int) -> AV[torch.Tensor]:
+    def __call__(self, states: AV[LatentState], sigma: Sigma, step: int) -> AV[torch.Tensor]:
         cond = _call(self.model, states, self.contexts, sigma)
         if not self.active:
             return cond

@@ -164,9 +164,25 @@ LTX_2_3_HQ_DEFAULTS = GenerationDefaults(
 )
 
 
+LTX_2_3_VERSION = (2, 3)
+
+
+def parse_model_version(model_version: str | None) -> tuple[int, ...]:
+    """A checkpoint's `model_version` as comparable numbers: "-" counts as ".", and parsing
+    stops at the first part that is not a plain integer ("2.3.rc1" and "2.3-rc2" → (2, 3));
+    unset or non-numeric → (), below every real version."""
+    numbers: list[int] = []
+    for part in (model_version or "").replace("-", ".").split("."):
+        if not part.isdigit():
+            break
+        numbers.append(int(part))
+    return tuple(numbers)
+
+
 def defaults_for_version(model_version: str | None) -> GenerationDefaults:
-    """2.3 defaults for a checkpoint `model_version` starting with "2.3", else the 2.0 ones."""
-    if model_version is not None and model_version.startswith("2.3"):
+    """The defaults of the newest generation the checkpoint is at or above: 2.3 for any
+    `model_version` ≥ 2.3 (2.4 and later inherit its steps and guidance), else 2.0."""
+    if parse_model_version(model_version) >= LTX_2_3_VERSION:
         return LTX_2_3_DEFAULTS
     return LTX_2_DEFAULTS
 
@@ -176,9 +192,10 @@ def defaults_for_version(model_version: str | None) -> GenerationDefaults:
 
 
 def projection_coefficient(x: torch.Tensor, onto: torch.Tensor) -> torch.Tensor:
-    """⟨x, onto⟩ / (‖onto‖² + 1e−8) per batch item, shaped to broadcast against x."""
+    """⟨x, onto⟩ / (‖onto‖² + 1e−8) per batch item, shaped to broadcast against x. Computed
+    in the inputs' dtype, as the reference's simple guiders are (they never upcast)."""
     b = x.shape[0]
-    xf, of = x.reshape(b, -1).float(), onto.reshape(b, -1).float()
+    xf, of = x.reshape(b, -1), onto.reshape(b, -1)
     coef = (xf * of).sum(dim=1) / ((of * of).sum(dim=1) + PROJECTION_EPS)
     return coef.view(b, *([1] * (x.dim() - 1)))
 

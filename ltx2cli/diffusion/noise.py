@@ -1,9 +1,11 @@
 """Seeded noise and the flow-matching noiser.
 
-- Noise is always drawn on the CPU from a seeded `torch.Generator` (float32, or float64 for
-  the res_2s SDE noise) and moved afterwards, so a seed gives the same latents on CPU, CUDA
-  and MPS. (The reference draws on the CUDA generator in bf16; bit-equality with it is not a
-  goal, determinism across devices is.)
+- Noise is always drawn on the CPU from a seeded `torch.Generator`, in the latent's own dtype
+  (the reference draws `randn` directly in bf16 for bf16 latents, which is a different stream
+  from float32 `randn` rounded to bf16), or in float64 for the res_2s SDE noise, and moved
+  afterwards. So a seed gives the same latents on CPU, CUDA and MPS, and on the CPU the exact
+  noise of the reference. (The reference draws on the CUDA generator on GPUs; bit-equality
+  with that stream is not a goal, determinism across devices is.)
 - `noise_state` is the current reference's noiser: x = lerp(clean, lerp(latent, ε, s), mask)
   with s the noise scale, computed in float32. Target tokens (latent == clean) get
   (1−m·s)·clean + m·s·ε, i.e. a flow-matching state at σ = m·s; appended conditioning tokens
@@ -32,17 +34,17 @@ def gaussian(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """Standard normal noise drawn on the CPU in float32, then cast and moved."""
-    noise = torch.randn(tuple(shape), generator=generator, dtype=torch.float32, device="cpu")
-    return noise.to(device=device, dtype=dtype)
+    """Standard normal noise drawn on the CPU directly in `dtype`, then moved."""
+    noise = torch.randn(tuple(shape), generator=generator, dtype=dtype, device="cpu")
+    return noise.to(device=device)
 
 
 def noise_state(
     state: LatentState, generator: torch.Generator, noise_scale: float = 1.0
 ) -> LatentState:
     """Mix one modality's state with fresh noise, respecting its per-token denoise mask."""
-    noise = gaussian(state.latent.shape, generator, torch.float32, state.latent.device)
-    noisy = torch.lerp(state.latent.float(), noise, noise_scale)
+    noise = gaussian(state.latent.shape, generator, state.latent.dtype, state.latent.device)
+    noisy = torch.lerp(state.latent.float(), noise.float(), noise_scale)
     mixed = torch.lerp(state.clean_latent.float(), noisy, state.denoise_mask.float())
     return replace(state, latent=mixed.to(state.latent.dtype))
 

@@ -99,11 +99,14 @@ class LatentState:
         return timesteps_from_mask(self.denoise_mask, sigma)
 
     def post_process(self, denoised: torch.Tensor) -> torch.Tensor:
-        """Re-impose the conditioning on an x0 estimate: x0·m + clean·(1−m)."""
-        dtype = torch.promote_types(denoised.dtype, torch.float32)
-        m = self.denoise_mask.to(dtype)
-        out = denoised.to(dtype) * m + self.clean_latent.to(dtype) * (1 - m)
-        return out.to(denoised.dtype)
+        """Re-impose the conditioning on an x0 estimate: x0·m + clean·(1−m), in x0's dtype.
+
+        Promotion as in the reference: x0·m runs in the wider of x0's dtype and the float32
+        mask, clean·(1−m) always in float32 (so a float64 res_2s update rounds that term to
+        float32 before the sum).
+        """
+        m = self.denoise_mask
+        return (denoised * m + self.clean_latent.float() * (1 - m)).to(denoised.dtype)
 
 
 def timesteps_from_mask(mask: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
@@ -133,7 +136,8 @@ def freeze(state: LatentState) -> LatentState:
 
 def to_velocity(x: torch.Tensor, sigma: float | torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
     """v = (x − x0)/σ, computed in float32 and returned in x's dtype."""
-    if not isinstance(sigma, torch.Tensor) and sigma == 0:
+    scalar = not isinstance(sigma, torch.Tensor) or sigma.numel() == 1
+    if scalar and float(sigma) == 0:
         raise ValueError("velocity is undefined at sigma 0")
     sigma = sigma.float() if isinstance(sigma, torch.Tensor) else float(sigma)
     return ((x.float() - x0.float()) / sigma).to(x.dtype)

@@ -203,6 +203,18 @@ def _high_precision(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
+def _with_latents(
+    states: AV[LatentState], latents: dict[str, torch.Tensor], dtype: torch.dtype | None
+) -> AV[LatentState]:
+    """Replace the given modalities' latents, cast to `dtype` (None: each state's own)."""
+    updated = {
+        name: replace(state, latent=latents[name].to(dtype or state.latent.dtype))
+        for name, state in states.items()
+        if name in latents
+    }
+    return replace(states, **updated)
+
+
 def res2s_loop(
     states: AV[LatentState],
     sigmas: torch.Tensor | Sequence[float],
@@ -213,6 +225,7 @@ def res2s_loop(
     bongmath: bool = True,
     bongmath_iterations: int = BONG_ITERATIONS,
     legacy_mode: bool = True,
+    model_dtype: torch.dtype | None = None,
     on_step: ProgressFn | None = None,
 ) -> AV[LatentState]:
     """res_2s sampling (HQ pipeline). The SDE noise comes from its own two generators seeded
@@ -220,6 +233,12 @@ def res2s_loop(
     reference never passes the user seed here, so its default −1 is kept. The substep noise
     always uses eta 0.5. `legacy_mode` (the reference default) injects noise with the scalar
     sigmas and re-imposes the conditioning afterwards; otherwise per-token sigmas are used.
+
+    Precision follows the reference: the update runs in float64 (float32 on MPS); the midpoint
+    pass gets its float64 sigma; the substep noise coefficients are float64, while in legacy
+    mode the step noise coefficients come from the float32 schedule values. Midpoint and new
+    latents are cast to `model_dtype` (the reference's default is bfloat16, the dtype of
+    every pipeline's states; None keeps each state's own dtype).
     """
     sig = as_sigmas(sigmas)
     n_full = len(sig) - 1
@@ -228,7 +247,7 @@ def res2s_loop(
         sig = torch.cat([sig[:-1], torch.tensor([RES2S_FINAL_SIGMA, 0.0])])
     first = next(state for _, state in states.items())
     hp = _high_precision(first.latent.device)
-    log_steps = -torch.log(sig[1:].double() / sig[:-1].double())
+    log_steps = -torch.log(sig[1:].to(hp) / sig[:-1].to(hp))
     if noise_seed_substep is None:
         noise_seed_substep = noise_seed + RES2S_SUBSTEP_SEED_OFFSET
     step_generator = make_generator(noise_seed)
@@ -255,6 +274,8 @@ def res2s_loop(
     for i in range(n_full):
         sigma = sig[i].to(hp)
         sigma_next = sig[i + 1].to(hp)
+        # Legacy step noise reads the schedule itself (float32); per-token noise upcasts it.
+        step_sigmas = (sig[i], sig[i + 1]) if legacy_mode else (sigma, sigma_next)
         h = float(log_steps[i])
         a21, b1, b2 = res2s_coefficients(h)
         sub_sigma = torch.sqrt(sigma * sigma_next)
@@ -282,34 +303,27 @@ def res2s_loop(
                     anchor[name] = x_mid[name] - h * a21 * eps_1[name]
                     eps_1[name] = getattr(x0_1, name).to(hp) - anchor[name]
 
-        # 4. Evaluate at the midpoint (step index 0, as the reference passes).
-        mid_states = replace(
-            states, **{name: getattr(states, name).with_latent(x) for name, x in x_mid.items()}
-        )
-        x0_2 = _guided_x0(states, denoise(mid_states, float(sub_sigma), 0))
+        # 4. Evaluate at the midpoint (float64 sigma, step index 0, as the reference passes).
+        mid_states = _with_latents(states, x_mid, model_dtype)
+        x0_2 = _guided_x0(states, denoise(mid_states, sub_sigma, 0))
 
         # 5. Combine and inject the step noise.
-        updated: dict[str, LatentState] = {}
+        x_new: dict[str, torch.Tensor] = {}
         for name, state in states.items():
             pred = getattr(x0_2, name)
             if name not in anchor or pred is None:
                 continue
             eps_2 = pred.to(hp) - anchor[name]
             x_next = anchor[name] + h * (b1 * eps_1[name] + b2 * eps_2)
-            x_next = inject(state, anchor[name], x_next, sigma, sigma_next, step_generator, eta)
-            updated[name] = state.with_latent(x_next)
-        states = replace(states, **updated)
+            x_new[name] = inject(state, anchor[name], x_next, *step_sigmas, step_generator, eta)
+        states = _with_latents(states, x_new, model_dtype)
         if on_step:
             on_step(i + 1, total)
 
     if ends_at_zero:
         x0 = _guided_x0(states, denoise(states, float(sig[n_full]), n_full))
-        updated = {
-            name: state.with_latent(pred)
-            for name, state in states.items()
-            if (pred := getattr(x0, name)) is not None
-        }
-        states = replace(states, **updated)
+        final = {name: x for name, _ in states.items() if (x := getattr(x0, name)) is not None}
+        states = _with_latents(states, final, model_dtype)
         if on_step:
             on_step(total, total)
     return states
