@@ -14,6 +14,7 @@ Design choices:
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ltx2cli.errors import CheckpointError
+from ltx2cli.models.video_vae_blocks import init_fan_in_uniform
+
+logger = logging.getLogger(__name__)
 
 GROUPS = 32
 BLUR_TAPS = 5
@@ -60,18 +64,19 @@ class UpsamplerConfig:
             raise CheckpointError(
                 "upsampler config sets neither spatial_upsample nor temporal_upsample"
             )
-        if self.dims == 2 and (self.temporal_upsample or self.rational_resampler):
+        if self.dims == 2 and (self.temporal_upsample or self.rational):
             raise CheckpointError("upsampler dims = 2 supports only the plain spatial ×2 variant")
-        spatial_only = self.spatial_upsample and not self.temporal_upsample
-        if spatial_only and self.rational_resampler:
-            if float(self.spatial_scale) not in RATIONAL_SCALES:
-                raise CheckpointError(
-                    f"upsampler spatial_scale = {self.spatial_scale!r} is not one of "
-                    f"{sorted(RATIONAL_SCALES)}"
-                )
-        elif self.spatial_upsample and float(self.spatial_scale) != 2.0:
+        if self.rational and float(self.spatial_scale) not in RATIONAL_SCALES:
             raise CheckpointError(
-                f"upsampler spatial_scale = {self.spatial_scale!r} needs rational_resampler = true"
+                f"upsampler spatial_scale = {self.spatial_scale!r} is not one of "
+                f"{sorted(RATIONAL_SCALES)}"
+            )
+        if self.spatial_upsample and not self.rational and float(self.spatial_scale) != 2.0:
+            # The reference builds the fixed ×2 shuffle here whatever spatial_scale says.
+            logger.warning(
+                "upsampler spatial_scale = %r is ignored without rational_resampler; "
+                "the spatial factor is 2",
+                self.spatial_scale,
             )
 
     @classmethod
@@ -81,9 +86,18 @@ class UpsamplerConfig:
         return cls(**{key: config[key] for key in fields if key in config})
 
     @property
+    def rational(self) -> bool:
+        """Whether the rational resampler is built: spatial-only upsamplers that ask for it
+        (with temporal upsampling the reference uses the 3-D ×2 shuffle regardless)."""
+        return self.rational_resampler and self.spatial_upsample and not self.temporal_upsample
+
+    @property
     def factors(self) -> tuple[float, float]:
         """(temporal, spatial) growth: frames F → 2F − 1 when temporal; H, W × spatial."""
-        spatial = float(self.spatial_scale) if self.spatial_upsample else 1.0
+        if not self.spatial_upsample:
+            spatial = 1.0
+        else:
+            spatial = float(self.spatial_scale) if self.rational else 2.0
         return (2.0 if self.temporal_upsample else 1.0), spatial
 
 
@@ -192,7 +206,7 @@ class LatentUpsampler(nn.Module):
             self.upsampler = nn.Sequential(
                 nn.Conv3d(mid, 2 * mid, 3, padding=1), PixelShuffle((2, 1, 1))
             )
-        elif config.rational_resampler:
+        elif config.rational:
             self.upsampler = RationalResampler(mid, config.spatial_scale)
         else:
             self.upsampler = nn.Sequential(
@@ -209,7 +223,7 @@ class LatentUpsampler(nn.Module):
             frames = 2 * frames - 1
         if not self.config.spatial_upsample:
             return frames, height, width
-        if not self.config.rational_resampler or self.config.temporal_upsample:
+        if not self.config.rational:
             return frames, 2 * height, 2 * width
         num, den = RATIONAL_SCALES[float(self.config.spatial_scale)]
         pad = BLUR_TAPS // 2
@@ -221,16 +235,10 @@ class LatentUpsampler(nn.Module):
 
     def init_weights(self, generator: torch.Generator | None = None) -> None:
         """Deterministic random weights (fan-in uniform); norms to identity; blur kernel reset."""
+        init_fan_in_uniform(self, generator)
         with torch.no_grad():
             for m in self.modules():
-                if isinstance(m, nn.Conv2d | nn.Conv3d):
-                    bound = 1.0 / math.sqrt(m.weight[0].numel())
-                    m.weight.uniform_(-bound, bound, generator=generator)
-                    m.bias.uniform_(-bound, bound, generator=generator)
-                elif isinstance(m, nn.GroupNorm):
-                    m.weight.fill_(1.0)
-                    m.bias.zero_()
-                elif isinstance(m, BlurDownsample):
+                if isinstance(m, BlurDownsample):
                     m.kernel.copy_(BlurDownsample.binomial_kernel())
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:

@@ -7,8 +7,9 @@ Design choices (facts in model.md §4, gotchas.md "VAEs"):
   normalised latent (B, 128, k + 1, H/32, W/32): only the means of the encoder's output are
   used, normalised with the per-channel statistics; the decoder un-normalises first.
 - The decoder's timestep conditioning (decode noise 0.025, decode timestep 0.05 scaled by the
-  stored `timestep_scale_multiplier`) is built only when the config says so: the released 19B
-  and 2.3 decoders have none (manifests win over the configurator's absent-key default).
+  stored `timestep_scale_multiplier`) is built when the config says so or lacks the key (the
+  reference default); the released 19B and 2.3 configs say false, and the loader lets the
+  file's tensors overrule a config that disagrees with them.
 - Tiling follows the reference: tiles are laid out on the latent grid, blended with separable
   trapezoid masks, causal temporal tiles start one latent frame early, and decoded temporal
   groups are streamed as soon as their frames are final.
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ltx2cli.errors import CheckpointError, UsageError
+from ltx2cli.models.layers import TimestepEmbedder
 from ltx2cli.models.video_vae_blocks import (
     CausalConv3d,
     DepthToSpaceUpsample,
@@ -36,8 +38,7 @@ from ltx2cli.models.video_vae_blocks import (
     ResnetBlock3D,
     ResStage,
     SpaceToDepthDownsample,
-    StridedConv,
-    TimestepEmbedder,
+    init_fan_in_uniform,
     make_norm,
     pixel_patchify,
     pixel_unpatchify,
@@ -195,7 +196,12 @@ class VideoVAEConfig:
 
     @classmethod
     def from_checkpoint_config(cls, config: Mapping[str, Any]) -> VideoVAEConfig:
-        """Read `config["vae"]` (or a bare `vae` section) as the reference configurator does."""
+        """Read `config["vae"]` (or a bare `vae` section) as the reference configurator does.
+
+        Absent keys take the reference configurator's defaults, which differ from this class's
+        (released-file) defaults in two places: absent block lists are empty, and an absent
+        `timestep_conditioning` means True. Both released files state all of these keys.
+        """
         section = config.get("vae", config)
         class_name = section.get("_class_name", CONV_VAE_CLASS)
         if class_name != CONV_VAE_CLASS:
@@ -203,24 +209,22 @@ class VideoVAEConfig:
                 f"vae._class_name = {class_name!r} is not supported (only {CONV_VAE_CLASS})"
             )
 
-        def blocks(key: str, default: tuple[VaeBlock, ...]) -> tuple[VaeBlock, ...]:
-            if key not in section:
-                return default
-            return tuple(VaeBlock.parse(entry, key) for entry in section[key])
+        def blocks(key: str) -> tuple[VaeBlock, ...]:
+            return tuple(VaeBlock.parse(entry, key) for entry in section.get(key, ()))
 
         return cls(
             in_channels=section.get("in_channels", 3),
             out_channels=section.get("out_channels", 3),
             latent_channels=section.get("latent_channels", 128),
             patch_size=section.get("patch_size", 4),
-            encoder_blocks=blocks("encoder_blocks", DEFAULT_ENCODER_BLOCKS),
-            decoder_blocks=blocks("decoder_blocks", DEFAULT_DECODER_BLOCKS),
+            encoder_blocks=blocks("encoder_blocks"),
+            decoder_blocks=blocks("decoder_blocks"),
             norm_layer=section.get("norm_layer", "pixel_norm"),
             latent_log_var=section.get("latent_log_var", "uniform"),
             causal_decoder=bool(section.get("causal_decoder", False)),
-            # The reference configurator defaults an absent key to True; the released files
-            # carry no timestep-conditioning tensors (manifests), so absent means False here.
-            timestep_conditioning=bool(section.get("timestep_conditioning", False)),
+            # Absent means True, as in the reference configurator (and the loader, which sets
+            # the key from the file's tensors when they disagree with the config).
+            timestep_conditioning=bool(section.get("timestep_conditioning", True)),
             decoder_base_channels=section.get("decoder_base_channels", 128),
             encoder_padding_mode=section.get(
                 "spatial_padding_mode", section.get("encoder_spatial_padding_mode", "zeros")
@@ -258,15 +262,8 @@ class VideoVAEConfig:
 
 def _init_vae_weights(module: nn.Module, generator: torch.Generator | None) -> None:
     """Deterministic random weights of a sensible scale (fan-in uniform, like PyTorch's default)."""
+    init_fan_in_uniform(module, generator)
     with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, nn.Conv3d | nn.Linear):
-                bound = 1.0 / math.sqrt(m.weight[0].numel())
-                m.weight.uniform_(-bound, bound, generator=generator)
-                m.bias.uniform_(-bound, bound, generator=generator)
-            elif isinstance(m, nn.GroupNorm):
-                m.weight.fill_(1.0)
-                m.bias.zero_()
         for name, param in module.named_parameters():
             leaf = name.rsplit(".", 1)[-1]
             if leaf == "timestep_scale_multiplier":
@@ -455,8 +452,9 @@ class VideoEncoder(nn.Module):
         if block.name.endswith("_res"):
             out = c * (block.multiplier or 2)
             return SpaceToDepthDownsample(c, out, stride, pad), out
+        # Plain strided conv, held directly (keys `down_blocks.i.conv.*`, one `conv` level).
         out = c * (block.multiplier or 2) if block.name == "compress_all_x_y" else c
-        return StridedConv(c, out, stride, pad), out
+        return CausalConv3d(c, out, stride=stride, padding_mode=pad), out
 
     @property
     def scale(self) -> tuple[int, int, int]:
@@ -529,7 +527,12 @@ class VideoEncoder(nn.Module):
             b, self.config.latent_channels, *shape, device=param.device, dtype=param.dtype
         )
         complementary = all(map(_masks_sum_to_one, axes, shape, from_zero))
-        weights = None if complementary else torch.zeros(1, 1, *shape, device=param.device)
+        # Weights accumulate in the model's dtype, as in the reference (bf16 rounding included).
+        weights = (
+            None
+            if complementary
+            else torch.zeros(1, 1, *shape, device=param.device, dtype=param.dtype)
+        )
         for t, h, w in ((t, h, w) for t in axes[0] for h in axes[1] for w in axes[2]):
             pixels = video[
                 :,
@@ -724,10 +727,13 @@ class VideoDecoder(nn.Module):
             buffer = torch.zeros(
                 b, channels, length, out_h, out_w, device=latent.device, dtype=latent.dtype
             )
+            # Weights accumulate in the latent's dtype, as in the reference.
             weights = (
                 None
                 if complementary
-                else torch.zeros(1, 1, length, out_h, out_w, device=latent.device)
+                else torch.zeros(
+                    1, 1, length, out_h, out_w, device=latent.device, dtype=latent.dtype
+                )
             )
             for (h_lat, h_out), (w_lat, w_out) in (
                 (hh, ww)

@@ -5,6 +5,8 @@
   frame, encoder) or symmetrically (one copy of each edge frame, decoder).
 - Normalisation is `PixelNorm` (RMS over channels, eps 1e-8) or GroupNorm(32) when the config
   asks for it; residual blocks carry optional AdaLN timestep modulation and noise injection.
+  The timestep embedding is the transformer's (`layers.TimestepEmbedder`): the reference VAE
+  uses the same PixArt module (256 sinusoids, cosines first, no shift, scale 1).
 - Resampling is space-to-depth (encoder) and depth-to-space (decoder) with channel order
   `(c, p_t, p_h, p_w)`; a temporal stride of 2 pads (encoder) or drops (decoder) one frame so
   that F = 8k + 1 frames map to k + 1 latent frames.
@@ -22,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ltx2cli.models.layers import TimestepEmbedder
+
 PIXEL_NORM_EPS = 1e-8
 GROUP_NORM_EPS = 1e-6
 GROUP_NORM_GROUPS = 32
-TIMESTEP_PROJ_DIM = 256  # sinusoid width feeding the PixArt timestep MLP
-TIMESTEP_MAX_PERIOD = 10000.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,13 +81,19 @@ def depth_to_space(x: torch.Tensor, stride: tuple[int, int, int]) -> torch.Tenso
     return x.reshape(b, c, d * s0, h * s1, w * s2)
 
 
-def timestep_sinusoids(timesteps: torch.Tensor, dim: int = TIMESTEP_PROJ_DIM) -> torch.Tensor:
-    """(N,) → (N, dim): `[cos, sin]` of `t · 10000^(-i/half)` (flip_sin_to_cos, no shift)."""
-    half = dim // 2
-    exponent = torch.arange(half, dtype=torch.float32, device=timesteps.device)
-    freqs = torch.exp(exponent * (-math.log(TIMESTEP_MAX_PERIOD) / half))
-    angles = timesteps[:, None].float() * freqs[None, :]
-    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
+def init_fan_in_uniform(module: nn.Module, generator: torch.Generator | None) -> None:
+    """Deterministic random weights for tiny checkpoints and tests: every conv and linear gets
+    PyTorch's default fan-in bound `U(±1/sqrt(fan_in))` for weight and bias, drawn from
+    `generator` in module order; GroupNorms become the identity."""
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.Conv2d | nn.Conv3d | nn.Linear):
+                bound = 1.0 / math.sqrt(m.weight[0].numel())
+                m.weight.uniform_(-bound, bound, generator=generator)
+                m.bias.uniform_(-bound, bound, generator=generator)
+            elif isinstance(m, nn.GroupNorm):
+                m.weight.fill_(1.0)
+                m.bias.zero_()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,29 +155,6 @@ class CausalConv3d(nn.Module):
                     dim=2,
                 )
         return self.conv(x)
-
-
-class TimestepMLP(nn.Module):
-    """Linear(256 → dim) → SiLU → Linear(dim → dim); keys `linear_1`, `linear_2`."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.linear_1 = nn.Linear(TIMESTEP_PROJ_DIM, dim)
-        self.linear_2 = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear_2(F.silu(self.linear_1(x)))
-
-
-class TimestepEmbedder(nn.Module):
-    """PixArt-style timestep embedding: sinusoids(256) → `timestep_embedder` MLP."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.timestep_embedder = TimestepMLP(dim)
-
-    def forward(self, timesteps: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        return self.timestep_embedder(timestep_sinusoids(timesteps.flatten()).to(dtype))
 
 
 class PerChannelStatistics(nn.Module):
@@ -314,21 +299,6 @@ class ResStage(nn.Module):
         for block in self.res_blocks:
             x = block(x, causal=causal, timestep_embed=embed, generator=generator)
         return x
-
-
-class StridedConv(nn.Module):
-    """Encoder `compress_*` without `_res`: one strided causal conv (`<name>.conv.conv.*`)."""
-
-    def __init__(
-        self, in_channels: int, out_channels: int, stride: tuple[int, int, int], padding_mode: str
-    ) -> None:
-        super().__init__()
-        self.conv = CausalConv3d(
-            in_channels, out_channels, stride=stride, padding_mode=padding_mode
-        )
-
-    def forward(self, x: torch.Tensor, causal: bool = True) -> torch.Tensor:
-        return self.conv(x, causal=causal)
 
 
 class SpaceToDepthDownsample(nn.Module):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ltx2cli.errors import CheckpointError
-from ltx2cli.models.upsampler import build_upsampler, upsample_latent
+from ltx2cli.models.upsampler import BlurDownsample, PixelShuffle, build_upsampler, upsample_latent
 from ltx2cli.models.video_vae_blocks import PerChannelStatistics
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -40,6 +40,13 @@ def latent(frames: int = GRID[0], height: int = GRID[1], width: int = GRID[2]) -
         ({"spatial_upsample": False, "temporal_upsample": True}, GRID, (5, 4, 6)),  # 2F − 1
         ({"temporal_upsample": True}, GRID, (5, 8, 12)),
         ({"dims": 2}, GRID, (3, 8, 12)),
+        # The reference reads spatial_scale only for a spatial-only rational resampler.
+        ({"spatial_scale": 1.5}, GRID, (3, 8, 12)),
+        (
+            {"temporal_upsample": True, "rational_resampler": True, "spatial_scale": 1.5},
+            GRID,
+            (5, 8, 12),
+        ),
     ],
 )
 @torch.no_grad()
@@ -99,7 +106,6 @@ def test_upsample_latent_works_on_unnormalised_latents():
     ("config", "named"),
     [
         ({"rational_resampler": True, "spatial_scale": 3.0}, "spatial_scale"),
-        ({"spatial_scale": 1.5}, "rational_resampler"),
         ({"spatial_upsample": False}, "neither"),
         ({"mid_channels": 48}, "mid_channels"),
         ({"dims": 1}, "dims"),
@@ -108,3 +114,63 @@ def test_upsample_latent_works_on_unnormalised_latents():
 def test_unsupported_configs_name_the_key(config, named):
     with pytest.raises(CheckpointError, match=named):
         build_upsampler({**TINY, **config})
+
+
+@pytest.mark.parametrize(
+    ("config", "key", "shape"),
+    [
+        ({"spatial_scale": 1.5}, "upsampler.0.weight", (4 * MID, MID, 3, 3)),
+        (
+            {"temporal_upsample": True, "rational_resampler": True, "spatial_scale": 1.5},
+            "upsampler.0.weight",
+            (8 * MID, MID, 3, 3, 3),
+        ),
+        (
+            {"rational_resampler": True, "spatial_scale": 1.5},
+            "upsampler.conv.weight",
+            (9 * MID, MID, 3, 3),
+        ),
+    ],
+)
+def test_resampler_variant_follows_the_reference_choice(config, key, shape):
+    with torch.device("meta"):
+        upsampler = build_upsampler({**TINY, **config})
+    assert tuple(upsampler.state_dict()[key].shape) == shape
+
+
+@pytest.mark.parametrize(
+    ("factors", "channels"),
+    [((1, 2, 2), 2), ((2, 1, 1), 3), ((2, 2, 2), 2)],
+)
+def test_pixel_shuffle_splits_channels_as_c_then_time_height_width(factors, channels):
+    f0, f1, f2 = factors
+    d, h, w = 2, 3, 2
+    x = torch.randn(1, channels * f0 * f1 * f2, d, h, w, generator=torch.Generator().manual_seed(5))
+    out = PixelShuffle(factors)(x)
+    assert out.shape == (1, channels, d * f0, h * f1, w * f2)
+    for c in range(channels):
+        for i in range(f0):
+            for j in range(f1):
+                for k in range(f2):
+                    src = ((c * f0 + i) * f1 + j) * f2 + k
+                    assert torch.equal(out[0, c, i::f0, j::f1, k::f2], x[0, src])
+
+
+def test_pixel_shuffle_of_frames_matches_the_spatial_shuffle():
+    x = torch.randn(3, 4 * CHANNELS, 5, 4, generator=torch.Generator().manual_seed(6))
+    frames = PixelShuffle((1, 2, 2))(x[:, :, None])[:, :, 0]
+    torch.testing.assert_close(PixelShuffle((1, 2, 2))(x), frames, rtol=0, atol=0)
+
+
+@torch.no_grad()
+def test_blur_downsample_zero_pads_and_strides():
+    blur = BlurDownsample(stride=2)
+    x = torch.ones(1, 2, 8, 8)
+    out = blur(x)
+    assert out.shape == (1, 2, 4, 4)
+    # Output (i, j) reads inputs 2i−2 … 2i+2; zero padding removes taps that fall off the edge.
+    # Corner: taps [6, 4, 1]/16 per axis survive → (11/16)². Interior: all taps → 1.
+    torch.testing.assert_close(out[0, :, 0, 0], torch.full((2,), (11 / 16) ** 2))
+    torch.testing.assert_close(out[0, :, 1, 1], torch.ones(2))
+    # Last row/column (input 6): taps at 4…8, input 8 is padding → [1, 4, 6, 4]/16.
+    torch.testing.assert_close(out[0, :, 3, 1], torch.full((2,), 15 / 16))

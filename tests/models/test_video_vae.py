@@ -6,15 +6,18 @@ import logging
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from ltx2cli.errors import CheckpointError, UsageError
 from ltx2cli.models.video_vae import (
     DECODE_NOISE_SCALE,
     DECODE_TIMESTEP,
+    TIMESTEP_SCALE_MULTIPLIER_INIT,
+    VideoVAEConfig,
     build_video_decoder,
     build_video_encoder,
 )
-from ltx2cli.models.video_vae_blocks import pixel_patchify, pixel_unpatchify
+from ltx2cli.models.video_vae_blocks import ResStage, pixel_patchify, pixel_unpatchify
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -24,6 +27,8 @@ PATCH = 4
 FRAMES, HEIGHT, WIDTH = 9, 64, 96  # → latent (2, 2, 3)
 LATENT_GRID = (2, 2, 3)
 SEED = 0
+SINUSOID_CHANNELS = 256  # PixArt timestep projection width
+MAX_PERIOD = 10000.0
 
 
 def tiny_config(generation: str, **vae: object) -> dict:
@@ -265,3 +270,95 @@ def test_encoder_rejects_sizes_off_the_32_grid():
 def test_unsupported_configs_name_the_key(change, named):
     with pytest.raises(CheckpointError, match=named):
         build_video_encoder(tiny_config("19b", **change))
+
+
+def test_absent_keys_take_the_reference_configurator_defaults():
+    # ltx-core's configurator: missing block lists are empty, missing timestep_conditioning
+    # is True (the released configs state both explicitly).
+    config = VideoVAEConfig.from_checkpoint_config({"vae": {"latent_channels": LATENT_CHANNELS}})
+    assert config.encoder_blocks == () and config.decoder_blocks == ()
+    assert config.timestep_conditioning
+    assert config.encoder_scale == (1, PATCH, PATCH)
+    with torch.device("meta"):
+        decoder = build_video_decoder({"vae": {"latent_channels": LATENT_CHANNELS}})
+    assert "last_scale_shift_table" in decoder.state_dict()
+    assert len(decoder.up_blocks) == 0
+
+
+def test_plain_compress_blocks_hold_their_conv_directly():
+    blocks = [
+        ["compress_time", {}],
+        ["compress_space", {}],
+        ["compress_all_x_y", {"multiplier": 2}],
+    ]
+    with torch.device("meta"):
+        encoder = build_video_encoder(tiny_config("19b", encoder_blocks=blocks))
+    shapes = {k: tuple(v.shape) for k, v in encoder.state_dict().items()}
+    # The reference builds these as bare causal convs: `down_blocks.i.conv.{weight,bias}`.
+    c = LATENT_CHANNELS
+    assert shapes["down_blocks.0.conv.weight"] == (c, c, 3, 3, 3)
+    assert shapes["down_blocks.1.conv.weight"] == (c, c, 3, 3, 3)
+    assert shapes["down_blocks.2.conv.weight"] == (2 * c, c, 3, 3, 3)
+    assert not any(".conv.conv." in k for k in shapes)
+    assert encoder.scale == (4, 4 * PATCH, 4 * PATCH)
+
+
+@torch.no_grad()
+def test_plain_temporal_compress_is_a_causal_stride_2_conv():
+    encoder = tiny_encoder(encoder_blocks=[["compress_time", {}]], latent_log_var="per_channel")
+    video = random_video(frames=5, height=4 * PATCH, width=4 * PATCH)
+    conv = encoder.down_blocks[0].conv
+    x = encoder.conv_in(pixel_patchify(video, PATCH))
+    # Two copies of frame 0 in front, then stride 2 in time: 5 frames → 3.
+    padded = torch.cat([x[:, :, :1], x[:, :, :1], x], dim=2)
+    expected = F.conv3d(padded, conv.weight, conv.bias, stride=(2, 1, 1), padding=(0, 1, 1))
+    torch.testing.assert_close(encoder.down_blocks[0](x), expected)
+
+
+@torch.no_grad()
+def test_vae_time_embedding_is_the_pixart_sinusoid_mlp():
+    stage = ResStage(
+        LATENT_CHANNELS,
+        1,
+        norm_layer="pixel_norm",
+        padding_mode="zeros",
+        timestep_conditioning=True,
+    )
+    generator = torch.Generator().manual_seed(4)
+    for p in stage.parameters():
+        p.normal_(0.0, 0.1, generator=generator)
+    t = torch.tensor([DECODE_TIMESTEP * TIMESTEP_SCALE_MULTIPLIER_INIT, 1.0])
+    half = SINUSOID_CHANNELS // 2
+    # [cos, sin] of t · max_period^(-i/half), i < half (flip_sin_to_cos, no frequency shift).
+    freqs = torch.tensor([MAX_PERIOD ** (-i / half) for i in range(half)], dtype=torch.float64)
+    angles = t.double()[:, None] * freqs[None]
+    sinusoids = torch.cat([angles.cos(), angles.sin()], dim=-1).float()
+    mlp = stage.time_embedder.timestep_embedder
+    expected = mlp.linear_2(F.silu(mlp.linear_1(sinusoids)))
+    torch.testing.assert_close(stage.time_embedder(t, torch.float32), expected)
+    assert expected.shape == (2, 4 * LATENT_CHANNELS)
+
+
+@torch.no_grad()
+def test_decoder_timestep_is_scaled_by_the_stored_multiplier():
+    decoder = tiny_decoder(timestep_conditioning=True, decode_noise_scale=0.0)
+    latent = random_latent()
+    default = decoder(latent)  # 0.05 × 1000
+    decoder.timestep_scale_multiplier.fill_(1.0)
+    scaled = DECODE_TIMESTEP * TIMESTEP_SCALE_MULTIPLIER_INIT
+    torch.testing.assert_close(decoder(latent, timestep=scaled), default)
+
+
+@torch.no_grad()
+def test_decoder_final_modulation_rows_are_shift_then_scale():
+    decoder = tiny_decoder(timestep_conditioning=True, decode_noise_scale=0.0)
+    latent = random_latent()
+    captured: dict[str, torch.Tensor] = {}
+    decoder.conv_norm_out.register_forward_hook(lambda m, a, out: captured.update(normed=out))
+    decoder.conv_out.register_forward_pre_hook(lambda m, args: captured.update(act=args[0]))
+    decoder(latent)
+    t = torch.tensor([DECODE_TIMESTEP]) * TIMESTEP_SCALE_MULTIPLIER_INIT
+    embed = decoder.last_time_embedder(t, torch.float32).view(2, -1)
+    shift, scale = (decoder.last_scale_shift_table + embed).view(2, -1, 1, 1, 1)
+    expected = F.silu(captured["normed"] * (1 + scale) + shift)
+    torch.testing.assert_close(captured["act"], expected)

@@ -84,6 +84,41 @@ def test_tiled_encode_matches_untiled_across_seams():
     torch.testing.assert_close(tiled, encoder(video), rtol=0, atol=BLEND_ATOL)
 
 
+# Overlap above half the tile: three tiles cover some positions and the masks no longer sum
+# to one, so the accumulated weights divide the result (encode: 3-latent tiles, 2 overlap).
+HEAVY_ENCODE_TILES = {"spatial_tile": 96, "spatial_overlap": 64, "temporal_tile": None}
+HEAVY_DECODE_TILES = {"spatial_tile": 128, "spatial_overlap": 96, "temporal_tile": None}
+
+
+@torch.no_grad()
+def test_heavily_overlapping_tiles_are_divided_by_their_weights():
+    encoder = local(tiny_encoder(), causal=True)
+    video = random_video(frames=9, height=32, width=192)  # 6 latents wide: 4 tiles
+    tiled = encoder.tiled_encode(video, **HEAVY_ENCODE_TILES)
+    torch.testing.assert_close(tiled, encoder(video), rtol=0, atol=BLEND_ATOL)
+    decoder = local(tiny_decoder(), causal=False)
+    latent = latent_of(2, 2, 6)
+    tiled = decoder.tiled_decode(latent, aspect_coupled=False, **HEAVY_DECODE_TILES)
+    torch.testing.assert_close(tiled, decoder(latent), rtol=0, atol=BLEND_ATOL)
+
+
+@torch.no_grad()
+def test_tiled_results_keep_the_model_dtype_when_weights_divide():
+    # The reference accumulates the blend weights in the model / latent dtype.
+    encoder = tiny_encoder().to(torch.bfloat16)
+    latent = encoder.tiled_encode(
+        random_video(frames=9, height=32, width=192), **HEAVY_ENCODE_TILES
+    )
+    assert latent.dtype == torch.bfloat16
+    decoder = tiny_decoder().to(torch.bfloat16)
+    chunks = list(
+        decoder.iter_tiled_decode(
+            latent_of(2, 2, 6).bfloat16(), aspect_coupled=False, **HEAVY_DECODE_TILES
+        )
+    )
+    assert {c.dtype for c in chunks} == {torch.bfloat16}
+
+
 @torch.no_grad()
 def test_tiled_decode_streams_chunks_as_their_frames_complete():
     decoder = local(tiny_decoder("2.3"), causal=False)  # zero padding allows a 1×1 latent
