@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ltx2cli.errors import CheckpointError
-from ltx2cli.models.video_vae_blocks import init_fan_in_uniform
+from ltx2cli.models.video_vae_blocks import depth_to_space, init_fan_in_uniform
 
 logger = logging.getLogger(__name__)
 
@@ -101,15 +101,6 @@ class UpsamplerConfig:
         return (2.0 if self.temporal_upsample else 1.0), spatial
 
 
-def _pixel_shuffle_nd(x: torch.Tensor, factors: tuple[int, int, int]) -> torch.Tensor:
-    """(B, C·f0·f1·f2, D, H, W) → (B, C, D·f0, H·f1, W·f2); channel split (c, f0, f1, f2)."""
-    b, cf, d, h, w = x.shape
-    f0, f1, f2 = factors
-    x = x.reshape(b, cf // (f0 * f1 * f2), f0, f1, f2, d, h, w)
-    x = x.permute(0, 1, 5, 2, 6, 3, 7, 4)
-    return x.reshape(b, -1, d * f0, h * f1, w * f2)
-
-
 class PixelShuffle(nn.Module):
     """Parameter-free shuffle over (time, height, width) or, for 4-D input, (height, width)."""
 
@@ -120,7 +111,7 @@ class PixelShuffle(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim == 4:
             return F.pixel_shuffle(x, self.factors[1])
-        return _pixel_shuffle_nd(x, self.factors)
+        return depth_to_space(x, self.factors)
 
 
 class BlurDownsample(nn.Module):
