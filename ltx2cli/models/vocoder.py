@@ -42,6 +42,10 @@ AA_KERNEL = 12  # int(6·ratio/2)·2
 RESAMPLE_ROLLOFF = 0.99
 RESAMPLE_ZERO_CROSSINGS = 6
 STEREO = 2
+# Both generators read 2 (stereo) × 64 mel bins whatever the configs say: the reference builds
+# `conv_pre` with 128 input channels unconditionally (the BWE's `num_mels` sizes only its mel
+# basis), so a checkpoint's vocoder always has `conv_pre.weight` [C, 128, 7].
+MEL_CHANNELS = 128
 # Formula buffers are built on the CPU whatever device context the module is built under.
 CPU = torch.device("cpu")
 
@@ -55,6 +59,8 @@ def kaiser_sinc_filter(cutoff: float, half_width: float, kernel_size: int) -> to
 
     Kaiser β from the stopband attenuation `A = 2.285·(K/2 − 1)·π·4·half_width + 7.95`;
     taps at `t = n − K/2 + 0.5` (even K) or `n − ⌊K/2⌋` (odd K); `h = 2c·w·sinc(2c·t)`.
+    Evaluated in float32 in the reference's order, so the values equal the buffers the
+    reference module holds before a checkpoint overwrites them.
     """
     return _kaiser_sinc_filter(cutoff, half_width, kernel_size).clone()
 
@@ -62,26 +68,26 @@ def kaiser_sinc_filter(cutoff: float, half_width: float, kernel_size: int) -> to
 @lru_cache(maxsize=8)
 def _kaiser_sinc_filter(cutoff: float, half_width: float, kernel_size: int) -> torch.Tensor:
     half = kernel_size // 2
-    attenuation = 2.285 * (half - 1) * math.pi * 4 * half_width + 7.95
+    attenuation = 2.285 * (half - 1) * math.pi * (4 * half_width) + 7.95
     if attenuation > 50.0:
         beta = 0.1102 * (attenuation - 8.7)
     elif attenuation >= 21.0:
         beta = 0.5842 * (attenuation - 21) ** 0.4 + 0.07886 * (attenuation - 21.0)
     else:
         beta = 0.0
-    window = torch.kaiser_window(
-        kernel_size, periodic=False, beta=beta, dtype=torch.float64, device=CPU
-    )
+    f32 = torch.float32
+    window = torch.kaiser_window(kernel_size, periodic=False, beta=beta, dtype=f32, device=CPU)
     if kernel_size % 2 == 0:
-        t = torch.arange(-half, half, dtype=torch.float64, device=CPU) + 0.5
+        t = torch.arange(-half, half, dtype=f32, device=CPU) + 0.5
     else:
-        t = torch.arange(kernel_size, dtype=torch.float64, device=CPU) - half
+        t = torch.arange(kernel_size, dtype=f32, device=CPU) - half
     if cutoff == 0:
-        taps = torch.zeros_like(t)
-    else:
-        taps = 2 * cutoff * window * torch.sinc(2 * cutoff * t)
-        taps = taps / taps.sum()
-    return taps.to(torch.float32).view(1, 1, kernel_size)
+        return torch.zeros(1, 1, kernel_size)
+    x = 2 * cutoff * t
+    # sinc as sin(πx)/π/x (two divisions, not torch.sinc's one) to round like the reference
+    sinc = torch.where(x == 0, torch.ones_like(x), torch.sin(math.pi * x) / math.pi / x)
+    taps = 2 * cutoff * window * sinc
+    return (taps / taps.sum()).view(1, 1, kernel_size)
 
 
 def hann_sinc_resample_filter(
@@ -156,12 +162,11 @@ class GeneratorConfig:
     use_bias_at_final: bool = True
     apply_final_activation: bool = True
     output_sampling_rate: int = 24000
-    mel_bins: int = 64
     where: str = field(default="vocoder", compare=False)
 
     def __post_init__(self) -> None:
         w = self.where
-        _positive(w, upsample_initial_channel=self.upsample_initial_channel, mel_bins=self.mel_bins)
+        _positive(w, upsample_initial_channel=self.upsample_initial_channel)
         _positive(w, output_sampling_rate=self.output_sampling_rate)
         if self.resblock not in ("1", "AMP1"):
             raise CheckpointError(
@@ -270,15 +275,13 @@ class VocoderConfig:
     def from_checkpoint_config(cls, config: dict[str, Any]) -> VocoderConfig:
         """Accepts the whole checkpoint config or just its `vocoder` section."""
         section = config if "bwe" in config else config.get("vocoder", config)
-        audio_vae = config.get("audio_vae", {}).get("model", {}).get("params", {})
-        mel_bins = audio_vae.get("ddconfig", {}).get("mel_bins") or GeneratorConfig.mel_bins
         if "bwe" not in section:
             if section.get("resblock", "1") != "1":
                 raise CheckpointError(
                     f"vocoder.resblock={section['resblock']!r} without a bwe section is not "
                     "supported (LTX-2 vocoders use '1')"
                 )
-            return cls(GeneratorConfig.from_section(section, "vocoder", mel_bins=mel_bins))
+            return cls(GeneratorConfig.from_section(section, "vocoder"))
         bwe = section["bwe"]
         main = section.get("vocoder", {})
         for where, sub in (("vocoder.vocoder", main), ("vocoder.bwe", bwe)):
@@ -290,13 +293,12 @@ class VocoderConfig:
         amp = {"resblock": "AMP1"}
         return cls(
             generator=GeneratorConfig.from_section(
-                {**amp, **main}, "vocoder.vocoder", mel_bins=mel_bins, output_sampling_rate=in_rate
+                {**amp, **main}, "vocoder.vocoder", output_sampling_rate=in_rate
             ),
             bwe=BWEConfig(
                 generator=GeneratorConfig.from_section(
                     {**amp, **bwe},
                     "vocoder.bwe",
-                    mel_bins=num_mels,
                     output_sampling_rate=out_rate,
                     apply_final_activation=False,
                 ),
@@ -407,11 +409,16 @@ class Activation1d(nn.Module):
         return self.downsample(self.act(self.upsample(x)))
 
 
-def _same_convs(channels: int, kernel: int, dilations: tuple[int, ...]) -> nn.ModuleList:
-    return nn.ModuleList(
-        nn.Conv1d(channels, channels, kernel, dilation=d, padding=d * (kernel - 1) // 2)
-        for d in dilations
-    )
+def _dilated_convs(
+    channels: int, kernel: int, dilations: tuple[int, ...], *, same: bool
+) -> nn.ModuleList:
+    # HiFi-GAN's ResBlock1 uses `padding="same"` (for an even kernel the extra zero goes on
+    # the right); BigVGAN's AMP block pads `d·(k−1)/2` on both sides. Equal for odd kernels.
+    convs = nn.ModuleList()
+    for d in dilations:
+        padding = "same" if same else d * (kernel - 1) // 2
+        convs.append(nn.Conv1d(channels, channels, kernel, dilation=d, padding=padding))
+    return convs
 
 
 class ResBlock1(nn.Module):
@@ -419,8 +426,8 @@ class ResBlock1(nn.Module):
 
     def __init__(self, channels: int, kernel: int, dilations: tuple[int, ...]) -> None:
         super().__init__()
-        self.convs1 = _same_convs(channels, kernel, dilations)
-        self.convs2 = _same_convs(channels, kernel, (1,) * len(dilations))
+        self.convs1 = _dilated_convs(channels, kernel, dilations, same=True)
+        self.convs2 = _dilated_convs(channels, kernel, (1,) * len(dilations), same=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for conv1, conv2 in zip(self.convs1, self.convs2, strict=True):
@@ -434,8 +441,8 @@ class AMPBlock1(nn.Module):
 
     def __init__(self, channels: int, kernel: int, dilations: tuple[int, ...]) -> None:
         super().__init__()
-        self.convs1 = _same_convs(channels, kernel, dilations)
-        self.convs2 = _same_convs(channels, kernel, (1,) * len(dilations))
+        self.convs1 = _dilated_convs(channels, kernel, dilations, same=False)
+        self.convs2 = _dilated_convs(channels, kernel, (1,) * len(dilations), same=False)
         self.acts1 = nn.ModuleList(Activation1d(channels) for _ in dilations)
         self.acts2 = nn.ModuleList(Activation1d(channels) for _ in dilations)
 
@@ -490,7 +497,7 @@ def _init_generator_weights(module: nn.Module, generator: torch.Generator | None
 class Vocoder(_FixedBufferMixin, nn.Module):
     """HiFi-GAN (`resblock "1"`) or BigVGAN-v2 (`"AMP1"`) generator: mel → waveform.
 
-    Input `(B, 2, T, mel_bins)`, output `(B, 2, T·prod(upsample_rates))` at
+    Input `(B, 2, T, 64)`, output `(B, 2, T·prod(upsample_rates))` at
     `output_sampling_rate`. Computes in the input's dtype.
     """
 
@@ -499,7 +506,7 @@ class Vocoder(_FixedBufferMixin, nn.Module):
         self.config = config
         self.output_sampling_rate = config.output_sampling_rate
         width = config.upsample_initial_channel
-        self.conv_pre = nn.Conv1d(STEREO * config.mel_bins, width, 7, padding=3)
+        self.conv_pre = nn.Conv1d(MEL_CHANNELS, width, 7, padding=3)
         self.ups = nn.ModuleList(
             nn.ConvTranspose1d(width >> i, width >> (i + 1), k, s, padding=(k - s) // 2)
             for i, (s, k) in enumerate(
@@ -522,8 +529,8 @@ class Vocoder(_FixedBufferMixin, nn.Module):
             self.reset_fixed_buffers()
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        if mel.ndim != 4 or mel.shape[1] != STEREO:
-            raise ValueError(f"vocoder input must be (B, 2, T, mel_bins), got {tuple(mel.shape)}")
+        if mel.ndim != 4 or mel.shape[1] * mel.shape[3] != MEL_CHANNELS:
+            raise ValueError(f"vocoder input must be (B, 2, T, 64), got {tuple(mel.shape)}")
         # 1. (B, 2, T, F) → (B, 2·F, T), channel index stereo·F + bin
         x = mel.transpose(2, 3).reshape(mel.shape[0], -1, mel.shape[2])
         x = _conv(self.conv_pre, x)

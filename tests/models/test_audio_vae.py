@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
+from torch.nn import functional as F
 
 from ltx2cli.errors import CheckpointError
 from ltx2cli.models.audio_vae import (
@@ -179,9 +181,11 @@ def test_config_defaults_equal_released_ddconfig(manifest):
 @pytest.mark.parametrize(
     ("extra", "key"),
     [
-        ({"norm_type": "group"}, "norm_type"),
-        ({"mid_block_add_attention": True}, "mid_block_add_attention"),
-        ({"attn_resolutions": [64]}, "attn_resolutions"),
+        ({"norm_type": "group"}, "norm_type"),  # GroupNorm only without causality
+        ({"norm_type": "batch"}, "norm_type"),
+        ({"attn_type": "linear"}, "attn_type"),
+        ({"double_z": False}, "double_z"),
+        ({"resamp_with_conv": False}, "resamp_with_conv"),  # pooling only without causality
         ({"causality_axis": "depth"}, "causality_axis"),
         ({"ch": 48}, "ch=48"),
         ({"z_channels": 0}, "z_channels"),
@@ -199,3 +203,110 @@ def test_other_causality_axes_build_and_run(manifest, axis):
         out = decoder(encoder(torch.randn(1, 2, 16, MEL_BINS)))
     assert out.shape == (1, 2, 16 if axis is None else 13, MEL_BINS)
     assert torch.isfinite(out).all()
+
+
+# --- config keys the released files spell out, read as the reference reads them when absent --
+
+ATTENTION_KEYS = ("mid_block_add_attention", "attn_resolutions")
+RELEASED_RES_BLOCKS = 2
+
+
+def _without(config: dict, *keys: str) -> dict:
+    for key in keys:
+        config["audio_vae"]["model"]["params"]["ddconfig"].pop(key)
+    return config
+
+
+def _attention_levels(module: torch.nn.Module) -> set[str]:
+    return {k.split(".q.weight")[0] for k in module.state_dict() if k.endswith(".q.weight")}
+
+
+@pytest.mark.parametrize(
+    ("resolution", "levels"),
+    # default attn_resolutions {8, 16, 32}: level l sits at resolution / 2^l (ch_mult has 3)
+    [(256, set()), (64, {1, 2}), (32, {0, 1, 2})],  # 64 → 64/32/16
+)
+def test_absent_attention_keys_default_to_attention(manifest, resolution, levels):
+    config = _without(_config(manifest, resolution=resolution), *ATTENTION_KEYS)
+    encoder, decoder = build_audio_encoder(config), build_audio_decoder(config)
+    blocks = RELEASED_RES_BLOCKS
+    expected_enc = {"mid.attn_1"} | {f"down.{lv}.attn.{i}" for lv in levels for i in range(blocks)}
+    expected_dec = {"mid.attn_1"} | {
+        f"up.{lv}.attn.{i}" for lv in levels for i in range(blocks + 1)
+    }
+    assert _attention_levels(encoder) == expected_enc
+    assert _attention_levels(decoder) == expected_dec
+    # the released config writes both keys: no attention anywhere
+    released = build_audio_decoder(_config(manifest, resolution=resolution))
+    assert _attention_levels(released) == set()
+
+
+def test_attention_block_is_single_head_softmax_over_all_positions(manifest):
+    config = _without(_config(manifest), *ATTENTION_KEYS)
+    encoder, _ = _models(config)
+    block = encoder.mid.attn_1
+    channels = encoder.conv_out.conv.in_channels
+    x = torch.randn(2, channels, 3, 4)
+    with torch.no_grad():
+        h = x / torch.sqrt((x**2).mean(dim=1, keepdim=True) + 1e-6)  # PixelNorm
+        q, k, v = (
+            F.conv2d(h, getattr(block, n).weight, getattr(block, n).bias).flatten(2) for n in "qkv"
+        )  # (B, C, H·W)
+        weights = torch.softmax(torch.einsum("bci,bcj->bij", q, k) / math.sqrt(channels), dim=2)
+        attended = torch.einsum("bij,bcj->bci", weights, v).reshape(x.shape)
+        expected = x + F.conv2d(attended, block.proj_out.weight, block.proj_out.bias)
+        torch.testing.assert_close(block(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_absent_mel_bins_crops_decoder_output_to_the_latent_bins(manifest):
+    config = _config(manifest)
+    config["audio_vae"]["model"]["params"]["ddconfig"].pop("mel_bins")
+    config["audio_vae"]["preprocessing"]["mel"].pop("n_mel_channels")
+    assert AudioVAEConfig.from_checkpoint_config(config).mel_bins is None
+    _, decoder = _models(config)
+    with torch.no_grad():
+        out = decoder(torch.randn(1, 2, 3, LATENT_BINS))
+    assert out.shape == (1, 2, 9, LATENT_BINS)  # 4·3 − 3 frames, F' bins (not 4·F')
+    config["audio_vae"]["variables"] = {"mel_bins": MEL_BINS}
+    assert AudioVAEConfig.from_checkpoint_config(config).mel_bins == MEL_BINS
+
+
+GROUP_CH = 64  # GroupNorm needs channels divisible by its 32 groups
+
+
+def test_group_norm_non_causal_config_builds_and_normalises_per_group(manifest):
+    config = _config(
+        manifest, ch=GROUP_CH, z_channels=8, mel_bins=32, norm_type="group", causality_axis=None
+    )
+    encoder, decoder = _models(config)
+    norm = encoder.down[0].block[0].norm1
+    assert isinstance(norm, torch.nn.GroupNorm)
+    assert (norm.num_groups, norm.eps) == (32, 1e-6)
+    assert encoder.state_dict()["norm_out.weight"].shape == (GROUP_CH * 4,)
+    x = torch.randn(1, GROUP_CH, 3, 5)
+    groups = x.reshape(1, 32, -1)
+    manual = (groups - groups.mean(-1, keepdim=True)) / torch.sqrt(
+        groups.var(-1, unbiased=False, keepdim=True) + 1e-6
+    )
+    manual = manual.reshape(x.shape) * norm.weight[:, None, None] + norm.bias[:, None, None]
+    with torch.no_grad():
+        torch.testing.assert_close(norm(x), manual, rtol=1e-5, atol=1e-5)
+        out = decoder(encoder(torch.randn(1, 2, 8, 32)))
+    assert out.shape == (1, 2, 8, 32)
+
+
+def test_without_conv_resampling_the_encoder_average_pools(manifest):
+    config = _config(manifest, causality_axis=None, resamp_with_conv=False)
+    encoder, decoder = _models(config)
+    assert not any(k.startswith("down.0.downsample") for k in encoder.state_dict())
+    # the decoder ignores the key: strided-conv upsampling as always
+    assert "up.1.upsample.conv.conv.weight" in decoder.state_dict()
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    pooled = encoder.down[0].downsample(x)
+    # 2×2 means of [[0,1],[4,5]], [[2,3],[6,7]], ... worked by hand
+    torch.testing.assert_close(pooled, torch.tensor([[[[2.5, 4.5], [10.5, 12.5]]]]))
+
+
+def test_double_z_false_still_builds_the_decoder(manifest):
+    decoder = build_audio_decoder(_config(manifest, double_z=False))
+    assert decoder.conv_in.conv.in_channels == TINY["z2"]["z_channels"]
