@@ -16,7 +16,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ltx2cli.models.layers import rms_norm
 from ltx2cli.models.rope import apply_rope
 
 RopeTables = tuple[torch.Tensor, torch.Tensor]
@@ -68,8 +67,8 @@ class Attention(nn.Module):
         if skip_attention:
             out = v
         else:
-            q = rms_norm(self.to_q(x), self.q_norm.eps, self.q_norm.weight)
-            k = rms_norm(self.to_k(context), self.k_norm.eps, self.k_norm.weight)
+            q = self.q_norm(self.to_q(x))
+            k = self.k_norm(self.to_k(context))
             if pe is not None:
                 q = apply_rope(q, *pe)
                 k = apply_rope(k, *(pe if k_pe is None else k_pe))

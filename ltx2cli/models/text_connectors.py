@@ -33,15 +33,37 @@ from ltx2cli.errors import CheckpointError
 from ltx2cli.models.attention import Attention
 from ltx2cli.models.layers import FeedForward, rms_norm
 from ltx2cli.models.rope import rope_tables
-from ltx2cli.models.transformer import (
-    caption_projection_in_feature_extractor,
-    init_module_weights,
-    transformer_section,
-)
+from ltx2cli.models.transformer import init_module_weights, transformer_section
 
+# The reference connector hard-codes these: `connector_num_learnable_registers` and
+# `positional_embedding_theta` in the checkpoint config are not read for the connectors.
 NUM_REGISTERS = 128
+CONNECTOR_ROPE_THETA = 10000.0
 GEMMA3_12B_HIDDEN_STATES = 49
 EPS = 1e-6
+
+# Feature-extractor V2 is selected by exactly these values (model.md §1.5).
+_V2_CAPTION_KEYS: dict[str, bool] = {
+    "caption_proj_before_connector": True,
+    "caption_projection_first_linear": False,
+    "caption_projection_second_linear": False,
+    "caption_proj_input_norm": False,
+}
+
+
+def caption_projection_in_feature_extractor(section: dict) -> bool:
+    """True for LTX-2.3 (V2 feature extractor, no in-model caption projection); False for 19B."""
+    present = section.keys() & _V2_CAPTION_KEYS.keys()
+    if not present:
+        return False
+    for key, expected in _V2_CAPTION_KEYS.items():
+        if section.get(key) != expected:
+            raise CheckpointError(
+                f"unsupported transformer config: {key}={section.get(key)!r} "
+                f"(LTX-2.3 checkpoints use {expected!r})",
+                "only the released 19B and 2.3 text-projection layouts are supported",
+            )
+    return True
 
 
 @dataclass(frozen=True)
@@ -51,11 +73,10 @@ class ConnectorConfig:
     num_attention_heads: int = 30
     attention_head_dim: int = 128
     num_layers: int = 2
-    positional_embedding_theta: float = 10000.0
     positional_embedding_max_pos: tuple[int, ...] = (4096,)
     double_precision_rope: bool = True
     gated_attention: bool = False
-    num_registers: int = NUM_REGISTERS
+    ff_bias: bool = True
 
     def __post_init__(self) -> None:
         for name in ("num_attention_heads", "attention_head_dim", "num_layers"):
@@ -68,11 +89,6 @@ class ConnectorConfig:
             raise CheckpointError(
                 f"connector attention_head_dim={self.attention_head_dim} must be even"
             )
-        if self.num_registers != NUM_REGISTERS:
-            raise CheckpointError(
-                f"connector_num_learnable_registers={self.num_registers} is unsupported",
-                f"released connectors always use {NUM_REGISTERS} registers",
-            )
 
     @property
     def dim(self) -> int:
@@ -81,7 +97,8 @@ class ConnectorConfig:
     @classmethod
     def from_checkpoint_config(cls, config: dict, audio: bool = False) -> ConnectorConfig:
         """The video connector reads `connector_*`; the audio one `audio_connector_*` with
-        fallback to the video values (19B has no audio-specific keys)."""
+        fallback to the video values (19B has no audio-specific keys). Absent keys take the
+        reference configurator's defaults (e.g. `connector_positional_embedding_max_pos` → [1])."""
         section = transformer_section(config)
         get = section.get
 
@@ -92,11 +109,10 @@ class ConnectorConfig:
             num_attention_heads=pick("connector_num_attention_heads", 30),
             attention_head_dim=pick("connector_attention_head_dim", 128),
             num_layers=pick("connector_num_layers", 2),
-            positional_embedding_theta=float(get("positional_embedding_theta", 10000.0)),
             positional_embedding_max_pos=tuple(get("connector_positional_embedding_max_pos", (1,))),
             double_precision_rope=get("frequencies_precision") == "float64",
             gated_attention=bool(get("connector_apply_gated_attention", False)),
-            num_registers=get("connector_num_learnable_registers", NUM_REGISTERS),
+            ff_bias=bool(get("connector_ff_bias", True)),
         )
 
 
@@ -108,7 +124,7 @@ class ConnectorBlock(nn.Module):
         self.attn1 = Attention(
             cfg.dim, cfg.num_attention_heads, cfg.attention_head_dim, gated=cfg.gated_attention
         )
-        self.ff = FeedForward(cfg.dim)
+        self.ff = FeedForward(cfg.dim, bias=cfg.ff_bias)
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor, pe: tuple[torch.Tensor, torch.Tensor]
@@ -126,7 +142,7 @@ class EmbeddingsConnector(nn.Module):
         self.transformer_1d_blocks = nn.ModuleList(
             ConnectorBlock(config) for _ in range(config.num_layers)
         )
-        self.learnable_registers = nn.Parameter(torch.empty(config.num_registers, config.dim))
+        self.learnable_registers = nn.Parameter(torch.empty(NUM_REGISTERS, config.dim))
 
     @torch.no_grad()
     def init_weights(self, generator: torch.Generator | None = None) -> None:
@@ -141,8 +157,8 @@ class EmbeddingsConnector(nn.Module):
         """
         cfg = self.config
         b, s, _ = features.shape
-        if s % cfg.num_registers:
-            raise ValueError(f"sequence length {s} must be a multiple of {cfg.num_registers}")
+        if s % NUM_REGISTERS:
+            raise ValueError(f"sequence length {s} must be a multiple of {NUM_REGISTERS}")
         if attention_mask is None:
             attention_mask = torch.ones(b, s, dtype=torch.int64, device=features.device)
         valid = attention_mask.to(torch.int32)
@@ -151,7 +167,7 @@ class EmbeddingsConnector(nn.Module):
         x = torch.gather(features, 1, order.unsqueeze(-1).expand_as(features))
         valid = torch.gather(valid, 1, order).unsqueeze(-1).bool()
         # 2. Padded slot p takes register p mod 128.
-        registers = self.learnable_registers.repeat(s // cfg.num_registers, 1).to(x.dtype)
+        registers = self.learnable_registers.repeat(s // NUM_REGISTERS, 1).to(x.dtype)
         x = torch.where(valid, x, registers.unsqueeze(0))
         # 3. RoPE over plain indices 0..S-1 (no midpoint).
         index = torch.arange(s, dtype=torch.float32, device=x.device)[None, None].expand(b, -1, -1)
@@ -159,7 +175,7 @@ class EmbeddingsConnector(nn.Module):
             index,
             cfg.dim,
             cfg.num_attention_heads,
-            cfg.positional_embedding_theta,
+            CONNECTOR_ROPE_THETA,
             cfg.positional_embedding_max_pos,
             use_middle=False,
             double_precision=cfg.double_precision_rope,

@@ -4,7 +4,9 @@ Design choices:
 - One dual-stream model for both generations. LTX-2.3 features switch on from the config:
   `cross_attention_adaln` (9-row AdaLN tables, query/prompt modulation of text cross-attention,
   `prompt_adaln_single`), `apply_gated_attention` (`to_gate_logits` in all six attentions) and
-  `caption_proj_before_connector` (no in-model caption projection).
+  `caption_proj_before_connector` (no in-model caption projection). Keys of newer checkpoints
+  that current ltx-core honours are read too: `use_prompt_adaln_single` (false: the text K/V
+  modulation is the per-block table alone), `ff_bias` / `audio_ff_bias` (bias-free FFs).
 - Inputs are one `Modality` per stream; a stream may be absent (`None`, video-only or audio-only
   use) or present but disabled (`enabled=False`: its tokens still feed the other stream's A↔V
   attention and still go through the output head).
@@ -61,18 +63,7 @@ _FIXED_CONFIG_VALUES: dict[str, Any] = {
     "av_cross_ada_norm": True,
     "use_middle_indices_grid": True,
     "rope_type": "split",
-    "ff_bias": True,
-    "audio_ff_bias": True,
-    "use_prompt_adaln_single": True,
     "use_keyframes_abs_pos_embedding": False,
-}
-
-# Feature-extractor V2 is selected by exactly these values (model.md §1.5).
-_V2_CAPTION_KEYS: dict[str, bool] = {
-    "caption_proj_before_connector": True,
-    "caption_projection_first_linear": False,
-    "caption_projection_second_linear": False,
-    "caption_proj_input_norm": False,
 }
 
 
@@ -84,21 +75,6 @@ def transformer_section(config: dict) -> dict:
             "checkpoint config has no 'transformer' section", "is this an LTX-2 checkpoint?"
         )
     return section
-
-
-def caption_projection_in_feature_extractor(section: dict) -> bool:
-    """True for LTX-2.3 (V2 feature extractor, no in-model caption projection); False for 19B."""
-    present = section.keys() & _V2_CAPTION_KEYS.keys()
-    if not present:
-        return False
-    for key, expected in _V2_CAPTION_KEYS.items():
-        if section.get(key) != expected:
-            raise CheckpointError(
-                f"unsupported transformer config: {key}={section.get(key)!r} "
-                f"(LTX-2.3 checkpoints use {expected!r})",
-                "only the released 19B and 2.3 text-projection layouts are supported",
-            )
-    return True
 
 
 @dataclass(frozen=True)
@@ -127,6 +103,9 @@ class TransformerConfig:
     cross_attention_adaln: bool = False
     apply_gated_attention: bool = False
     caption_proj_before_connector: bool = False
+    use_prompt_adaln_single: bool = True
+    ff_bias: bool = True
+    audio_ff_bias: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_layers, int) or self.num_layers < 0:
@@ -233,7 +212,12 @@ class TransformerConfig:
             double_precision_rope=precision == "float64",
             cross_attention_adaln=bool(get("cross_attention_adaln", False)),
             apply_gated_attention=bool(get("apply_gated_attention", False)),
-            caption_proj_before_connector=caption_projection_in_feature_extractor(section),
+            # The transformer looks at this key alone; the other caption keys only choose the
+            # feature extractor (text_connectors.build_text_projection checks them).
+            caption_proj_before_connector=bool(get("caption_proj_before_connector", False)),
+            use_prompt_adaln_single=bool(get("use_prompt_adaln_single", True)),
+            ff_bias=bool(get("ff_bias", True)),
+            audio_ff_bias=bool(get("audio_ff_bias", True)),
         )
 
 
@@ -393,14 +377,14 @@ class TransformerBlock(nn.Module):
         self.attn2 = Attention(
             vd, vh, vdh, context_dim=cfg.cross_attention_dim, norm_eps=eps, gated=gated
         )
-        self.ff = FeedForward(vd)
+        self.ff = FeedForward(vd, bias=cfg.ff_bias)
         self.scale_shift_table = nn.Parameter(torch.empty(cfg.adaln_rows, vd))
 
         self.audio_attn1 = Attention(ad, ah, adh, norm_eps=eps, gated=gated)
         self.audio_attn2 = Attention(
             ad, ah, adh, context_dim=cfg.audio_cross_attention_dim, norm_eps=eps, gated=gated
         )
-        self.audio_ff = FeedForward(ad)
+        self.audio_ff = FeedForward(ad, bias=cfg.audio_ff_bias)
         self.audio_scale_shift_table = nn.Parameter(torch.empty(cfg.adaln_rows, ad))
 
         # Both A↔V directions use the audio head count and head size.
@@ -441,9 +425,9 @@ class TransformerBlock(nn.Module):
             return x + attn2(normed, s.context, mask=s.context_mask)
         shift_q, scale_q, gate_q = _ada(table, s.mod, slice(6, 9))
         b = x.shape[0]
-        kv = prompt_table[None, None].to(x.dtype) + s.prompt_mod.view(
-            b, s.prompt_mod.shape[1], 2, -1
-        )
+        kv = prompt_table[None, None].to(x.dtype)
+        if s.prompt_mod is not None:  # absent with use_prompt_adaln_single=False: table only
+            kv = kv + s.prompt_mod.view(b, s.prompt_mod.shape[1], 2, -1)
         shift_kv, scale_kv = kv.unbind(dim=2)
         context = s.context * (1 + scale_kv) + shift_kv
         query = torch.addcmul(shift_q, normed, 1 + scale_q)
@@ -609,7 +593,7 @@ class LTXTransformer(nn.Module):
             self.audio_caption_projection = CaptionProjection(cfg.caption_channels, ad)
         self.adaln_single = AdaLayerNormSingle(vd, cfg.adaln_rows)
         self.audio_adaln_single = AdaLayerNormSingle(ad, cfg.adaln_rows)
-        if cfg.cross_attention_adaln:
+        if cfg.cross_attention_adaln and cfg.use_prompt_adaln_single:
             self.prompt_adaln_single = AdaLayerNormSingle(vd, 2)
             self.audio_prompt_adaln_single = AdaLayerNormSingle(ad, 2)
         self.av_ca_video_scale_shift_adaln_single = AdaLayerNormSingle(vd, 4)
@@ -659,7 +643,7 @@ class LTXTransformer(nn.Module):
         scaled = m.timesteps * mult
         mod, embedded = _unique_adaln(getattr(self, f"{prefix}adaln_single"), scaled, b, dtype)
         prompt_mod = None
-        if cfg.cross_attention_adaln:
+        if cfg.cross_attention_adaln and cfg.use_prompt_adaln_single:
             sigma = m.sigma.reshape(-1).expand(b) if m.sigma.numel() == 1 else m.sigma
             prompt_mod, _ = _unique_adaln(
                 getattr(self, f"{prefix}prompt_adaln_single"), sigma * mult, b, dtype

@@ -114,11 +114,30 @@ def test_connector_widths_follow_generation() -> None:
     assert build_video_connector(v1).transformer_1d_blocks[0].attn1.to_gate_logits is None
 
 
-def test_register_count_other_than_128_is_rejected() -> None:
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("connector_num_learnable_registers", 64), ("positional_embedding_theta", 500.0)],
+)
+def test_connector_ignores_keys_the_reference_does_not_read(key: str, value) -> None:
+    """The reference connector hard-codes 128 registers and RoPE theta 10000."""
+    config = connector_config(num_layers=1)
+    changed = connector_config(num_layers=1)
+    changed["transformer"][key] = value
+    plain, other = seeded(build_video_connector(config)), seeded(build_video_connector(changed))
+    assert other.learnable_registers.shape == (REGISTERS, other.config.dim)
+    features = torch.randn(1, SEQ, plain.config.dim, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        assert torch.equal(
+            plain(features, left_padded_mask())[0], other(features, left_padded_mask())[0]
+        )
+
+
+def test_connector_ff_bias_key() -> None:
     config = connector_config()
-    config["transformer"]["connector_num_learnable_registers"] = 64
-    with pytest.raises(CheckpointError, match="connector_num_learnable_registers"):
-        build_video_connector(config)
+    config["transformer"]["connector_ff_bias"] = False
+    keys = build_video_connector(config).state_dict().keys()
+    assert "transformer_1d_blocks.0.ff.net.0.proj.bias" not in keys
+    assert "transformer_1d_blocks.0.attn1.to_q.bias" in keys
 
 
 def hidden_states(batch: int = 2) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ltx2cli.errors import CheckpointError
 from ltx2cli.diffusion.patchify import (
     AudioLatentShape,
     VideoLatentShape,
     audio_positions,
     video_positions,
 )
+from ltx2cli.errors import CheckpointError
 from ltx2cli.models.transformer import (
     BatchedPerturbations,
     Modality,
@@ -325,11 +325,7 @@ def test_legacy_av_adaln_changes_only_the_cross_modal_adaln() -> None:
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [
-        ("rope_type", "interleaved"),
-        ("activation_fn", "gelu"),
-        ("caption_projection_first_linear", True),
-    ],
+    [("rope_type", "interleaved"), ("activation_fn", "gelu"), ("use_middle_indices_grid", False)],
 )
 def test_unsupported_config_names_the_key(key: str, value) -> None:
     config = tiny_config("2.3")
@@ -343,3 +339,40 @@ def test_unequal_head_counts_rejected() -> None:
     config["transformer"]["audio_num_attention_heads"] = 4
     with pytest.raises(CheckpointError, match="audio_num_attention_heads"):
         build_transformer(config)
+
+
+def test_caption_projection_follows_caption_proj_before_connector_alone() -> None:
+    """Like the reference configurator, only `caption_proj_before_connector` decides whether
+    the transformer owns caption projections; the other caption keys select the extractor."""
+    config = tiny_config("19b")
+    config["transformer"]["caption_proj_before_connector"] = True
+    keys = build_transformer(config).state_dict().keys()
+    assert not any(k.startswith(("caption_projection.", "audio_caption_projection.")) for k in keys)
+    assert (
+        "caption_projection.linear_1.weight" in build_transformer(tiny_config("19b")).state_dict()
+    )
+
+
+def test_newer_checkpoint_keys_drop_ff_biases_and_prompt_adaln() -> None:
+    config = tiny_config("2.3")
+    config["transformer"] |= {
+        "ff_bias": False,
+        "audio_ff_bias": False,
+        "use_prompt_adaln_single": False,
+    }
+    model = build_transformer(config).eval()
+    model.init_weights(torch.Generator().manual_seed(SEED))
+    keys = model.state_dict().keys()
+    assert "transformer_blocks.0.ff.net.0.proj.bias" not in keys
+    assert "transformer_blocks.0.audio_ff.net.2.bias" not in keys
+    assert not any("prompt_adaln_single" in k for k in keys)
+    assert "transformer_blocks.0.prompt_scale_shift_table" in keys
+    video, audio = inputs()
+    with torch.no_grad():
+        first = model(video, audio)
+        # Without the prompt AdaLN the text K/V modulation does not depend on sigma: changing
+        # only the video sigma (not its per-token timesteps) leaves the video output unchanged.
+        second = model(replace(video, sigma=torch.tensor([0.1])), None)
+        third = model(video, None)
+    assert torch.isfinite(first[0]).all()
+    assert torch.equal(second[0], third[0])
