@@ -28,6 +28,8 @@ PER_FRAME = SHAPE.tokens_per_frame
 GRID = VideoGrid(SHAPE, FPS)
 SEED = 3
 TIME_TOL = 1e-6
+PARTIAL_STRENGTH = 0.7
+BF16_0_3 = 154 / 512  # 0.3 rounded to bfloat16 (8 significant bits)
 
 
 def image_latent(height: int = 2, width: int = 3, frames: int = 1) -> torch.Tensor:
@@ -195,3 +197,80 @@ def test_appended_tokens_are_removed_cleanly_after_denoising():
     assert dense.shape == SHAPE.size
     assert torch.equal(dense[:, :, 0], image_latent()[:, :, 0])  # conditioned frame kept
     assert not dense[:, :, 1:].any()  # generated frames follow the model's x0
+
+
+def bf16_target_state():
+    return GRID.initial_state(torch.randn(SHAPE.size).to(torch.bfloat16))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda latent: KeyframeGuide(latent, 8, strength=PARTIAL_STRENGTH),
+        lambda latent: ReferenceVideo(latent, strength=PARTIAL_STRENGTH),
+    ],
+    ids=["keyframe", "reference"],
+)
+def test_appended_mask_is_one_minus_strength_in_the_latent_dtype(make):
+    # The reference fills the new tokens' mask in the conditioning latent's dtype and the
+    # concatenation widens it to float32: bf16(0.3) = 154/512.
+    out = make(image_latent().to(torch.bfloat16)).apply(bf16_target_state(), GRID)
+    new = out.denoise_mask[:, SHAPE.token_count :]
+    assert out.denoise_mask.dtype == torch.float32
+    assert bool((new == BF16_0_3).all())
+    float32 = make(image_latent()).apply(target_state(), GRID)
+    assert bool((float32.denoise_mask[:, SHAPE.token_count :] == torch.tensor(0.3)).all())
+
+
+def test_attention_mask_is_built_in_the_latent_dtype():
+    wrapped = AttentionStrength(ReferenceVideo(image_latent().to(torch.bfloat16)), 0.3)
+    out = wrapped.apply(bf16_target_state(), GRID)
+    mask = out.attention_mask[0]
+    assert out.attention_mask.dtype == torch.bfloat16
+    assert float(mask[0, SHAPE.token_count]) == BF16_0_3
+
+
+def test_masked_latent_strength_is_rounded_in_the_latent_dtype():
+    state = bf16_target_state()
+    keep = torch.zeros(1, SHAPE.frames, SHAPE.height, SHAPE.width)
+    keep[:, 0] = 1.0
+    source = torch.randn(SHAPE.size).to(torch.bfloat16)
+    out = MaskedLatent(source, keep, strength=PARTIAL_STRENGTH).apply(state, GRID)
+    assert out.denoise_mask.dtype == torch.float32
+    assert out.denoise_mask[0, :, 0].tolist() == [BF16_0_3] * PER_FRAME + [1.0] * (
+        SHAPE.token_count - PER_FRAME
+    )
+    assert torch.equal(out.clean_latent[:, :PER_FRAME], patchify_video(source)[:, :PER_FRAME])
+
+
+@pytest.mark.parametrize(
+    ("num_pixel_frames", "frame0", "frame1"),
+    [(1, (8, 9), (16, 17)), (9, (8, 16), (16, 24))],
+)
+def test_keyframe_time_span_follows_num_pixel_frames(num_pixel_frames, frame0, frame1):
+    # Two-latent-frame keyframe at pixel frame 8 (no causal fix away from frame 0): latent
+    # frames cover [8, 16) and [16, 24); the default (1 pixel frame, the reference's) narrows
+    # every token to one frame.
+    keyframe = image_latent(frames=2)
+    out = KeyframeGuide(keyframe, 8, num_pixel_frames=num_pixel_frames).apply(target_state(), GRID)
+    time = out.positions[0, 0, SHAPE.token_count :] * FPS
+    assert time[0].tolist() == pytest.approx(list(frame0), abs=TIME_TOL)
+    assert time[PER_FRAME].tolist() == pytest.approx(list(frame1), abs=TIME_TOL)
+
+
+@pytest.mark.parametrize(("causal_fix", "frame1"), [(True, (1, 9)), (False, (8, 16))])
+def test_keyframe_at_frame_zero_uses_the_grids_causal_fix(causal_fix, frame1):
+    grid = VideoGrid(SHAPE, FPS, causal_fix=causal_fix)
+    keyframe = image_latent(frames=2)
+    out = KeyframeGuide(keyframe, 0, num_pixel_frames=9).apply(grid.initial_state(), grid)
+    time = out.positions[0, 0, SHAPE.token_count :] * FPS
+    assert time[PER_FRAME].tolist() == pytest.approx(list(frame1), abs=TIME_TOL)
+
+
+def test_temporal_region_mask_can_use_its_own_frame_rate():
+    # At 12 fps latent frame f covers [(8f − 7)/12, (8f + 1)/12) s: [1, 2) s overlaps f = 2.
+    video = TemporalRegionMask(1.0, 2.0, fps=12.0).apply(target_state(), GRID)
+    per_frame = video.denoise_mask[0, :, 0].view(SHAPE.frames, PER_FRAME)[:, 0]
+    assert per_frame.tolist() == [0.0, 0.0, 1.0]
+    at_grid_fps = TemporalRegionMask(1.0, 2.0).apply(target_state(), GRID)
+    assert not at_grid_fps.denoise_mask.any()  # 24 fps: the clip ends at 17/24 s

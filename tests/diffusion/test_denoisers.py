@@ -26,6 +26,8 @@ from ltx2cli.diffusion.patchify import VideoLatentShape, audio_latent_shape
 from ltx2cli.diffusion.state import AV, AudioGrid, VideoGrid, freeze
 
 SIGMA = 0.5
+SIGMA_64 = 0.7745966692414834  # sqrt(0.6), a res_2s midpoint
+MASK = 0.3
 VIDEO_SHAPE = VideoLatentShape(1, 4, 2, 2, 2)
 AUDIO_FRAMES = 3
 NUM_BLOCKS = 48
@@ -190,3 +192,24 @@ def test_delta_guided_denoiser_adds_the_delta_to_cond():
     assert model.calls[1].video.context is NEGATIVE.video
     cond, uncond = -VELOCITY[Pass.COND] * SIGMA, -VELOCITY[Pass.UNCOND] * SIGMA
     assert torch.allclose(out.video, torch.full_like(out.video, cond + 3.0 * (cond - uncond)))
+
+
+def test_a_float64_sigma_gives_float64_timesteps_and_x0_from_them():
+    # The res_2s midpoint: timesteps = mask·σ formed in float64 as the model sees them, and
+    # x0 = x − v·float32(timesteps), the X0 wrapper's conversion.
+    base = states().video
+    torch.manual_seed(4)
+    latent = torch.randn_like(base.latent)
+    video = replace(base, latent=latent, denoise_mask=torch.full_like(base.denoise_mask, MASK))
+    sigma = torch.tensor(SIGMA_64, dtype=torch.float64)
+    model = FakeModel()
+    out = SimpleDenoiser(model, POSITIVE)(AV(video=video), sigma, 0)
+    (call,) = model.calls
+    assert call.video.sigma.dtype == torch.float64 and call.video.sigma.tolist() == [SIGMA_64]
+    timesteps = torch.full_like(base.denoise_mask, MASK).double() * SIGMA_64
+    assert call.video.timesteps.dtype == torch.float64
+    assert torch.equal(call.video.timesteps, timesteps)
+    expected = latent - VELOCITY[Pass.COND] * timesteps.float()
+    assert torch.equal(out.video, expected)
+    rounded_first = latent - VELOCITY[Pass.COND] * (MASK * torch.tensor(SIGMA_64).float())
+    assert not torch.equal(out.video, rounded_first)

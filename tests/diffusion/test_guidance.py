@@ -121,7 +121,15 @@ def test_default_params_per_generation():
     [
         ("2.3.0", LTX_2_3_DEFAULTS),
         ("2.3", LTX_2_3_DEFAULTS),
+        ("2.3.rc1", LTX_2_3_DEFAULTS),
+        ("2.3-rc2", LTX_2_3_DEFAULTS),
+        ("2.4", LTX_2_3_DEFAULTS),  # newer generations inherit the newest known one
+        ("3", LTX_2_3_DEFAULTS),
         ("2.0", LTX_2_DEFAULTS),
+        ("2", LTX_2_DEFAULTS),
+        ("2.2.9", LTX_2_DEFAULTS),
+        ("v2.3", LTX_2_DEFAULTS),  # not numeric: unversioned
+        ("", LTX_2_DEFAULTS),
         (None, LTX_2_DEFAULTS),
     ],
 )
@@ -159,3 +167,16 @@ def test_momentum_apg_accumulates_per_instance():
     assert torch.allclose(guider(cond, first), 2.0 * (cond - first))
     # running = 0.5·(0, 1) + (0, 3) = (0, 3.5)
     assert torch.allclose(guider(cond, second), torch.tensor([[[0.0, 7.0]]]))
+
+
+def test_simple_guiders_compute_in_the_input_dtype():
+    # The reference's CFG-star and APG never upcast: bf16 in, bf16 arithmetic, bf16 out.
+    torch.manual_seed(5)
+    cond = torch.randn(1, 6, 4).to(torch.bfloat16)
+    uncond = torch.randn(1, 6, 4).to(torch.bfloat16)
+    coef = (cond * uncond).sum() / ((uncond * uncond).sum() + 1e-8)
+    expected = 2.0 * (cond - coef * uncond)
+    out = cfg_star_delta(cond, uncond, 3.0)
+    assert out.dtype == torch.bfloat16
+    assert torch.equal(out, expected)
+    assert apg_delta(cond, uncond, 3.0).dtype == torch.bfloat16

@@ -21,6 +21,7 @@ SEED = 10
 STAGE_2_NOISE_SCALE = 0.909375
 SHAPE = VideoLatentShape(1, 4, 2, 2, 3)
 FPS = 24.0
+BF16_NOISE_SHAPE = (3, 40)
 
 
 def video_state(clean: torch.Tensor | None = None):
@@ -30,9 +31,23 @@ def video_state(clean: torch.Tensor | None = None):
 def test_noise_is_drawn_on_the_cpu_from_the_seed():
     expected = torch.randn(3, 5, generator=torch.Generator().manual_seed(SEED))
     assert torch.equal(gaussian((3, 5), make_generator(SEED)), expected)
-    half = gaussian((3, 5), make_generator(SEED), dtype=torch.bfloat16)
-    assert half.dtype == torch.bfloat16
-    assert torch.equal(half, expected.to(torch.bfloat16))
+
+
+def test_noise_is_drawn_in_the_latent_dtype_like_the_reference():
+    # The reference calls randn with the latent's dtype; for bf16 that is a different stream
+    # from float32 randn rounded to bf16 (for tensors of 16+ elements).
+    generator = torch.Generator().manual_seed(SEED)
+    direct = torch.randn(BF16_NOISE_SHAPE, generator=generator, dtype=torch.bfloat16)
+    rounded = torch.randn(BF16_NOISE_SHAPE, generator=torch.Generator().manual_seed(SEED))
+    assert not torch.equal(direct, rounded.to(torch.bfloat16))
+    half = gaussian(BF16_NOISE_SHAPE, make_generator(SEED), dtype=torch.bfloat16)
+    assert half.dtype == torch.bfloat16 and torch.equal(half, direct)
+    state = VideoGrid(SHAPE, FPS).initial_state(dtype=torch.bfloat16)
+    noisy = noise_state(state, make_generator(SEED))
+    assert noisy.latent.dtype == torch.bfloat16
+    expected = torch.randn(state.latent.shape, generator=torch.Generator().manual_seed(SEED),
+                           dtype=torch.bfloat16)  # fmt: skip
+    assert torch.equal(noisy.latent, expected)
 
 
 def test_fully_masked_tokens_become_pure_noise_at_scale_one():

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ltx2cli.diffusion.denoisers import ModelCall, SimpleDenoiser
-from ltx2cli.diffusion.noise import make_generator, noise_states
+from ltx2cli.diffusion.noise import make_generator, noise_states, standardized_noise
 from ltx2cli.diffusion.patchify import VideoLatentShape, audio_latent_shape
 from ltx2cli.diffusion.schedules import DISTILLED_SIGMAS_STAGE_1, ltx2_sigmas
 from ltx2cli.diffusion.state import AV, AudioGrid, VideoGrid
@@ -30,6 +30,7 @@ AUDIO = audio_latent_shape(5)
 FPS = 24.0
 CONTEXTS = AV(video=torch.zeros(1, 2, 3), audio=torch.zeros(1, 2, 3))
 RES2S_FINAL_SIGMA = 0.0011
+MID_SIGMA = 0.6
 
 
 def noisy_states(clean: AV) -> tuple[AV, AV]:
@@ -214,3 +215,81 @@ def test_res2s_noise_depends_only_on_its_own_seed():
     first, again, other = run(-1), run(-1), run(5)
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
     assert not torch.equal(first[1], other[1])  # the midpoint carries the substep noise
+
+
+def test_res2s_midpoint_pass_gets_the_float64_sigma():
+    clean = clean_latents()
+    states, _ = noisy_states(clean)
+    model = PerfectVelocity(clean)
+    calls: list[ModelCall] = []
+
+    def recording(call: ModelCall) -> AV[torch.Tensor]:
+        calls.append(call)
+        return model(call)
+
+    res2s_loop(states, [1.0, MID_SIGMA, 0.0], SimpleDenoiser(recording, CONTEXTS))
+    first, midpoint = calls[0].video, calls[1].video
+    assert first.sigma.dtype == first.timesteps.dtype == torch.float32
+    # sqrt(σ·σ') of the float32 schedule values, in float64, reaches the model unrounded
+    sub_sigma = math.sqrt(1.0 * float(torch.tensor(MID_SIGMA)))
+    assert midpoint.sigma.dtype == midpoint.timesteps.dtype == torch.float64
+    assert midpoint.sigma.tolist() == [sub_sigma]
+    assert calls[1].audio.sigma.dtype == torch.float64
+
+
+def test_res2s_step_against_the_formula_with_float32_step_noise_coefficients():
+    # One full step 1 → 0.6 (h = 0.51, no bong refinement), video only, a constant x0.
+    # The substep noise uses float64 coefficients; in legacy mode the step noise reads the
+    # float32 schedule, so its coefficients are float32 (pipelines.md §6.3).
+    torch.manual_seed(2)
+    x0 = torch.randn(1, SHAPE.token_count, SHAPE.channels)
+    state = VideoGrid(SHAPE, FPS).initial_state(torch.randn(SHAPE.size))
+
+    def denoise(current: AV, sigma: float, step: int) -> AV:
+        return AV(video=x0.to(current.video.latent.dtype))
+
+    out = res2s_loop(AV(video=state), [1.0, MID_SIGMA], denoise, model_dtype=torch.float64)
+    assert out.video.latent.dtype == torch.float64
+
+    s0 = torch.tensor(1.0, dtype=torch.float64)
+    s1_32 = torch.tensor(MID_SIGMA)
+    s1 = s1_32.double()
+    h = -math.log(float(s1 / s0))
+    a21 = 0.5 * (math.exp(-h / 2) - 1) / (-h / 2)
+    b2 = (math.exp(-h) - 1 + h) / h**2 / 0.5
+    b1 = (math.exp(-h) - 1) / -h - b2
+    anchor = state.latent.double()
+    eps_1 = x0.double() - anchor
+    x_mid = anchor + h * a21 * eps_1
+    sub = torch.sqrt(s0 * s1)
+    x_mid = sde(anchor, x_mid, s0, sub, standardized_noise(anchor, make_generator(9999)))
+    x_next = anchor + h * (b1 * eps_1 + b2 * (x0.double() - anchor))
+    step_noise = standardized_noise(anchor, make_generator(-1))
+    expected = sde(anchor, x_next, torch.tensor(1.0), s1_32, step_noise)
+    assert torch.allclose(out.video.latent, expected, rtol=0, atol=1e-12)
+    in_float64 = sde(anchor, x_next, s0, s1, step_noise)
+    assert not torch.allclose(out.video.latent, in_float64, rtol=0, atol=1e-10)
+
+
+def sde(sample, target, sigma, sigma_next, noise):
+    """The variance-preserving re-noising of pipelines.md §5.2, eta 0.5, in sigma's dtype."""
+    up = sigma_next * 0.5
+    residual = (sigma_next**2 - up**2) ** 0.5
+    alpha = (1 - sigma_next) + residual
+    down = residual / alpha
+    eps = (sample - target) / (sigma - sigma_next)
+    return alpha * (sample - sigma * eps + down * eps) + up * noise
+
+
+def test_res2s_casts_midpoint_and_new_latents_to_model_dtype():
+    states, _ = noisy_states(clean_latents())
+    seen: list[torch.dtype] = []
+
+    def denoise(current: AV, sigma: float, step: int) -> AV:
+        seen.append(current.video.latent.dtype)
+        return AV(video=torch.zeros_like(current.video.latent), audio=current.audio.latent)
+
+    out = res2s_loop(states, [1.0, MID_SIGMA, 0.0], denoise, model_dtype=torch.bfloat16)
+    # 2 full steps (evaluations at σ and at the midpoint) and the final denoise
+    assert seen == [torch.float32] + [torch.bfloat16] * 4
+    assert out.video.latent.dtype == out.audio.latent.dtype == torch.bfloat16
