@@ -14,6 +14,7 @@ from ltx2cli.errors import CheckpointError
 from ltx2cli.models.audio_vae import build_audio_decoder, build_audio_encoder
 from ltx2cli.models.mel import MelConfig, log_mel_spectrogram, mel_filterbank
 from ltx2cli.models.vocoder import (
+    ResBlock1,
     SnakeBeta,
     VocoderWithBWE,
     build_vocoder,
@@ -73,6 +74,29 @@ def test_kaiser_filter_matches_numpy_formula():
     flat = taps.flatten()
     torch.testing.assert_close(flat, flat.flip(0))
     assert flat.sum().item() == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("kernel", [11, 12])
+def test_kaiser_filter_is_evaluated_in_float32_like_the_reference_buffers(kernel):
+    """The reference builds these buffers in float32 (sinc as sin(πx)/π/x); a float64 build
+    rounded once differs in the last bit of some taps."""
+    f32 = torch.float32
+    half = kernel // 2
+    attenuation = 2.285 * (half - 1) * math.pi * (4 * 0.3) + 7.95  # 51.0 (K=12), 42.4 (K=11)
+    if attenuation > 50:
+        beta = 0.1102 * (attenuation - 8.7)
+    else:
+        beta = 0.5842 * (attenuation - 21) ** 0.4 + 0.07886 * (attenuation - 21)
+    window = torch.kaiser_window(kernel, periodic=False, beta=beta, dtype=f32)
+    if kernel % 2 == 0:
+        t = torch.arange(-half, half, dtype=f32) + 0.5
+    else:
+        t = torch.arange(kernel, dtype=f32) - half
+    x = 0.5 * t
+    sinc = torch.where(x == 0, torch.ones_like(x), torch.sin(math.pi * x) / math.pi / x)
+    taps = 0.5 * window * sinc
+    expected = (taps / taps.sum()).view(1, 1, kernel)
+    torch.testing.assert_close(kaiser_sinc_filter(0.25, 0.3, kernel), expected, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("kernel", [11, 12])
@@ -170,6 +194,50 @@ def test_resblock1_matches_dilated_conv_formula(manifest):
         expected = expected + F.conv1d(F.leaky_relu(h, 0.1), conv2.weight, conv2.bias, padding=3)
     with torch.no_grad():
         torch.testing.assert_close(block(x), expected.detach())
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+@pytest.mark.parametrize(("kernel", "dilation"), [(4, 3), (7, 5)])
+def test_resblock1_pads_same_with_the_extra_zero_on_the_right(kernel, dilation):
+    """HiFi-GAN's ResBlock1 convs use `padding="same"`: total d·(k−1) zeros, ⌊total/2⌋ left."""
+    block = ResBlock1(3, kernel, (dilation, 1, 1))
+    x = torch.randn(1, 3, 20)
+    total = dilation * (kernel - 1)
+    conv1, conv2 = block.convs1[0], block.convs2[0]
+    with torch.no_grad():
+        h = F.conv1d(
+            F.pad(F.leaky_relu(x, 0.1), (total // 2, total - total // 2)),
+            conv1.weight,
+            conv1.bias,
+            dilation=dilation,
+        )
+        k2 = kernel - 1
+        first = x + F.conv1d(
+            F.pad(F.leaky_relu(h, 0.1), (k2 // 2, k2 - k2 // 2)), conv2.weight, conv2.bias
+        )
+        for conv in (*block.convs1[1:], *block.convs2[1:]):
+            conv.weight.zero_()
+            conv.bias.zero_()
+        out = block(x)
+    assert out.shape == x.shape
+    torch.testing.assert_close(out, first)
+
+
+@pytest.mark.parametrize("name", ["ltx-2-19b", "ltx-2.3-22b"])
+def test_generators_read_128_mel_channels_whatever_the_mel_bins(manifest, name):
+    """The reference hard-codes `conv_pre` to 2 × 64 inputs; neither the audio VAE's mel_bins
+    nor the BWE's num_mels changes it (num_mels only sizes the mel basis)."""
+    config = _config(manifest, name)
+    config["audio_vae"]["model"]["params"]["ddconfig"]["mel_bins"] = 32
+    if "bwe" in config["vocoder"]:
+        config["vocoder"]["bwe"]["num_mels"] = 32
+    with torch.device("meta"):
+        module = build_vocoder(config)
+    shapes = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    pre = [k for k in shapes if k.endswith("conv_pre.weight")]
+    assert pre and all(shapes[k][1] == 2 * MEL_BINS for k in pre)
+    if "bwe" in config["vocoder"]:
+        assert shapes["mel_stft.mel_basis"] == (32, 257)
 
 
 # --- whole vocoders ----------------------------------------------------------------------------
