@@ -1,19 +1,24 @@
-"""FP8 weight storage for the transformer: `fp8-cast` on every device, `fp8-scaled-mm` on CUDA.
+"""FP8 weight storage for the transformer: `fp8-cast` on every device, `fp8-scaled-mm` where
+`torch._scaled_mm` runs (CUDA with FP8 tensor cores, and CPU builds of torch that implement it).
 
 - `fp8-cast`: the Linears of the transformer blocks (q/k/v/out of every attention and both
   feed-forwards) keep weight and bias as `float8_e4m3fn` (plain cast, no scale) and upcast them
   to the activation dtype inside each forward, halving their memory against bf16. Everything
   else (gate logits, norms, scale-shift tables, patchify, AdaLN MLPs, caption projections,
   proj_out) stays in high precision, as in the reference.
-- `fp8-scaled-mm`: for pre-quantised checkpoints only. Layers whose file has a float8
+- `fp8-scaled-mm`: for pre-quantised checkpoints only. Layers whose file has a `F8_E4M3`
   `.weight` plus a `.weight_scale` run `torch._scaled_mm` with the checkpoint's static
-  per-tensor scales; it needs a CUDA GPU with FP8 tensor cores (compute capability 8.9+).
-- Values are clamped to ±448 before every cast so out-of-range weights saturate instead of
-  turning into NaN.
+  per-tensor scales, quantising activations as `clamp(x · (1/input_scale))` in x's own dtype.
+- Per-tensor quantisation follows the reference exactly: `s = 448/amax`, `q = clamp(w·s)`,
+  `weight_scale = 1/s` (so re-quantising after a LoRA reproduces its bytes).
+- Deliberate difference: plain casts clamp to ±448 first, so a value beyond the float8 range
+  saturates where the reference's unclamped `.to(float8)` would store NaN. Values in range
+  (every real weight) cast to the same bytes.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Mapping
 
@@ -57,10 +62,16 @@ def to_fp8(t: torch.Tensor) -> torch.Tensor:
 
 
 def quantize_per_tensor(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """`(q, scale)` with `q = clamp(w / scale)` in fp8 and `scale = amax / 448` (0-d float32)."""
-    scale = (w.detach().abs().max().float() / FP8_MAX).clamp(min=torch.finfo(torch.float32).tiny)
-    q = (w.detach().float() / scale).clamp(-FP8_MAX, FP8_MAX).to(FP8_DTYPE)
-    return q, scale
+    """`(q, weight_scale)`: `s = 448/amax`, `q = clamp(w·s)` in fp8, `weight_scale = 1/s` (0-d).
+
+    The reference's op order (multiply by `448/amax`, then take the reciprocal as the scale) is
+    kept because `w / (amax/448)` rounds differently. An all-zero tensor gets scale 1.
+    """
+    w32 = w.detach().float()
+    amax = w32.abs().amax()
+    inv = torch.where(amax > 0, FP8_MAX / amax, torch.ones_like(amax))
+    q = (w32 * inv).clamp(-FP8_MAX, FP8_MAX).to(FP8_DTYPE)
+    return q, inv.reciprocal()
 
 
 class Fp8CastLinear(nn.Linear):
@@ -107,33 +118,38 @@ class Fp8ScaledLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        x2 = x.reshape(-1, shape[-1])  # (N, in)
         if self.input_scale is None:
-            scale_x = (x2.abs().max().float() / FP8_MAX).clamp(min=1e-12)
+            scale_x = (x.detach().abs().amax().float() / FP8_MAX).clamp(min=1e-12)
         else:
-            scale_x = self.input_scale.float()
-        q = (x2.float() / scale_x).clamp(-FP8_MAX, FP8_MAX).to(FP8_DTYPE)
-        out_dtype = x.dtype if x.dtype in (torch.bfloat16, torch.float16) else torch.float32
+            scale_x = self.input_scale
+        # As the reference: multiply by the reciprocal in x's own dtype (a 0-d float32 tensor
+        # does not promote bf16), clamp, then cast; dividing in float32 rounds differently.
+        q = (x * scale_x.reciprocal()).clamp(-FP8_MAX, FP8_MAX).to(FP8_DTYPE)
         y = torch._scaled_mm(
-            q,
+            q.reshape(-1, shape[-1]),  # (N, in)
             self.weight.t(),
             scale_a=scale_x,
-            scale_b=self.weight_scale.float(),
-            out_dtype=out_dtype,
+            scale_b=self.weight_scale,
+            out_dtype=x.dtype,
             use_fast_accum=True,
         )
         if self.bias is not None:
             y = y + self.bias.to(y.dtype)
-        return y.to(x.dtype).reshape(*shape[:-1], self.out_features)
+        return y.reshape(*shape[:-1], self.out_features)
 
 
 def check_scaled_mm_device(device: torch.device | str) -> None:
     """Raise DeviceError unless `device` can run FP8 `torch._scaled_mm`."""
     device = torch.device(device)
     hint = "use --quantization fp8-cast, which works on every device"
+    if device.type == "cpu":
+        if not _cpu_scaled_mm():
+            raise DeviceError("this torch build has no FP8 matmul on the CPU", hint)
+        return
     if device.type != "cuda" or not torch.cuda.is_available():
         raise DeviceError(
-            f"fp8-scaled-mm needs a CUDA GPU with FP8 support, not {device.type!r}", hint
+            f"fp8-scaled-mm needs a CUDA GPU with FP8 support or the CPU, not {device.type!r}",
+            hint,
         )
     major, minor = torch.cuda.get_device_capability(device)
     if (major, minor) < (8, 9) or not hasattr(torch, "_scaled_mm"):
@@ -141,6 +157,18 @@ def check_scaled_mm_device(device: torch.device | str) -> None:
             f"fp8-scaled-mm needs compute capability 8.9+, this GPU has {major}.{minor}",
             hint,
         )
+
+
+@functools.cache
+def _cpu_scaled_mm() -> bool:
+    """Whether this torch build implements `_scaled_mm` on the CPU (probed once)."""
+    a = torch.zeros(16, 16, dtype=FP8_DTYPE)
+    one = torch.ones(())
+    try:
+        torch._scaled_mm(a, a.t(), scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
+    except (RuntimeError, NotImplementedError, AttributeError):
+        return False
+    return True
 
 
 def _replace(root: nn.Module, name: str, new: nn.Module) -> None:

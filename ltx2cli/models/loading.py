@@ -336,7 +336,8 @@ def plan_component(
             module = builder(patched, **derived)
 
     # 1. Quantisation changes which modules exist before anything is read.
-    fp8_in_file = [k for k, raw in mapping.items() if info.tensors[raw].dtype.startswith("F8_")]
+    # As the reference: only F8_E4M3 weights with a weight_scale sibling run scaled matmuls.
+    fp8_in_file = [k for k, raw in mapping.items() if info.tensors[raw].dtype == "F8_E4M3"]
     fp8_layers: set[str] = set()
     if quantization == "fp8-scaled-mm":
         layers = scaled_mm_layers(mapping, fp8_in_file)
@@ -396,6 +397,7 @@ def load_component(
     quantization: str | None = None,
     loras: Sequence[Any] = (),
     lora_load_device: torch.device | str = "cpu",
+    use_lora_alpha: bool = True,
     config: Mapping[str, Any] | None = None,
     progress: ProgressFn | None = None,
     **options: Any,
@@ -404,45 +406,72 @@ def load_component(
 
     `dtype` None keeps each tensor's stored dtype. `quantization` is None, `"fp8-cast"` or
     `"fp8-scaled-mm"` (transformer only). `loras` are `LoraSpec`s, paths or `(path, strength)`
-    pairs fused into the weights. `config` replaces the embedded config (for split files
-    without one). `progress(done_bytes, total_bytes)` is called after every tensor. Other
-    keyword `options` go to the builder. Returns the module in eval mode.
+    pairs fused into the weights (`use_lora_alpha=False` ignores kohya `.alpha` tensors, as the
+    reference does). `config` replaces the embedded config (for split files without one).
+    `progress(done_bytes, total_bytes)` is called after every tensor. Other keyword `options`
+    go to the builder. Returns the module in eval mode.
     """
+    from ltx2cli.models.lora import (
+        aggregation_dtype,
+        fuse_weight,
+        fusion_device,
+        lora_delta,
+        plan_loras,
+    )
+
     device = torch.device(device)
     if check_quantization(quantization) == "fp8-scaled-mm":
         check_scaled_mm_device(device)
     plan = plan_component(path, component, quantization=quantization, config=config, **options)
     info, module, mapping, folds = plan.info, plan.module, plan.mapping, plan.folds
 
-    # 4. Read one tensor at a time, cast, move, collect; then assign.
     kept_fp8 = {f"{layer}.{p}" for layer in plan.fp8_layers for p in ("weight", "bias")}
     cast_fp8 = {
         k for k in kept_fp8 if isinstance(module.get_submodule(k.rpartition(".")[0]), Fp8CastLinear)
     }
+    fusing: dict[str, list[Any]] = {}
+    if loras:
+        shapes = {k: t.shape for k, t in module.state_dict(keep_vars=True).items()}
+        fusing = plan_loras(
+            shapes, loras, lora_load_device=lora_load_device, use_alpha=use_lora_alpha
+        ).terms
+    scaled = {k for k in fusing if k in kept_fp8 and k not in cast_fp8}  # fp8-scaled-mm layers
+    fuse_on, fuse_dtype = fusion_device(device), aggregation_dtype(device)
     high = dtype or torch.bfloat16
     total, done = plan.nbytes, 0
     state: dict[str, torch.Tensor] = {}
     try:
         with safe_open(str(info.path), framework="pt", device="cpu") as f:
             scales = {owner: f.get_tensor(raw).float() for owner, raw in folds.items()}
-        # Reopen the map every READ_WINDOW bytes: pages read only to be cast are released
+            weight_scales = {k: f.get_tensor(mapping[f"{k}_scale"]) for k in scaled}
+        # 4. Read one tensor at a time and treat it as the reference builder does: its load-time
+        # ops (scale folding, fp8 cast), LoRA fusion in that dtype, then the build dtype cast.
+        # The map is reopened every READ_WINDOW bytes: pages read only to be cast are released
         # when their mapping closes, so a casting load peaks near the result's size.
         for chunk in _windows(mapping.items(), info, READ_WINDOW):
             with safe_open(str(info.path), framework="pt", device="cpu") as f:
                 for key, raw in chunk:
                     t = f.get_tensor(raw)
-                    if key in scales:
-                        t = (t.float() * scales[key]).to(high)
-                    if key in cast_fp8:
-                        t = t if t.dtype == torch.float8_e4m3fn else to_fp8(t)
-                    else:
-                        t = t.to(_target_dtype(t, dtype, key in kept_fp8, high))
+                    if key in scales:  # the reference folds pre-quantised scales into bf16
+                        t = (t.float() * scales[key]).to(torch.bfloat16)
+                    if key in cast_fp8 and t.dtype != torch.float8_e4m3fn:
+                        t = to_fp8(t)
+                    if key in fusing:
+                        delta = lora_delta(fusing[key], t.shape, dtype=fuse_dtype, device=fuse_on)
+                        scale = weight_scales.get(key)
+                        scale = None if scale is None else scale.to(fuse_on)
+                        t, new_scale = fuse_weight(t.to(fuse_on), delta, scale)
+                        if new_scale is not None:
+                            weight_scales[key] = new_scale
+                    t = t.to(_target_dtype(t, dtype, key in kept_fp8, high))
                     state[key] = t.to(device)
                     done += info.tensors[raw].nbytes
                     if progress is not None:
                         progress(done, total)
     except (OSError, SafetensorError) as e:
         raise CheckpointError(f"cannot read {info.path.name}: {e}", _REDOWNLOAD) from None
+    for key, new_scale in weight_scales.items():  # re-quantised fp8-scaled-mm weights
+        state[f"{key}_scale"] = new_scale.to(device)
     module.load_state_dict(state, strict=True, assign=True)
     del state
     for name, p in module.named_parameters():
@@ -450,12 +479,8 @@ def load_component(
             p.requires_grad_(False)
         if p.is_meta:  # pragma: no cover - guarded by the strict check above
             raise CheckpointError(f"{info.path.name}: parameter {name} was not loaded")
-
-    # 5. LoRAs are fused into the loaded weights; no copy is kept (load again to unfuse).
-    if loras:
-        from ltx2cli.models.lora import fuse_loras
-
-        fuse_loras(module, loras, lora_load_device=lora_load_device, keep_backup=False)
+    if fusing:
+        logger.info("fused %d LoRA(s) into %d weights", len(loras), len(fusing))
     return module.eval()
 
 

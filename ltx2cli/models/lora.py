@@ -1,21 +1,32 @@
-"""LoRA files: read the common key styles and fuse any number of them into loaded weights.
+"""LoRA files: read the common key styles and fuse any number of them into weights.
 
 - Key styles: official/PEFT `<m>.lora_A.weight` [r, in] + `<m>.lora_B.weight` [out, r]
   (adapter-named `<m>.lora_A.<name>.weight` too), kohya/ComfyUI `<m>.lora_down.weight` +
   `<m>.lora_up.weight` + optional `<m>.alpha`, and kohya's underscored module names
   (`lora_unet_transformer_blocks_0_attn1_to_q`). Prefixes `diffusion_model.` (what the official
   trainer writes), `model.diffusion_model.`, `transformer.`, `base_model.model.` and
-  `lora_unet_` are removed before the name is matched against the module's weights.
-- Alpha: the reference ignores `.alpha`; ComfyUI and kohya scale by alpha/rank. We apply
-  alpha/rank when the file has an alpha (what the author intended) and `use_alpha=False`
-  reproduces the reference exactly. Files without alpha behave the same either way.
-- Fusion: `W' = W + Σ_i s_i · scale_i · (B_i @ A_i)`, summed in float32 on the weight's
-  device, then cast back to W's dtype. float8 weights are upcast, fused and requantised
-  (fp8-cast: plain saturating cast; fp8-scaled-mm: new per-tensor scale amax/448).
-- LoRA tensors are staged on `lora_load_device` (CPU by default); each pair moves to the
-  weight's device only while that weight is fused.
-- Unfusing: the fused weights' originals are copied (to `backup_device`, CPU by default)
-  before fusion and copied back by `LoraFusion.unfuse()`, bit for bit.
+  `lora_unet_` are removed before the name is matched against the module's weights. The
+  reference accepts only the first style (it deletes `diffusion_model.`); for those files the
+  result is the same.
+- Alpha: the reference ignores `.alpha` tensors; ComfyUI and kohya scale by alpha/rank. We
+  apply alpha/rank when the file has an alpha for that module (what its author intended) and
+  `use_alpha=False` reproduces the reference. Official and PEFT files carry no alpha, so they
+  fuse exactly as in the reference either way.
+- Fusion reproduces the reference bit for bit (model.md §9): per weight, the LoRA factors are
+  cast to the aggregation dtype (bfloat16; float32 on Apple MPS), the first term is
+  `(B·s) @ A`, later ones `addmm_(B, A, alpha=s)`; then the weight's policy rule: plain
+  weights `(ΔW + W)` rounded in the aggregation dtype and cast to W's dtype (so a float32
+  weight passes through bfloat16, as in the reference), fp8-cast weights
+  `fp8(ΔW + bf16(W))`, fp8-scaled-mm weights `W·s_w + ΔW` in float32 re-quantised with a
+  fresh per-tensor scale. Once any strength is non-zero every LoRA takes part (a zero-strength
+  one adds zeros); all strengths zero leaves the weights untouched.
+- Fusion runs on the weight's device when it is CUDA/MPS, else on CUDA when available, else
+  on the CPU. LoRA tensors are staged on `lora_load_device` (CPU by default); each pair moves
+  to the fusion device only while its weight is fused.
+- `load_component(..., loras=...)` fuses each weight as it is read, before the dtype cast, as
+  the reference builder does; `fuse_loras` fuses into an already loaded module. Unfusing: the
+  originals are copied (to `backup_device`, CPU by default) before fusion and copied back by
+  `LoraFusion.unfuse()`, bit for bit.
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,6 +117,11 @@ class LoraWeights:
     def ranks(self) -> list[int]:
         return sorted({self.down[m].shape[0] for m in self.modules})
 
+    @property
+    def scaled_by_alpha(self) -> bool:
+        """Whether fusing with `use_alpha=True` differs from the reference (which ignores alpha)."""
+        return any(self.alpha[m] != self.down[m].shape[0] for m in self.modules if m in self.alpha)
+
     def scale(self, module: str, use_alpha: bool = True) -> float:
         if not use_alpha or module not in self.alpha:
             return 1.0
@@ -153,6 +169,124 @@ def read_lora(path: str | os.PathLike[str], *, device: torch.device | str = "cpu
 
 
 @dataclass
+class LoraPlan:
+    """Which weights each LoRA touches: `terms[weight key] = [(A, B, factor), ...]` in order."""
+
+    terms: dict[str, list[tuple[torch.Tensor, torch.Tensor, float]]]
+    unmatched: dict[str, list[str]]  # per LoRA file: module names with no weight in the model
+    incomplete: dict[str, list[str]]  # per LoRA file: modules with only lora_A or only lora_B
+    ignored: dict[str, list[str]]  # per LoRA file: keys of kinds that are not fused
+    count: int  # LoRA files
+
+
+def plan_loras(
+    weights: Mapping[str, torch.Size | tuple[int, ...]],
+    loras: Sequence[Any] | Iterable[Any],
+    *,
+    lora_load_device: torch.device | str = "cpu",
+    use_alpha: bool = True,
+) -> LoraPlan:
+    """Read every LoRA and match its modules against `weights` (`{"<m>.weight": shape}`).
+
+    Raises CheckpointError naming the module when a pair's shapes do not fit its weight.
+    """
+    specs = [parse_lora(x) for x in loras]
+    by_name = {k.removesuffix(".weight"): k for k in weights if k.endswith(".weight")}
+    by_underscore = {m.replace(".", "_"): m for m in by_name}
+    # The reference skips fusion only when every strength is zero.
+    active = any(spec.strength != 0 for spec in specs)
+    plan = LoraPlan({}, {}, {}, {}, len(specs))
+    for spec in specs:
+        lora = read_lora(spec.path, device=lora_load_device)
+        label = str(spec.path)
+        plan.incomplete[label], plan.ignored[label] = lora.incomplete, lora.ignored
+        plan.unmatched[label] = []
+        for name in lora.modules:
+            module = name if name in by_name else by_underscore.get(name)
+            if module is None:
+                plan.unmatched[label].append(name)
+                continue
+            key = by_name[module]
+            a, b = lora.down[name], lora.up[name]
+            shape = tuple(weights[key])
+            rank = a.shape[0]
+            fits = (
+                len(shape) >= 2
+                and (b.shape[0], b[0].numel()) == (shape[0], rank)
+                and a[0].numel() == math.prod(shape[1:])
+            )
+            if not fits:
+                raise CheckpointError(
+                    f"LoRA for {module} has shapes {list(b.shape)} @ {list(a.shape)}, "
+                    f"the weight is {list(shape)}",
+                    "this LoRA was trained for a different model",
+                )
+            if active:
+                factor = spec.strength * lora.scale(name, use_alpha)
+                plan.terms.setdefault(key, []).append((a, b, factor))
+        if plan.unmatched[label]:
+            logger.warning(
+                "%s: %d LoRA modules match no weight (e.g. %s)",
+                spec.path.name,
+                len(plan.unmatched[label]),
+                plan.unmatched[label][0],
+            )
+    return plan
+
+
+def fusion_device(device: torch.device | str) -> torch.device:
+    """Where a weight on `device` is fused: its own accelerator, else CUDA if present, else CPU."""
+    device = torch.device(device)
+    if device.type in ("cuda", "mps"):
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def aggregation_dtype(device: torch.device | str) -> torch.dtype:
+    """bfloat16, as the reference; float32 on MPS, where bf16 matmuls are unreliable."""
+    return torch.float32 if torch.device(device).type == "mps" else torch.bfloat16
+
+
+def lora_delta(
+    terms: Iterable[tuple[torch.Tensor, torch.Tensor, float]],
+    shape: torch.Size | tuple[int, ...],
+    *,
+    dtype: torch.dtype = torch.bfloat16,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """`Σ s_i · B_i @ A_i` in `dtype`, in the reference's order and rounding, shaped `shape`."""
+    delta: torch.Tensor | None = None
+    for a, b, factor in terms:
+        a2 = a.to(device=device, dtype=dtype).flatten(1)  # (r, in)
+        b2 = b.to(device=device, dtype=dtype).flatten(1)  # (out, r)
+        if delta is None:
+            delta = torch.matmul(b2 * factor, a2).to(dtype)
+        else:
+            delta.addmm_(b2, a2, alpha=factor)
+    if delta is None:
+        raise ValueError("lora_delta needs at least one term")
+    return delta.reshape(shape)
+
+
+def fuse_weight(
+    weight: torch.Tensor, delta: torch.Tensor, weight_scale: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`(new weight, new weight_scale or None)`; `delta` (the aggregation buffer) is consumed.
+
+    `weight_scale` marks an fp8-scaled-mm weight: dequantise, add in float32, re-quantise.
+    """
+    if weight_scale is not None:
+        full = weight.float() * weight_scale.float() + delta.float()
+        return quantize_per_tensor(full)
+    if weight.dtype in FP8_DTYPES:
+        return to_fp8(delta.add_(weight.to(delta.dtype))), None
+    # In place into the aggregation buffer: the sum is rounded to its dtype, then cast.
+    return delta.add_(weight).to(weight.dtype), None
+
+
+@dataclass
 class LoraFusion:
     """What a fusion did; `unfuse()` restores the original weights exactly (if backed up)."""
 
@@ -178,14 +312,6 @@ class LoraFusion:
         self.targeted = []
 
 
-def _resolve(model: nn.Module) -> tuple[dict[str, str], dict[str, str]]:
-    """`{module name: weight param}` and kohya's underscored names → module names."""
-    names = {
-        n.removesuffix(".weight"): n for n, _ in model.named_parameters() if n.endswith(".weight")
-    }
-    return names, {m.replace(".", "_"): m for m in names}
-
-
 def fuse_loras(
     model: nn.Module,
     loras: Sequence[Any] | Iterable[Any],
@@ -195,75 +321,36 @@ def fuse_loras(
     keep_backup: bool = True,
     backup_device: torch.device | str = "cpu",
 ) -> LoraFusion:
-    """Fuse every LoRA (`LoraSpec`, path, `(path, strength)` or `PATH:STRENGTH`) into `model`."""
-    specs = [parse_lora(x) for x in loras]
-    by_name, by_underscore = _resolve(model)
-    modules = dict(model.named_modules())
-    params = dict(model.named_parameters())
-    deltas: dict[str, list[tuple[torch.Tensor, torch.Tensor, float]]] = {}
-    unmatched: dict[str, list[str]] = {}
-    incomplete: dict[str, list[str]] = {}
-    ignored: dict[str, list[str]] = {}
-    for spec in specs:
-        weights = read_lora(spec.path, device=lora_load_device)
-        label = str(spec.path)
-        incomplete[label], ignored[label], unmatched[label] = (
-            weights.incomplete,
-            weights.ignored,
-            [],
-        )
-        for name in weights.modules:
-            target = name if name in by_name else by_underscore.get(name)
-            if target is None:
-                unmatched[label].append(name)
-                continue
-            if spec.strength == 0:
-                continue
-            factor = spec.strength * weights.scale(name, use_alpha)
-            deltas.setdefault(target, []).append((weights.down[name], weights.up[name], factor))
-        if unmatched[label]:
-            logger.warning(
-                "%s: %d LoRA modules match no weight (e.g. %s)",
-                spec.path.name,
-                len(unmatched[label]),
-                unmatched[label][0],
-            )
+    """Fuse every LoRA (`LoraSpec`, path, `(path, strength)` or `PATH:STRENGTH`) into `model`.
 
-    fusion = LoraFusion(model, [], unmatched, incomplete, ignored)
-    for target, terms in deltas.items():
-        weight_name = by_name[target]
-        w = params[weight_name]
-        delta = torch.zeros(w.shape, dtype=torch.float32, device=w.device)
-        for a, b, factor in terms:
-            a2, b2 = (
-                a.to(w.device, torch.float32).flatten(1),
-                b.to(w.device, torch.float32).flatten(1),
-            )
-            if b2.shape[1] != a2.shape[0] or (b2.shape[0], a2.shape[1]) != (
-                w.shape[0],
-                w[0].numel(),
-            ):
-                raise CheckpointError(
-                    f"LoRA for {target} has shapes {list(b.shape)} @ {list(a.shape)}, "
-                    f"the weight is {list(w.shape)}",
-                    "this LoRA was trained for a different model",
-                )
-            delta += (b2 @ a2).reshape(w.shape) * factor
-        module = modules[target]
-        scaled = isinstance(module, Fp8ScaledLinear)
-        names = [weight_name, f"{target}.weight_scale"] if scaled else [weight_name]
+    The weights are fused in their current dtype; to reproduce the reference for a checkpoint
+    whose stored dtype differs from the model's, pass the LoRAs to `load_component` instead.
+    """
+    params = dict(model.named_parameters())
+    modules = dict(model.named_modules())
+    plan = plan_loras(
+        {n: p.shape for n, p in params.items()},
+        loras,
+        lora_load_device=lora_load_device,
+        use_alpha=use_alpha,
+    )
+    fusion = LoraFusion(model, [], plan.unmatched, plan.incomplete, plan.ignored)
+    for key, terms in plan.terms.items():
+        w = params[key]
+        module = modules[key.removesuffix(".weight")]
+        scale_key = f"{key}_scale" if isinstance(module, Fp8ScaledLinear) else None
+        names = [key, scale_key] if scale_key else [key]
         if keep_backup:
             for n in names:
                 fusion.backups[n] = params[n].detach().to(backup_device, copy=True)
+        where = fusion_device(w.device)
+        delta = lora_delta(terms, w.shape, dtype=aggregation_dtype(w.device), device=where)
+        scale = params[scale_key].detach().to(where) if scale_key else None
+        new_w, new_scale = fuse_weight(w.detach().to(where), delta, scale)
         with torch.no_grad():
-            if scaled:
-                full = w.float() * module.weight_scale.float() + delta
-                q, s = quantize_per_tensor(full)
-                module.weight.data, module.weight_scale.data = q, s.to(module.weight_scale.device)
-            elif w.dtype in FP8_DTYPES:
-                w.data = to_fp8(w.float() + delta)
-            else:
-                w.data = (w.float() + delta).to(w.dtype)
+            w.data = new_w.to(w.device)
+            if scale_key and new_scale is not None:
+                params[scale_key].data = new_scale.to(params[scale_key].device)
         fusion.targeted.extend(names)
-    logger.info("fused %d LoRA(s) into %d weights", len(specs), fusion.num_targeted)
+    logger.info("fused %d LoRA(s) into %d weights", plan.count, fusion.num_targeted)
     return fusion

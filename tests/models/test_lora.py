@@ -8,7 +8,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ltx2cli.errors import CheckpointError, UsageError
-from ltx2cli.models.fp8 import apply_fp8_cast, to_fp8
+from ltx2cli.models.fp8 import Fp8ScaledLinear, apply_fp8_cast
 from ltx2cli.models.lora import LoraSpec, fuse_loras, parse_lora, read_lora
 
 DIM = 12
@@ -72,14 +72,25 @@ def _write_lora(path, style: str, seed: int = 1, alpha: float | None = None, mod
     return path
 
 
+BF16 = torch.bfloat16
+
+
+def _reference_delta(terms) -> torch.Tensor:
+    """model.md §9 written out: factors in bf16, first `(B·s) @ A`, then `addmm(alpha=s)`."""
+    delta = None
+    for a, b, s in terms:
+        a, b = a.to(BF16), b.to(BF16)
+        delta = (b * s) @ a if delta is None else torch.addmm(delta, b, a, alpha=s)
+    return delta
+
+
 def _expected(base: torch.Tensor, terms) -> torch.Tensor:
-    """W + Σ s·scale·(B @ A) in float64, cast back to W's dtype."""
-    delta = sum(s * (b.double() @ a.double()) for a, b, s in terms)
-    return (base.double() + delta).to(base.dtype)
+    """`(ΔW + W)` rounded once to bf16 (the aggregation dtype), then cast to W's dtype."""
+    return (_reference_delta(terms).float() + base.float()).to(BF16).to(base.dtype)
 
 
 @pytest.mark.parametrize("style", ["peft", "peft-base", "diffusers", "kohya", "kohya-underscore"])
-def test_fused_weight_is_w_plus_strength_times_delta(tmp_path, style):
+def test_fused_weight_follows_the_reference_arithmetic(tmp_path, style):
     model = _model()
     base = {t: model.get_submodule(t).weight.detach().clone() for t in TARGETS}
     path = _write_lora(tmp_path / "l.safetensors", style)
@@ -90,31 +101,65 @@ def test_fused_weight_is_w_plus_strength_times_delta(tmp_path, style):
     for i, target in enumerate(TARGETS):
         a, b = _pair(1 + i)
         expected = _expected(base[target], [(a, b, strength)])
-        torch.testing.assert_close(
-            model.get_submodule(target).weight, expected, atol=1e-3, rtol=2**-7
-        )
+        assert torch.equal(model.get_submodule(target).weight, expected), target
+
+
+def test_float32_weights_pass_through_bfloat16_like_the_reference(tmp_path):
+    """The reference adds into its bf16 accumulator, so a fused float32 weight is bf16-exact."""
+    model = _model(torch.float32)
+    target = model.get_submodule(TARGETS[0])
+    base = target.weight.detach().clone()
+    assert not torch.equal(base.to(BF16).float(), base)  # the model really has fp32 detail
+    fuse_loras(model, [_write_lora(tmp_path / "l.safetensors", "peft")])
+    fused = target.weight.detach()
+    assert fused.dtype == torch.float32
+    assert torch.equal(fused.to(BF16).float(), fused)
+    assert torch.equal(fused, _expected(base, [(*_pair(1), 1.0)]))
 
 
 def test_kohya_alpha_scales_by_alpha_over_rank_unless_disabled(tmp_path):
     alpha = 2.0
     path = _write_lora(tmp_path / "k.safetensors", "kohya", alpha=alpha)
+    assert read_lora(path).scaled_by_alpha
     a, b = _pair(1)
     for use_alpha, scale in ((True, alpha / RANK), (False, 1.0)):
-        model = _model(torch.float32)
+        model = _model()
         base = model.get_submodule(TARGETS[0]).weight.detach().clone()
         fuse_loras(model, [path], use_alpha=use_alpha)
         expected = _expected(base, [(a, b, scale)])
-        torch.testing.assert_close(model.get_submodule(TARGETS[0]).weight, expected)
+        assert torch.equal(model.get_submodule(TARGETS[0]).weight, expected)
 
 
-def test_several_loras_sum_with_their_strengths(tmp_path):
-    model = _model(torch.float32)
+def test_alpha_equal_to_rank_is_the_reference(tmp_path):
+    path = _write_lora(tmp_path / "k.safetensors", "peft", alpha=float(RANK))
+    assert not read_lora(path).scaled_by_alpha
+    fused = [_model(), _model()]
+    for model, use_alpha in zip(fused, (True, False), strict=True):
+        fuse_loras(model, [path], use_alpha=use_alpha)
+    assert all(torch.equal(x, y) for x, y in zip(*(m.parameters() for m in fused), strict=True))
+
+
+def test_several_loras_accumulate_in_order_with_their_strengths(tmp_path):
+    model = _model()
     base = model.get_submodule(TARGETS[0]).weight.detach().clone()
     first = _write_lora(tmp_path / "a.safetensors", "peft", seed=1)
     second = _write_lora(tmp_path / "b.safetensors", "kohya", seed=5)
     fuse_loras(model, [f"{first}:0.5", LoraSpec(second, -1.25)])
     expected = _expected(base, [(*_pair(1), 0.5), (*_pair(5), -1.25)])
-    torch.testing.assert_close(model.get_submodule(TARGETS[0]).weight, expected)
+    assert torch.equal(model.get_submodule(TARGETS[0]).weight, expected)
+
+
+def test_a_zero_strength_lora_still_takes_part_when_another_is_active(tmp_path):
+    """Reference: fusion is skipped only when all strengths are 0; a 0-strength LoRA adds a
+    zero delta, which still rounds its (float32) targets through bf16."""
+    model = _model(torch.float32)
+    base = {t: model.get_submodule(t).weight.detach().clone() for t in TARGETS}
+    zero = _write_lora(tmp_path / "z.safetensors", "peft", modules=TARGETS[:1])
+    active = _write_lora(tmp_path / "a.safetensors", "peft", seed=7, modules=TARGETS[1:])
+    fuse_loras(model, [(zero, 0.0), (active, 1.0)])
+    assert torch.equal(model.get_submodule(TARGETS[0]).weight, base[TARGETS[0]].to(BF16).float())
+    expected = _expected(base[TARGETS[1]], [(*_pair(7), 1.0)])
+    assert torch.equal(model.get_submodule(TARGETS[1]).weight, expected)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
@@ -158,7 +203,7 @@ def test_zero_strength_changes_nothing(tmp_path):
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
-def test_fp8_cast_weights_are_upcast_fused_and_requantised(tmp_path):
+def test_fp8_cast_weights_are_dequantised_to_bf16_fused_and_recast(tmp_path):
     model = _model(torch.float32)
     apply_fp8_cast(model)
     target = model.get_submodule(TARGETS[0])
@@ -167,9 +212,29 @@ def test_fp8_cast_weights_are_upcast_fused_and_requantised(tmp_path):
     fusion = fuse_loras(model, [path])
     a, b = _pair(1)
     assert target.weight.dtype == torch.float8_e4m3fn
-    assert torch.equal(target.weight, to_fp8(stored.float() + b @ a))
+    expected = (_reference_delta([(a, b, 1.0)]) + stored.to(BF16)).to(torch.float8_e4m3fn)
+    assert torch.equal(target.weight.view(torch.uint8), expected.view(torch.uint8))
     fusion.unfuse()
     assert torch.equal(target.weight.view(torch.uint8), stored.view(torch.uint8))
+
+
+def test_fp8_scaled_weights_are_requantised_with_a_fresh_scale(tmp_path):
+    model = _model(torch.float32)
+    old = model.transformer_blocks[0].attn1.to_q
+    layer = Fp8ScaledLinear(DIM, DIM, device="cpu")
+    w_scale = torch.tensor(0.01)
+    layer.weight.data = (old.weight.detach() / w_scale).to(torch.float8_e4m3fn)
+    layer.weight_scale.data = w_scale
+    layer.bias.data = old.bias.detach().to(BF16)
+    model.transformer_blocks[0].attn1.to_q = layer
+    stored = layer.weight.detach().clone()
+    path = _write_lora(tmp_path / "l.safetensors", "peft", modules=TARGETS[:1])
+    fuse_loras(model, [path])
+    full = stored.float() * w_scale + _reference_delta([(*_pair(1), 1.0)]).float()
+    inv = 448.0 / full.abs().amax()  # model.md §10.2: q = clamp(w·448/amax), scale = amax/448
+    expected = (full * inv).clamp(-448, 448).to(torch.float8_e4m3fn)
+    assert torch.equal(layer.weight.view(torch.uint8), expected.view(torch.uint8))
+    assert layer.weight_scale.item() == inv.reciprocal().item()
 
 
 def test_shape_mismatch_names_the_module(tmp_path):
