@@ -18,6 +18,7 @@ from ltx2cli.models.tiny import (
     TINY_COMPONENTS,
     UPSAMPLERS,
     tiny_config,
+    tiny_upsampler_config,
     write_tiny_checkpoint,
     write_tiny_upsampler,
 )
@@ -79,6 +80,65 @@ def test_tiny_keeps_every_structural_key_of_its_generation(tiny, manifest, gener
     released = manifest(MANIFEST[generation])["components"][SAME_STRUCTURE[component]]["keys"]
     tiny_keys = component_keys(read_checkpoint(tiny[generation]), component).values()
     assert _structure(tiny_keys) == _structure(released)
+
+
+def _shape_free(keys) -> set[str]:
+    """Keys with every index replaced: the structure regardless of block and layer counts."""
+    return {re.sub(r"\.\d+(?=\.)", ".N", k) for k in keys}
+
+
+@pytest.mark.parametrize("generation", GENERATIONS)
+def test_tiny_file_has_every_kind_of_key_of_the_released_file(tiny, manifest, generation):
+    """All components, VAEs included: same key kinds as the released file, nothing extra."""
+    released = manifest(MANIFEST[generation])["components"]
+    released_keys = {k for part in released.values() for k in part["keys"]}
+    assert _shape_free(read_checkpoint(tiny[generation]).tensors) == _shape_free(released_keys)
+
+
+# Config values that only set sizes (widths, heads, depths); everything else is structure.
+SIZE_KEYS = {
+    "attention_head_dim", "audio_attention_head_dim", "audio_cross_attention_dim",
+    "audio_num_attention_heads", "caption_channels", "connector_attention_head_dim",
+    "connector_num_attention_heads", "connector_num_layers", "audio_connector_attention_head_dim",
+    "audio_connector_num_attention_heads", "cross_attention_dim", "in_channels",
+    "num_attention_heads", "num_layers", "out_channels", "decoder_base_channels",
+    "latent_channels", "upsample_initial_channel", "ch_mult", "num_res_blocks",
+}  # fmt: skip
+
+
+def _structure_of(value):
+    """A config with size values dropped (recursively, block lists included)."""
+    if isinstance(value, dict):
+        return {k: _structure_of(v) for k, v in value.items() if k not in SIZE_KEYS}
+    if isinstance(value, list):
+        return [_structure_of(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("generation", GENERATIONS)
+def test_tiny_config_differs_from_the_released_one_only_in_sizes(manifest, generation):
+    released = manifest(MANIFEST[generation])["config"]
+    assert _structure_of(tiny_config(generation)) == _structure_of(released)
+
+
+UPSAMPLER_MANIFESTS = {
+    ("2.0", "spatial-x2"): "ltx-2-spatial-upscaler-x2",
+    ("2.0", "temporal-x2"): "ltx-2-temporal-upscaler-x2",
+    ("2.3", "spatial-x2"): "ltx-2.3-spatial-upscaler-x2",
+    ("2.3", "spatial-x1.5"): "ltx-2.3-spatial-upscaler-x1.5",
+    ("2.3", "temporal-x2"): "ltx-2.3-temporal-upscaler-x2",
+}
+
+
+@pytest.mark.parametrize(("generation", "kind"), sorted(UPSAMPLER_MANIFESTS))
+def test_tiny_upsamplers_match_the_released_structure(tmp_path, manifest, generation, kind):
+    m = manifest(UPSAMPLER_MANIFESTS[(generation, kind)])
+    path = write_tiny_upsampler(tmp_path / "up.safetensors", kind, generation)
+    released = {k for part in m["components"].values() for k in part["keys"]}
+    assert _shape_free(read_checkpoint(path).tensors) == _shape_free(released)
+    structural = ("spatial_upsample", "temporal_upsample", "spatial_scale", "rational_resampler")
+    config = tiny_upsampler_config(kind, generation)
+    assert {k: config[k] for k in structural} == {k: m["config"][k] for k in structural}
 
 
 @pytest.mark.parametrize("generation", GENERATIONS)
