@@ -341,9 +341,53 @@ MANIFEST_COMPONENTS = {
 }
 
 
+# The reference's key ops (model.md §1.3), written out: (kept prefixes, ordered substring
+# replacements applied to every occurrence, our module's root inside the reference module).
+_PROJ, _DM = "text_embedding_projection.", "model.diffusion_model."
+_EMBEDDING_RENAMES = (
+    *((f"{_PROJ}{e}.", f"feature_extractor.{e}.") for e in
+      ("aggregate_embed", "video_aggregate_embed", "audio_aggregate_embed")),
+    (f"{_DM}video_embeddings_connector.", "video_connector."),
+    (f"{_DM}audio_embeddings_connector.", "audio_connector."),
+)  # fmt: skip
+_EMBEDDINGS = (tuple(old for old, _ in _EMBEDDING_RENAMES), _EMBEDDING_RENAMES)
+
+
+def _vae_ops(root: str, part: str):
+    return (
+        (f"{root}{part}", f"{root}per_channel_statistics.", part, "per_channel_statistics."),
+        ((f"{root}{part}", ""), (f"{root}per_channel_statistics.", "per_channel_statistics."))
+        + (((part, ""),) if root == "vae." else ()),
+    )
+
+
+REFERENCE_KEY_OPS = {
+    "transformer": (("model.diffusion_model.",), (("model.diffusion_model.", ""),), ""),
+    "video_connector": (*_EMBEDDINGS, "video_connector."),
+    "audio_connector": (*_EMBEDDINGS, "audio_connector."),
+    "text_projection": (*_EMBEDDINGS, "feature_extractor."),
+    "video_encoder": (*_vae_ops("vae.", "encoder."), ""),
+    "video_decoder": (*_vae_ops("vae.", "decoder."), ""),
+    "audio_encoder": (*_vae_ops("audio_vae.", "encoder."), ""),
+    "audio_decoder": (*_vae_ops("audio_vae.", "decoder."), ""),
+}  # fmt: skip
+
+
+def _reference_rename(key: str, component: str) -> str | None:
+    if component == "vocoder":  # a key-value op: remove the leading `vocoder.` once
+        return key.removeprefix("vocoder.") if key.startswith("vocoder.") else None
+    prefixes, replacements, root = REFERENCE_KEY_OPS[component]
+    if not key.startswith(prefixes):
+        return None
+    for old, new in replacements:
+        key = key.replace(old, new)
+    return key.removeprefix(root) if key.startswith(root) else None
+
+
 @pytest.mark.parametrize("name", ["ltx-2-19b", "ltx-2.3-22b"])
 def test_released_headers_plan_every_component_exactly(manifest, tmp_path, name):
-    """The key table maps a released file's full header onto modules built from its config."""
+    """The key table maps a released file's full header onto modules built from its config,
+    pairing each module key with the raw key the reference's key ops give it."""
     from ltx2cli.models.checkpoint import CheckpointInfo, TensorInfo
     from ltx2cli.models.loading import plan_component
 
@@ -358,3 +402,5 @@ def test_released_headers_plan_every_component_exactly(manifest, tmp_path, name)
         plan = plan_component(info, component)
         expected = {k for p in parts for k in m["components"][p]["keys"]}
         assert set(plan.mapping.values()) == expected, component
+        reference = {_reference_rename(raw, component): raw for raw in tensors}
+        assert plan.mapping == {k: reference[k] for k in plan.mapping}, component
