@@ -71,8 +71,10 @@ def ltx2_sigmas(
     nonzero = grid != 0
     sigmas = torch.zeros_like(grid)
     sigmas[nonzero] = exp_shift / (exp_shift + (1 / grid[nonzero] - 1))
-    # With one step the only nonzero sigma is 1 and stretching it is 0/0 (the reference
-    # returns NaN or 0.1 there); leave [1, 0] as it is.
+    # With one step the only nonzero sigma is ~1 and stretching it is 0/0: the reference
+    # returns NaN for most token counts and 0.1 where float32 rounding leaves 1 − σ ≠ 0
+    # (4096 tokens among them). Neither is usable, so [1, 0] stays as it is. For two steps and
+    # more the arithmetic below is the reference's, op for op, in float32.
     if stretch and steps > 1:
         one_minus = 1.0 - sigmas[nonzero]
         scale = one_minus[-1] / (1.0 - terminal)
@@ -154,9 +156,10 @@ def beta_sigmas(steps: int, alpha: float = BETA_ALPHA, beta: float = BETA_BETA) 
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     last = BETA_TABLE_LENGTH - 1
+    spacing = 1.0 / steps  # quantiles 1 − i·(1/steps), bit for bit numpy's linspace
     indices: list[int] = []
     for i in range(steps):
-        index = round(beta_ppf(1.0 - i / steps, alpha, beta) * last)
+        index = round(beta_ppf(1.0 - i * spacing, alpha, beta) * last)
         if index not in indices:
             indices.append(index)
     # Table entry k holds the shifted sigma of t = (k + 1) / 10000 (float32, as the reference).

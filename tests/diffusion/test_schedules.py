@@ -74,6 +74,25 @@ def test_ltx2_schedule_matches_hand_formula(steps, tokens):
     assert sigmas.tolist() == pytest.approx(hand_ltx2(steps, tokens), abs=FLOAT32_TOL)
 
 
+def float32_ltx2(steps: int, tokens: int) -> torch.Tensor:
+    """pipelines.md §2.1 evaluated as the reference does: float32 tensors, Python-float shift,
+    zero entries masked out after the shift, stretch on the nonzero entries."""
+    slope = (SHIFT_HIGH - SHIFT_LOW) / (ANCHOR_HIGH - ANCHOR_LOW)
+    exp_shift = math.exp(tokens * slope + (SHIFT_LOW - slope * ANCHOR_LOW))
+    grid = torch.linspace(1.0, 0.0, steps + 1)
+    shifted = torch.where(grid != 0, exp_shift / (exp_shift + (1 / grid - 1)), 0.0)
+    nonzero = shifted != 0
+    one_minus = 1.0 - shifted[nonzero]
+    shifted[nonzero] = 1.0 - one_minus / (one_minus[-1] / (1.0 - TERMINAL))
+    return shifted
+
+
+@pytest.mark.parametrize("steps", [2, 8, 15, 30, 40])
+@pytest.mark.parametrize("tokens", [ANCHOR_LOW, ANCHOR_HIGH, HQ_TOKENS])
+def test_ltx2_schedule_is_the_float32_formula_bit_for_bit(steps, tokens):
+    assert torch.equal(ltx2_sigmas(steps, tokens=tokens), float32_ltx2(steps, tokens))
+
+
 def test_default_ltx2_schedule_uses_4096_tokens_and_matches_reference_table():
     assert ltx2_sigmas(8).tolist() == pytest.approx(REFERENCE_8_STEPS, abs=TABLE_TOL)
     assert torch.equal(ltx2_sigmas(8), ltx2_sigmas(8, tokens=ANCHOR_HIGH))
