@@ -30,6 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ltx2cli.errors import CheckpointError
+from ltx2cli.models.mel import checkpoint_mel_bins
 
 # The reference sizes latents with a fixed factor of 4 (16000 / 160 / 4 = 25 latents per second)
 # and the decoder's target length with it too, whatever `ch_mult` says.
@@ -170,14 +171,9 @@ class AudioVAEConfig:
         )
         if "ch_mult" in values:
             values["ch_mult"] = tuple(int(m) for m in values["ch_mult"])
-        mel_bins = (
-            dd.get("mel_bins")
-            or preprocessing.get("mel", {}).get("n_mel_channels")
-            or section.get("variables", {}).get("mel_bins")
-        )
         return cls(
             **values,
-            mel_bins=mel_bins,
+            mel_bins=checkpoint_mel_bins(section),
             sample_rate=params.get("sampling_rate", cls.sample_rate),
             hop_length=stft.get("hop_length", cls.hop_length),
             n_fft=stft.get("filter_length", cls.n_fft),

@@ -98,6 +98,18 @@ def mel_filterbank(
     return bank.T.contiguous()
 
 
+def checkpoint_mel_bins(audio_vae: dict[str, Any]) -> int | None:
+    """The mel bin count of an `audio_vae` config section, looked up like the reference:
+    `model.params.ddconfig.mel_bins`, else `preprocessing.mel.n_mel_channels`, else
+    `variables.mel_bins`; None when none is set."""
+    ddconfig = audio_vae.get("model", {}).get("params", {}).get("ddconfig", {})
+    return (
+        ddconfig.get("mel_bins")
+        or audio_vae.get("preprocessing", {}).get("mel", {}).get("n_mel_channels")
+        or audio_vae.get("variables", {}).get("mel_bins")
+    )
+
+
 @dataclass(frozen=True)
 class MelConfig:
     """STFT/mel settings of the audio VAE's front-end; defaults equal the released checkpoints."""
@@ -125,22 +137,18 @@ class MelConfig:
 
     @classmethod
     def from_checkpoint_config(cls, config: dict[str, Any]) -> MelConfig:
-        """Read `audio_vae.model.params.sampling_rate`, `audio_vae.preprocessing.stft` and the
-        mel bin count (`ddconfig.mel_bins`, else `preprocessing.mel.n_mel_channels`).
-
-        Accepts the whole checkpoint config or just its `audio_vae` section.
+        """Read `audio_vae.model.params.sampling_rate`, `audio_vae.preprocessing.stft` (its
+        `filter_length` is both n_fft and the window; `win_length` is not read) and the mel
+        bin count (`checkpoint_mel_bins`). Accepts the whole config or its `audio_vae` section.
         """
         section = config.get("audio_vae", config)
         params = section.get("model", {}).get("params", {})
-        ddconfig = params.get("ddconfig", {})
-        preprocessing = section.get("preprocessing", {})
-        stft = preprocessing.get("stft", {})
-        n_mels = ddconfig.get("mel_bins") or preprocessing.get("mel", {}).get("n_mel_channels")
+        stft = section.get("preprocessing", {}).get("stft", {})
         return cls(
             sample_rate=params.get("sampling_rate", cls.sample_rate),
             n_fft=stft.get("filter_length", cls.n_fft),
             hop_length=stft.get("hop_length", cls.hop_length),
-            n_mels=n_mels or cls.n_mels,
+            n_mels=checkpoint_mel_bins(section) or cls.n_mels,
         )
 
     def frames(self, samples: int) -> int:

@@ -188,10 +188,12 @@ class GeneratorConfig:
                 f"{w}.resblock_dilation_sizes={[list(d) for d in self.resblock_dilation_sizes]} "
                 "must hold three dilations per block"
             )
-        if self.upsample_initial_channel % 2 ** len(self.upsample_rates):
+        stages = len(self.upsample_rates)
+        if self.upsample_initial_channel >> stages < 1:
+            # Stage widths are ⌊C / 2^i⌋ like the reference's; the last one must stay ≥ 1.
             raise CheckpointError(
-                f"{w}.upsample_initial_channel={self.upsample_initial_channel} must be divisible "
-                f"by 2^{len(self.upsample_rates)}"
+                f"{w}.upsample_initial_channel={self.upsample_initial_channel} is too small for "
+                f"{stages} stages (needs at least {2**stages})"
             )
 
     @property
@@ -222,8 +224,9 @@ class GeneratorConfig:
             if name in section:
                 values[name] = tuple(int(v) for v in section[name])
         if "resblock_dilation_sizes" in section:
+            # The reference's blocks index dilations 0..2 and ignore any further entries.
             values["resblock_dilation_sizes"] = tuple(
-                tuple(int(d) for d in ds) for ds in section["resblock_dilation_sizes"]
+                tuple(int(d) for d in ds[:3]) for ds in section["resblock_dilation_sizes"]
             )
         values.update(overrides)
         return cls(**values, where=where)

@@ -12,6 +12,7 @@ from ltx2cli.errors import MediaError
 from ltx2cli.models.mel import (
     LOG_FLOOR,
     MelConfig,
+    checkpoint_mel_bins,
     hz_to_mel,
     log_mel_spectrogram,
     mel_filterbank,
@@ -165,3 +166,17 @@ def test_config_reads_checkpoint_sections(manifest):
     config = MelConfig.from_checkpoint_config(manifest("ltx-2.3-22b")["config"])
     assert config == MelConfig(sample_rate=16000, n_fft=1024, hop_length=160, n_mels=64)
     assert config.frames(16000) == 101
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ({"model": {"params": {"ddconfig": {"mel_bins": 32}}}, "variables": {"mel_bins": 8}}, 32),
+        ({"preprocessing": {"mel": {"n_mel_channels": 16}}, "variables": {"mel_bins": 8}}, 16),
+        ({"variables": {"mel_bins": 8}}, 8),
+        ({}, None),
+    ],
+)
+def test_mel_bins_lookup_order(section, expected):
+    assert checkpoint_mel_bins(section) == expected
+    assert MelConfig.from_checkpoint_config({"audio_vae": section}).n_mels == (expected or N_MELS)

@@ -299,6 +299,60 @@ def test_bwe_mel_is_causal(manifest):
     assert (a[:, :, 5:] - b[:, :, 5:]).abs().max() > 1e-2
 
 
+BWE_HOP, BWE_N_FFT = 80, 512
+
+
+def test_bwe_mel_uses_the_stored_bases_as_a_causal_framed_dft(manifest):
+    """Whatever values the checkpoint stores: frame t covers samples [80t − 432, 80t + 80)
+    (zeros before the start), rows 0..256 give the real parts and 257..513 the imaginary parts,
+    magnitude has no epsilon, then `log(max(mel_basis @ |X|, 1e-5))`."""
+    mel_stft = _vocoder(manifest, "ltx-2.3-22b").mel_stft
+    gen = torch.Generator().manual_seed(SEED)
+    with torch.no_grad():
+        mel_stft.stft_fn.forward_basis.normal_(0.0, 0.05, generator=gen)
+        mel_stft.mel_basis.uniform_(0.0, 0.1, generator=gen)
+    frames = 6
+    audio = 0.3 * torch.randn(1, 2, frames * BWE_HOP, generator=gen)
+    basis = mel_stft.stft_fn.forward_basis[:, 0].double().numpy()  # (514, 512)
+    bank = mel_stft.mel_basis.double().numpy()
+    out = mel_stft(audio)
+    assert out.shape == (1, 2, frames, MEL_BINS)
+    for c in range(2):
+        padded = np.concatenate([np.zeros(BWE_N_FFT - BWE_HOP), audio[0, c].double().numpy()])
+        for t in range(frames):
+            spectrum = basis @ padded[t * BWE_HOP : t * BWE_HOP + BWE_N_FFT]
+            magnitude = np.hypot(spectrum[:257], spectrum[257:])
+            expected = np.log(np.maximum(bank @ magnitude, 1e-5))
+            np.testing.assert_allclose(out[0, c, t].double().numpy(), expected, atol=1e-4)
+
+
+def _hann_sinc(tau: np.ndarray, ratio: int) -> np.ndarray:
+    """The ×ratio interpolation kernel at `tau` input samples (rolloff 0.99, 6 zero crossings)."""
+    t = 0.99 * tau
+    return np.sinc(t) * np.cos(np.pi * np.clip(t, -6, 6) / 12) ** 2 * 0.99 / ratio
+
+
+def test_bwe_output_is_clamped_residual_plus_resampled_low_band(manifest):
+    """With the BWE residual silenced, the output is the 16 kHz signal interpolated ×3 by a
+    direct sum y[j] = 3·Σ_i x[clamp(i)]·h(j/3 − i) over |j/3 − i| ≤ 7 (edges replicated)."""
+    module = _vocoder(manifest, "ltx-2.3-22b")
+    with torch.no_grad():
+        module.bwe_generator.conv_post.weight.zero_()  # no bias: residual = 0
+        mel = torch.randn(1, 2, 3, MEL_BINS)
+        low = module.vocoder(mel)
+        out = module(mel)
+    length = low.shape[-1]
+    assert out.shape == (1, 2, BWE_RATIO * length)
+    width = math.ceil(6 / 0.99)
+    taps = np.arange(-width, length + width)
+    x = low[0].double().numpy()[:, np.clip(taps, 0, length - 1)]  # (2, L + 2w)
+    j = np.arange(BWE_RATIO * length)
+    tau = j[:, None] / BWE_RATIO - taps[None, :]
+    kernel = np.where(np.abs(tau) <= width, _hann_sinc(tau, BWE_RATIO), 0.0)
+    expected = np.clip(BWE_RATIO * x @ kernel.T, -1.0, 1.0)
+    np.testing.assert_allclose(out[0].double().numpy(), expected, atol=1e-5)
+
+
 def test_bwe_runs_in_float32_for_bfloat16_weights(manifest):
     module = _vocoder(manifest, "ltx-2.3-22b")
     mel = torch.randn(1, 2, 4, MEL_BINS)
@@ -325,6 +379,28 @@ def test_unsupported_vocoder_configs_name_the_key(manifest, section, key):
     config["vocoder"].update(section)
     with pytest.raises(CheckpointError, match=key):
         build_vocoder(config)
+
+
+def test_stage_widths_halve_with_floor_division(manifest):
+    """The reference sizes stage i as ⌊C / 2^i⌋, so C need not be a multiple of 2^stages."""
+    config = copy.deepcopy(manifest("ltx-2-19b")["config"])
+    width = 40  # → 20, 10, 5, 2, 1
+    config["vocoder"]["upsample_initial_channel"] = width
+    with torch.device("meta"):
+        module = build_vocoder(config)
+    for i, up in enumerate(module.ups):
+        assert tuple(up.weight.shape[:2]) == (width // 2**i, width // 2 ** (i + 1))
+    assert tuple(module.conv_post.weight.shape) == (2, 1, 7)
+
+
+def test_dilations_beyond_the_third_are_ignored(manifest):
+    config = copy.deepcopy(manifest("ltx-2-19b")["config"])
+    config["vocoder"]["upsample_initial_channel"] = 32
+    config["vocoder"]["resblock_dilation_sizes"] = [[1, 3, 5, 7]] * 3
+    with torch.device("meta"):
+        module = build_vocoder(config)
+    assert [c.dilation[0] for c in module.resblocks[0].convs1] == [1, 3, 5]
+    assert len(module.resblocks[0].convs2) == 3
 
 
 # --- end to end --------------------------------------------------------------------------------
