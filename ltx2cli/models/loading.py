@@ -9,9 +9,11 @@
   are read, one at a time, through safetensors' memory map, cast per tensor and assigned
   (`load_state_dict(strict=True, assign=True)`), so peak memory stays near the component's own
   size. Missing, unexpected or mis-shaped keys are an error that lists them, never a silent skip.
-- Casting follows the reference builder: floating tensors go to the requested dtype except
-  float8 payloads and 0-d float32 scalars (scales); pre-quantised `<param>_scale` siblings are
-  folded into their tensor unless `fp8-scaled-mm` keeps them.
+- Each tensor goes through the reference builder's steps in its order: the load-time ops
+  (pre-quantised `<param>_scale` siblings folded as `bf16(w·scale)` unless `fp8-scaled-mm`
+  keeps them; fp8-cast layers cast to float8), LoRA fusion in the resulting dtype, then the
+  build cast: floating tensors go to the requested dtype except float8 payloads and 0-d
+  float32 scalars (scales).
 """
 
 from __future__ import annotations
