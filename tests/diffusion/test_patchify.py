@@ -153,3 +153,17 @@ def test_positions_repeat_over_the_batch():
     positions = audio_positions(audio_latent_shape(4, batch=3))
     assert positions.shape == (3, 1, 4, 2)
     assert torch.equal(positions[0], positions[2])
+
+
+def test_positions_are_integer_bounds_divided_once_in_float32():
+    # The reference divides whole pixel-frame / mel-hop bounds by fps (resp. 16000) in
+    # float32, so each time is the correctly rounded quotient, not a product with 1/fps.
+    fps = 24.0
+    positions = video_positions(VideoLatentShape(1, 128, 16, 1, 1), fps)
+    starts = [max(0, 8 * f - 7) for f in range(16)]
+    ends = [8 * f + 1 for f in range(16)]
+    expected = torch.tensor([starts, ends], dtype=torch.float32).T / fps
+    assert torch.equal(positions[0, 0], expected)
+    audio = audio_positions(audio_latent_shape(126))
+    hops = [[max(0, 4 * t - 3) * 160, (4 * t + 1) * 160] for t in range(126)]
+    assert torch.equal(audio[0, 0], torch.tensor(hops, dtype=torch.float32) / 16000)
