@@ -12,9 +12,14 @@ Design choices:
 - BigVGAN blocks (`AMPBlock1`) wrap every SnakeBeta in an anti-aliased activation: ×2
   kaiser-sinc upsample → SnakeBeta (log-scale α, β) → ×2 kaiser-sinc lowpass downsample.
 - Selection: `config.vocoder` with a `bwe` sub-dict → `VocoderWithBWE`, else `Vocoder`.
+- Both generators read 128 input channels (2 × 64 mel bins), as the reference hard-codes.
 - The filters and STFT/mel bases are persistent buffers (checkpoint keys). On a real device
   they are computed from the config at construction; on meta they come from the checkpoint;
   `vocoder_fixed_buffers(config)` returns the computed values for a file that lacks them.
+  The kaiser filters equal the reference's construction bit for bit. The reference builds the
+  three `mel_stft` buffers as zeros and relies on the checkpoint's (training) values; ours
+  follow the standard convention (windowed rfft rows, Tacotron pinv inverse, Slaney mel
+  filters 0…sr/2), which is a guess that no released code confirms.
   The ×3 resampler filter is not a checkpoint key and is computed (and cached) in `forward`.
 - Weights are cast per op to the compute dtype, so a bf16 checkpoint runs the BWE in float32
   without a float32 copy of the model.
@@ -343,6 +348,18 @@ class SnakeBeta(nn.Module):
         return x + inv_beta * torch.sin(x * alpha).pow(2)
 
 
+def upsample_with_filter(
+    x: torch.Tensor, taps: torch.Tensor, ratio: int, pad: int, crop: tuple[int, int]
+) -> torch.Tensor:
+    """Depthwise ×`ratio` interpolation of `(B, C, L)`: replicate-pad `pad` each side, transposed
+    conv with `ratio·taps` at stride `ratio`, then drop `crop` = (left, right) samples."""
+    channels = x.shape[1]
+    x = F.pad(x, (pad, pad), mode="replicate")
+    weight = taps.to(x.dtype).expand(channels, -1, -1)
+    x = ratio * F.conv_transpose1d(x, weight, stride=ratio, groups=channels)
+    return x[..., crop[0] : x.shape[-1] - crop[1]]
+
+
 class UpSample1d(nn.Module):
     """×2 kaiser-sinc upsampling: replicate-pad 5, transposed conv stride 2 with 2·filter,
     crop 15 each side (lengths L → 2L). Buffer `filter` (1, 1, 12)."""
@@ -360,11 +377,8 @@ class UpSample1d(nn.Module):
         return {"filter": kaiser_sinc_filter(0.5 / self.ratio, 0.6 / self.ratio, size)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        channels = x.shape[1]
-        x = F.pad(x, (self.pad, self.pad), mode="replicate")
-        taps = self.filter.to(x.dtype).expand(channels, -1, -1)
-        x = self.ratio * F.conv_transpose1d(x, taps, stride=self.ratio, groups=channels)
-        return x[..., self.crop_left : x.shape[-1] - self.crop_right]
+        crop = (self.crop_left, self.crop_right)
+        return upsample_with_filter(x, self.filter, self.ratio, self.pad, crop)
 
 
 class LowPassFilter1d(nn.Module):
@@ -646,14 +660,11 @@ class VocoderWithBWE(_FixedBufferMixin, nn.Module):
             taps = hann_sinc_resample_filter(ratio).to(device=x.device, dtype=x.dtype)
             self._resample_cache[key] = taps
         taps = self._resample_cache[key]
+        # Kernel 2·width·ratio + 1: pad `width`, keep the samples aligned with the input grid.
         width = (taps.shape[-1] - 1) // (2 * ratio)
-        channels = x.shape[1]
-        x = F.pad(x, (width, width), mode="replicate")
-        x = ratio * F.conv_transpose1d(
-            x, taps.expand(channels, -1, -1), stride=ratio, groups=channels
+        return upsample_with_filter(
+            x, taps, ratio, width, (2 * width * ratio, taps.shape[-1] - ratio)
         )
-        crop_left, crop_right = 2 * width * ratio, taps.shape[-1] - ratio
-        return x[..., crop_left : x.shape[-1] - crop_right]
 
     def init_weights(self, generator: torch.Generator | None = None) -> None:
         """Random weights for tiny test checkpoints; filters and bases from their formulas."""
