@@ -98,7 +98,7 @@ def linear_quadratic_sigmas(
         a = diff / (n_lin * n_quad**2)
         b = threshold_noise / n_lin - 2 * diff / n_quad**2
         c = a * n_lin**2
-        levels += [a * i * i + b * i + c for i in range(n_lin, steps)]
+        levels += [a * i**2 + b * i + c for i in range(n_lin, steps)]
     levels.append(1.0)
     return torch.tensor([1.0 - x for x in levels], dtype=torch.float32)
 
