@@ -380,10 +380,11 @@ def _init_weights(module: nn.Module, generator: torch.Generator | None) -> None:
             elif isinstance(sub, nn.GroupNorm):
                 sub.weight.normal_(1.0, 0.1, generator=generator)
                 sub.bias.normal_(0.0, 0.1, generator=generator)
-            elif isinstance(sub, PerChannelStatistics):
-                sub.get_buffer("mean-of-means").normal_(0.0, 0.1, generator=generator)
-                std = sub.get_buffer("std-of-means")
-                std.copy_(0.5 + torch.rand(std.shape, generator=generator, dtype=std.dtype))
+        # statistics last, so the convs draw the same numbers as in earlier tiny checkpoints
+        stats = module.per_channel_statistics
+        stats.get_buffer("mean-of-means").normal_(0.0, 0.1, generator=generator)
+        std = stats.get_buffer("std-of-means")
+        std.copy_(0.5 + torch.rand(std.shape, generator=generator, dtype=std.dtype))
 
 
 # ---------------------------------------------------------------------------------------------
