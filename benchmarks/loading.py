@@ -96,9 +96,13 @@ def main() -> None:
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--keep", type=Path, help="write (or reuse) the checkpoint at this path")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--write", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
+        return
+    if args.write:
+        write_checkpoint(args.write)
         return
 
     from ltx2cli.models.checkpoint import read_checkpoint
@@ -107,8 +111,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = args.keep or Path(tmp) / "bench.safetensors"
         if not path.exists():
+            # In a child: Linux carries a process's peak RSS through fork and exec, so a parent
+            # that held the whole file would hand that peak to every measuring child.
             start = time.perf_counter()
-            write_checkpoint(path)
+            subprocess.run([sys.executable, __file__, "--write", str(path)], check=True)
             print(f"wrote {path} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
         size = read_checkpoint(path).size
         stored = component_nbytes(path, args.component)
