@@ -151,9 +151,17 @@ class AudioVAEConfig:
     def causal(self) -> bool:
         return self.causality_axis is not None
 
-    def has_attention(self, level: int) -> bool:
-        """Whether level `level` (resolution `resolution / 2^level`) carries attention blocks."""
-        return self.resolution // 2**level in self.attn_resolutions
+    def has_attention(self, level: int, decoder: bool = False) -> bool:
+        """Whether level `level` carries attention blocks: its nominal resolution is listed in
+        `attn_resolutions`. The encoder halves `resolution` per level; the decoder doubles up
+        from the deepest level's `⌊resolution / 2^(n−1)⌋` (they differ when it is not a power
+        of two, as in the reference)."""
+        deepest = len(self.ch_mult) - 1
+        if decoder:
+            size = (self.resolution // 2**deepest) * 2 ** (deepest - level)
+        else:
+            size = self.resolution // 2**level
+        return size in self.attn_resolutions
 
     @classmethod
     def from_checkpoint_config(cls, config: dict[str, Any]) -> AudioVAEConfig:
@@ -468,7 +476,7 @@ class AudioDecoder(nn.Module):
             for _ in range(config.num_res_blocks + 1):
                 blocks.append(ResnetBlock(block_in, block_out, config))
                 block_in = block_out
-                if config.has_attention(level):
+                if config.has_attention(level, decoder=True):
                     attn.append(AttnBlock(block_in, config.norm_type))
             up = Upsample(block_in, axis) if level else None
             stages.insert(0, _stage(blocks, attn, up, "upsample"))

@@ -241,6 +241,20 @@ def test_absent_attention_keys_default_to_attention(manifest, resolution, levels
     assert _attention_levels(released) == set()
 
 
+@pytest.mark.parametrize(
+    ("listed", "encoder_levels", "decoder_levels"),
+    # resolution 30: encoder levels see 30, 15, 7; decoder levels 7·4 = 28, 7·2 = 14, 7
+    [((15,), {1}, set()), ((14,), set(), {1}), ((7,), {2}, {2})],
+)
+def test_decoder_counts_attention_resolutions_up_from_the_deepest_level(
+    manifest, listed, encoder_levels, decoder_levels
+):
+    config = _config(manifest, resolution=30, attn_resolutions=list(listed))
+    encoder, decoder = build_audio_encoder(config), build_audio_decoder(config)
+    assert {k.split(".")[1] for k in _attention_levels(encoder)} == {str(v) for v in encoder_levels}
+    assert {k.split(".")[1] for k in _attention_levels(decoder)} == {str(v) for v in decoder_levels}
+
+
 def test_attention_block_is_single_head_softmax_over_all_positions(manifest):
     config = _without(_config(manifest), *ATTENTION_KEYS)
     encoder, _ = _models(config)
