@@ -7,6 +7,7 @@
   `timestep_embedder.linear_1/linear_2`, shared by the transformer's AdaLN and the VAE decoder.
 - `AdaLayerNormSingle`: timestep → `coeff·dim` modulation vector plus the embedded timestep.
 - `FeedForward`: Linear → tanh-GELU → Linear with the `net.0.proj` / `net.2` key layout.
+- `TwoLayerMLP`: `linear_1` → activation → `linear_2` (timestep MLP, 19B caption projection).
 
 Nothing here computes tensors at construction time, so every module is meta-device safe.
 """
@@ -14,6 +15,7 @@ Nothing here computes tensors at construction time, so every module is meta-devi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -58,16 +60,27 @@ def timestep_sinusoids(
     return emb
 
 
-class TimestepMLP(nn.Module):
-    """Linear(in → dim) → SiLU → Linear(dim → dim); keys `linear_1`, `linear_2`."""
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    return F.gelu(x, approximate="tanh")
 
-    def __init__(self, in_channels: int, dim: int) -> None:
+
+class TwoLayerMLP(nn.Module):
+    """Linear(in → dim) → activation → Linear(dim → dim), both biased; keys `linear_1`,
+    `linear_2`. SiLU: the timestep MLP; tanh-GELU: the 19B caption projection."""
+
+    def __init__(
+        self,
+        in_features: int,
+        dim: int,
+        activation: Callable[[torch.Tensor], torch.Tensor] = F.silu,
+    ) -> None:
         super().__init__()
-        self.linear_1 = nn.Linear(in_channels, dim)
+        self.activation = activation
+        self.linear_1 = nn.Linear(in_features, dim)
         self.linear_2 = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear_2(F.silu(self.linear_1(x)))
+        return self.linear_2(self.activation(self.linear_1(x)))
 
 
 class TimestepEmbedder(nn.Module):
@@ -76,7 +89,7 @@ class TimestepEmbedder(nn.Module):
     def __init__(self, dim: int, channels: int = TIMESTEP_CHANNELS) -> None:
         super().__init__()
         self.channels = channels
-        self.timestep_embedder = TimestepMLP(channels, dim)
+        self.timestep_embedder = TwoLayerMLP(channels, dim)
 
     def forward(self, timesteps: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
         """`timesteps` (N,) → (N, dim) in `dtype` (default: the MLP's weight dtype)."""
@@ -113,7 +126,7 @@ class GELUProj(nn.Module):
         self.proj = nn.Linear(dim_in, dim_out, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.gelu(self.proj(x), approximate="tanh")
+        return gelu_tanh(self.proj(x))
 
 
 class FeedForward(nn.Module):
