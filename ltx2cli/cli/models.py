@@ -54,6 +54,7 @@ def available(
 ) -> None:
     """Show the catalog: name, kind, size, licence and whether it is installed."""
     catalog = cat.load_catalog()
+    generation = None if generation is None else cat.catalog_generation(generation)
     rows = [
         a for a in catalog.artifacts.values()
         if (generation is None or a.generation in (generation, cat.ANY_GENERATION))

@@ -21,6 +21,7 @@ from typing import Any, Literal, get_args
 
 from ltx2cli.config.loader import FieldError, check_choice
 from ltx2cli.config.resolve import DEFAULT, Resolved
+from ltx2cli.versions import GEN_2_3, generation_of_version
 
 Pipeline = Literal["two-stage", "two-stage-hq", "one-stage", "distilled"]
 Quantization = Literal["none", "fp8-cast", "fp8-scaled-mm"]
@@ -202,22 +203,16 @@ def adapt_to_model_version(
 ) -> Resolved[GenerationSettings]:
     """Swap in the LTX-2 (19B) defaults for fields the user left at their default, when the
     checkpoint's `model_version` is below 2.3 or unreadable (as the reference does)."""
-    if resolved.settings.pipeline not in _VERSIONED_PIPELINES or not _before_2_3(version):
+    if (
+        resolved.settings.pipeline not in _VERSIONED_PIPELINES
+        or generation_of_version(version) == GEN_2_3
+    ):
         return resolved
     changes = {
         k: v for k, v in ltx2_0_defaults().items() if resolved.sources.get(k, DEFAULT) == DEFAULT
     }
     settings = dataclasses.replace(resolved.settings, **changes)
     return dataclasses.replace(resolved, settings=settings)
-
-
-def _before_2_3(version: str) -> bool:
-    parts = version.strip().split(".")
-    try:
-        major, minor = int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
-    except ValueError:
-        return True
-    return (major, minor) < (2, 3)
 
 
 def _at_least(name: str, value: float, low: float, *, strict: bool = False) -> None:

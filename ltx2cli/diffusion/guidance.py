@@ -22,6 +22,8 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from ltx2cli.versions import parse_model_version
+
 NEUTRAL_CFG = 1.0
 NEUTRAL_STG = 0.0
 NEUTRAL_MODALITY = 1.0
@@ -165,18 +167,6 @@ LTX_2_3_HQ_DEFAULTS = GenerationDefaults(
 
 
 LTX_2_3_VERSION = (2, 3)
-
-
-def parse_model_version(model_version: str | None) -> tuple[int, ...]:
-    """A checkpoint's `model_version` as comparable numbers: "-" counts as ".", and parsing
-    stops at the first part that is not a plain integer ("2.3.rc1" and "2.3-rc2" → (2, 3));
-    unset or non-numeric → (), below every real version."""
-    numbers: list[int] = []
-    for part in (model_version or "").replace("-", ".").split("."):
-        if not part.isdigit():
-            break
-        numbers.append(int(part))
-    return tuple(numbers)
 
 
 def defaults_for_version(model_version: str | None) -> GenerationDefaults:

@@ -26,11 +26,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ltx2cli.errors import ConfigError, UsageError
+from ltx2cli.versions import GEN_2_0, GEN_2_3, normalize_generation
 
 DEMO_MODEL = "demo"
 KINDS = ("checkpoint", "upsampler", "lora", "text-encoder")
-GENERATIONS = ("2", "2.3")
+GENERATIONS = ("2", "2.3")  # as the catalog shows them; users may also type 2.0, 19b, 22b
 ANY_GENERATION = "any"  # the text encoder serves both generations
+
+
+def catalog_generation(value: str) -> str:
+    """A user's generation ("2", "2.0", "19b", "2.3", "22b") as the catalog writes it."""
+    return {GEN_2_0: "2", GEN_2_3: "2.3"}[normalize_generation(value)]
+
 
 LTX_LICENCE = "LTX-2 Community License Agreement"
 GEMMA_LICENCE = "Gemma Terms of Use"
@@ -100,6 +107,7 @@ class Catalog:
 
     def required(self, pipeline: str, generation: str) -> list[Artifact]:
         """The artifacts one pipeline needs for one model generation (catalog.md §5)."""
+        generation = catalog_generation(generation)
         if generation not in self.pipelines:
             raise UsageError(
                 f"unknown generation '{generation}'",
