@@ -118,15 +118,21 @@ def rows(table: torch.Tensor, mod: torch.Tensor, index: int) -> torch.Tensor:
 
 
 def rope(
-    positions: torch.Tensor, dim: int, heads: int, max_pos, middle: bool = True
+    positions: torch.Tensor, dim: int, heads: int, max_pos, middle: bool = True, double=True
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(cos, sin) of shape (B, T, heads, dim/(2·heads)); angles in float32 as the reference."""
+    """(cos, sin) of shape (B, T, heads, dim/(2·heads)); angles in float32 as the reference.
+
+    The ladder (π/2)·theta^(k/(N−1)) is evaluated in float64 and rounded to float32 when the
+    config says `frequencies_precision: "float64"`, else evaluated in float32."""
     b, n_axes, t = positions.shape[:3]
     n = dim // (2 * n_axes)
-    omega = [
-        float(torch.tensor(THETA ** (k / (n - 1) if n > 1 else 0.0) * math.pi / 2).float())
-        for k in range(n)
-    ]
+    if double:
+        omega = [
+            float(torch.tensor(THETA ** (k / (n - 1) if n > 1 else 0.0) * math.pi / 2).float())
+            for k in range(n)
+        ]
+    else:
+        omega = (THETA ** torch.linspace(0.0, 1.0, n) * math.pi / 2).tolist()
     cos = torch.ones(b, t, dim // 2)
     sin = torch.zeros(b, t, dim // 2)
     pad = dim // 2 - n * n_axes
@@ -173,6 +179,9 @@ def recipe(model, video: Modality, audio: Modality, skip_video_self: dict | None
     """`skip_video_self`: {block: keep (B,)} for SKIP_VIDEO_SELF_ATTN."""
     p = {k: v.detach() for k, v in model.state_dict().items()}
     cfg = config_of(model)
+    double = cfg["double_precision_rope"]
+    # The gate AdaLN sees sigma·1000·(av_ca_timestep_scale_multiplier / 1000).
+    av_factor = cfg["av_ca_timestep_scale_multiplier"] / TIMESTEP_SCALE
     v2 = "prompt_adaln_single.linear.weight" in p
     heads = cfg["num_attention_heads"]
     streams = {}
@@ -192,13 +201,14 @@ def recipe(model, video: Modality, audio: Modality, skip_video_self: dict | None
             hidden = F.gelu(hidden, approximate="tanh")
             s["ctx"] = linear(p, f"{pre}caption_projection.linear_2", hidden)
         dim = s["x"].shape[-1]
-        s["pe"] = rope(m.positions, dim, heads, max_pos)
-        s["cross_pe"] = rope(m.positions[:, :1], cfg["audio_cross_attention_dim"], heads, [20])
+        s["pe"] = rope(m.positions, dim, heads, max_pos, double=double)
+        cross_dim = cfg["audio_cross_attention_dim"]
+        s["cross_pe"] = rope(m.positions[:, :1], cross_dim, heads, [20], double=double)
         # Current reference: own per-token timesteps for scale/shift, the other's sigma for gate.
         av = "video" if name == "v" else "audio"
         s["cross_mod"], _ = adaln(p, f"av_ca_{av}_scale_shift_adaln_single", ts)
         gate_name = "av_ca_a2v_gate_adaln_single" if name == "v" else "av_ca_v2a_gate_adaln_single"
-        s["cross_gate"], _ = adaln(p, gate_name, other.sigma.view(b, 1) * 1000 * 1.0)
+        s["cross_gate"], _ = adaln(p, gate_name, other.sigma.view(b, 1) * 1000 * av_factor)
         streams[name] = s
 
     for i in range(cfg["num_layers"]):
@@ -295,15 +305,27 @@ def inputs(generation: str) -> tuple[Modality, Modality]:
     return video, audio
 
 
-def tiny(generation: str):
-    model = build_transformer(config(generation)).eval()
+def tiny(generation: str, drop: tuple[str, ...] = ()):
+    cfg = config(generation)
+    for key in drop:
+        del cfg["transformer"][key]
+    model = build_transformer(cfg).eval()
     model.init_weights(torch.Generator().manual_seed(SEED))
     return model
 
 
-@pytest.mark.parametrize("generation", ["19b", "2.3"])
-def test_forward_matches_recipe(generation: str) -> None:
-    model = tiny(generation)
+@pytest.mark.parametrize(
+    ("generation", "drop"),
+    [
+        ("19b", ()),
+        ("2.3", ()),
+        # Absent keys take the reference defaults: float32 frequency ladder, and an A/V gate
+        # multiplier of 1 (so the gate AdaLN sees sigma, not sigma·1000).
+        ("2.3", ("frequencies_precision", "av_ca_timestep_scale_multiplier")),
+    ],
+)
+def test_forward_matches_recipe(generation: str, drop: tuple[str, ...]) -> None:
+    model = tiny(generation, drop)
     video, audio = inputs(generation)
     with torch.no_grad():
         v, a = model(video, audio)
