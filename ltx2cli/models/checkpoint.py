@@ -24,11 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from ltx2cli.errors import CheckpointError
+from ltx2cli.versions import GEN_2_0, GEN_2_3, generation_of_version
 
 logger = logging.getLogger(__name__)
-
-GEN_2_0 = "2.0"
-GEN_2_3 = "2.3"
 
 # Raw prefixes of the official monolithic checkpoint.
 TRANSFORMER_PREFIX = "model.diffusion_model."
@@ -261,9 +259,8 @@ def detect_generation(
         )
     if by_keys or by_config:
         return by_keys or by_config  # type: ignore[return-value]
-    version = str((metadata or {}).get("model_version") or "")
     # The official pipelines treat a missing or unparseable version as LTX-2.0.
-    return GEN_2_3 if version.startswith("2.3") else GEN_2_0
+    return generation_of_version(str((metadata or {}).get("model_version") or ""))
 
 
 def _generation_from_config(config: Mapping[str, Any] | None) -> str | None:
