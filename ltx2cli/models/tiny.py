@@ -15,8 +15,9 @@
 - Weights come from the modules' own `init_weights(generator)` with a seeded generator, so the
   same seed writes the same bytes and forwards stay finite.
 - The raw key names are derived from the loader's key table, the one source of truth.
-- The text projection matches the tiny Gemma 3 written by `ltx2cli.models.text_encoder`
-  (hidden size `TINY_GEMMA_HIDDEN_SIZE`, `TINY_GEMMA_HIDDEN_STATES` hidden states).
+- `write_tiny_gemma` (from `ltx2cli.models.text_encoder`) writes the matching tiny Gemma 3
+  directory; the text projection is sized for it (`TINY_GEMMA_HIDDEN_SIZE`,
+  `TINY_GEMMA_HIDDEN_STATES`).
 """
 
 from __future__ import annotations
@@ -30,14 +31,17 @@ from typing import Any
 import torch
 
 from ltx2cli.errors import UsageError
-from ltx2cli.models.checkpoint import GEN_2_0, GEN_2_3
 from ltx2cli.models.loading import COMPONENTS, component_builder
+from ltx2cli.models.text_encoder import TinyGemmaConfig, write_tiny_gemma
+from ltx2cli.versions import GEN_2_0, GEN_2_3
+
+__all__ = ["write_tiny_checkpoint", "write_tiny_gemma", "write_tiny_upsampler"]
 
 GENERATIONS = (GEN_2_0, GEN_2_3)
 MODEL_VERSION_2_3 = "2.3.0"
 TINY_VIDEO_LATENT_CHANNELS = 16
-TINY_GEMMA_HIDDEN_SIZE = 32  # TinyGemmaConfig.hidden_size
-TINY_GEMMA_HIDDEN_STATES = 3  # TinyGemmaConfig.num_hidden_layers + 1 (embeddings first)
+TINY_GEMMA_HIDDEN_SIZE = TinyGemmaConfig().hidden_size
+TINY_GEMMA_HIDDEN_STATES = TinyGemmaConfig().num_hidden_layers + 1  # embeddings first
 TINY_COMPONENTS = (
     "transformer",
     "video_connector",
