@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from ltx2cli.errors import UsageError
+from ltx2cli.models import audio_vae
 
 VIDEO_LATENT_CHANNELS = 128
 AUDIO_LATENT_CHANNELS = 8
@@ -26,7 +27,6 @@ AUDIO_LATENT_MEL_BINS = 16
 AUDIO_SAMPLE_RATE = 16000
 AUDIO_HOP_LENGTH = 160
 AUDIO_LATENT_DOWNSAMPLE = 4
-AUDIO_LATENTS_PER_SECOND = AUDIO_SAMPLE_RATE / AUDIO_HOP_LENGTH / AUDIO_LATENT_DOWNSAMPLE
 
 
 @dataclass(frozen=True)
@@ -163,10 +163,12 @@ def video_latent_shape(
 
 
 def audio_latent_frames(duration_s: float) -> int:
-    """Audio latent length for a duration: `round(duration · 25)`."""
+    """Audio latent length for a duration (25 per second, rounded as the audio VAE does)."""
     if duration_s < 0:
         raise UsageError(f"audio duration {duration_s} s is negative", "use a positive duration")
-    return round(duration_s * AUDIO_LATENTS_PER_SECOND)
+    return audio_vae.audio_latent_frames(
+        duration_s, AUDIO_SAMPLE_RATE, AUDIO_HOP_LENGTH, AUDIO_LATENT_DOWNSAMPLE
+    )
 
 
 def audio_latent_frames_for_video(num_frames: int, fps: float) -> int:
