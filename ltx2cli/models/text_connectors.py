@@ -31,7 +31,7 @@ from torch import nn
 
 from ltx2cli.errors import CheckpointError
 from ltx2cli.models.attention import Attention
-from ltx2cli.models.layers import FeedForward, rms_norm
+from ltx2cli.models.layers import FeedForward, cpu_inference_linears, rms_norm
 from ltx2cli.models.rope import rope_tables
 from ltx2cli.models.transformer import init_module_weights, transformer_section
 
@@ -148,6 +148,7 @@ class EmbeddingsConnector(nn.Module):
     def init_weights(self, generator: torch.Generator | None = None) -> None:
         init_module_weights(self, generator)
 
+    @cpu_inference_linears
     def forward(
         self, features: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -208,6 +209,7 @@ class FeatureExtractorV1(nn.Module):
     def init_weights(self, generator: torch.Generator | None = None) -> None:
         init_module_weights(self, generator)
 
+    @cpu_inference_linears
     def forward(
         self, hidden_states: torch.Tensor | list | tuple, attention_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -244,6 +246,7 @@ class FeatureExtractorV2(nn.Module):
     def init_weights(self, generator: torch.Generator | None = None) -> None:
         init_module_weights(self, generator)
 
+    @cpu_inference_linears
     def forward(
         self, hidden_states: torch.Tensor | list | tuple, attention_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:

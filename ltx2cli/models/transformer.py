@@ -41,6 +41,7 @@ from ltx2cli.models.layers import (
     AdaLayerNormSingle,
     FeedForward,
     TwoLayerMLP,
+    cpu_inference_linears,
     gelu_tanh,
     rms_norm,
 )
@@ -733,6 +734,7 @@ class LTXTransformer(nn.Module):
         x = F.layer_norm(s.x, (s.x.shape[-1],), eps=self.config.norm_eps)
         return proj(x * (1 + scale) + shift)
 
+    @cpu_inference_linears
     def forward(
         self,
         video: Modality | None,

@@ -376,3 +376,18 @@ def test_newer_checkpoint_keys_drop_ff_biases_and_prompt_adaln() -> None:
         third = model(video, None)
     assert torch.isfinite(first[0]).all()
     assert torch.equal(second[0], third[0])
+
+
+def test_cpu_inference_linears_agree_with_the_training_path() -> None:
+    """Without autograd the float32 CPU Linears go through oneDNN; the result equals the
+    grad-enabled (MKL) forward to float32 rounding."""
+    model = tiny_model()
+    video, audio = inputs(batch=2)
+    with torch.no_grad(), torch.profiler.profile() as prof:
+        fast = model(video, audio)
+    with torch.enable_grad():
+        plain = [t.detach() for t in model(video, audio)]
+    if torch.backends.mkldnn.is_available():
+        assert any(e.name == "mkldnn::_linear_pointwise" for e in prof.events())
+    for x, y in zip(fast, plain, strict=True):
+        assert torch.allclose(x, y, atol=ATOL)
