@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ltx2cli import __version__
+from ltx2cli.cli.options import examples
 from ltx2cli.cli.output import out
 from ltx2cli.errors import Ltx2Error
 
@@ -15,7 +16,7 @@ app = typer.Typer(
     name="ltx2",
     help="Generate video with synchronized audio using Lightricks' LTX-2 models, and manage "
     "everything around them: models, presets, datasets, training.",
-    epilog="Examples:  ltx2 env  ·  ltx2 presets list  ·  ltx2 models available",
+    epilog=examples("ltx2 env", "ltx2 presets list", "ltx2 models available"),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -58,40 +59,61 @@ from ltx2cli.cli import env, models, presets  # noqa: E402
 
 app.add_typer(models.app, name="models")
 app.add_typer(presets.app, name="presets")
-app.command("env")(env.env)
+app.command("env", epilog=env.EXAMPLES)(env.env)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry: run the app and turn failures into one line and an exit code.
+    """Console-script entry: run the app and turn every failure into one line and an exit code.
 
-    Typer's standalone mode already prints usage errors (exit 2) and handles Ctrl-C; what
-    reaches us is our own `Ltx2Error` (its exit code) or a bug (exit 1, traceback on --debug).
+    Exit codes: 0 success, 1 runtime error, 2 bad input or flags, 130 interrupted. Our own
+    `Ltx2Error` carries its code; Typer's usage errors (unknown flag, missing argument) are
+    printed in the same `Error: ... / Hint: ...` form instead of Typer's boxed panel; anything
+    else is a bug: exit 1, traceback only with --debug.
     """
     from typer.completion import completion_init
 
     completion_init()  # answer `_LTX2_COMPLETE=complete_<shell> ltx2` for bash, zsh and fish
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="ltx2", standalone_mode=True)
+        code = command.main(args=argv, prog_name="ltx2", standalone_mode=False)
     except Ltx2Error as exc:
-        if out.debug:
-            _print_traceback()
-        out.error(exc.message, exc.hint)
-        sys.exit(exc.exit_code)
+        _fail(exc.exit_code, exc.message, exc.hint)
+    except typer.Abort:  # Ctrl-C or end of input at a confirmation prompt
+        _fail(1, "aborted", None)
     except KeyboardInterrupt:
-        out.error("interrupted")
-        sys.exit(130)
+        _fail(130, "interrupted", None)
     except Exception as exc:
-        if out.debug:
-            _print_traceback()
-        out.error(
-            f"{type(exc).__name__}: {exc}",
-            None if out.debug else "run with --debug for the traceback",
-        )
-        sys.exit(1)
+        if _is_usage_error(exc):
+            _usage_error(exc)
+        _fail(1, f"{type(exc).__name__}: {exc}", None if out.debug else _DEBUG_HINT)
+    if code == _INTERRUPTED:  # Typer turns Ctrl-C during a command into this exit code
+        _fail(_INTERRUPTED, "interrupted", None)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
-def _print_traceback() -> None:
-    import traceback  # locals are never printed: they may hold tokens
+_INTERRUPTED = 130
+_DEBUG_HINT = "run with --debug for the traceback"
 
-    traceback.print_exc(file=sys.stderr)
+
+def _fail(code: int, message: str, hint: str | None) -> None:
+    if out.debug and sys.exc_info()[0] is not None:
+        import traceback  # locals are never printed: they may hold tokens
+
+        traceback.print_exc(file=sys.stderr)
+    out.error(message, hint)
+    sys.exit(code)
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """Typer's (click's) parsing errors, recognised without importing click's private module."""
+    return isinstance(getattr(exc, "exit_code", None), int) and callable(
+        getattr(exc, "format_message", None)
+    )
+
+
+def _usage_error(exc: Exception) -> None:
+    if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: Typer printed its help
+        sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+    ctx = getattr(exc, "ctx", None)
+    hint = f"see `{ctx.command_path} --help`" if ctx is not None else None
+    _fail(exc.exit_code, exc.format_message(), hint)  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ltx2cli.cli.options import Json
+from ltx2cli.cli.options import Json, examples
 from ltx2cli.cli.output import out
 
 # Distribution names as pip knows them.
@@ -33,6 +33,7 @@ PACKAGES = (
 SHOWN_ENV = ("HF_HOME", "HF_ENDPOINT", "HF_HUB_OFFLINE", "CUDA_VISIBLE_DEVICES")
 SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 GIB = 2**30
+EXAMPLES = examples("ltx2 env", "ltx2 env --json | jq .torch")
 
 
 def env(json: Json = False) -> None:
@@ -41,8 +42,6 @@ def env(json: Json = False) -> None:
     Paste the output into bug reports. With --json: one JSON object.
 
     Tokens (HF_TOKEN, the Hugging Face login) show as set or not, never their value.
-
-    Examples:  ltx2 env  ·  ltx2 env --json | jq .torch
     """
     out.configure(json=json)
     info = collect()

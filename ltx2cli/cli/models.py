@@ -7,18 +7,24 @@ from typing import Annotated
 
 import typer
 
-from ltx2cli.cli.options import Json, Yes
+from ltx2cli.cli.options import Generation, Json, Kind, Yes, examples
 from ltx2cli.cli.output import out
-from ltx2cli.errors import HubError, ModelNotInstalledError, UsageError
+from ltx2cli.errors import ModelNotInstalledError, UsageError
 from ltx2cli.hub import catalog as cat
 from ltx2cli.hub import store
 from ltx2cli.hub.errors import ChecksumError
 from ltx2cli.hub.paths import hub_cache_dir
+from ltx2cli.hub.resolve import installed_path, resolve_model
+from ltx2cli.versions import GEN_2_3
 
 app = typer.Typer(
     help="Download, list, verify and remove model files (catalog names or your own files).",
-    epilog="Examples:  ltx2 models available  ·  ltx2 models pull --for distilled -y  ·  "
-    "ltx2 models list --json  ·  ltx2 models path ltx-2.3-22b-distilled",
+    epilog=examples(
+        "ltx2 models available",
+        "ltx2 models pull --for distilled -y",
+        "ltx2 models list --json",
+        "ltx2 models path ltx-2.3-22b-distilled",
+    ),
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
@@ -26,33 +32,30 @@ app = typer.Typer(
 Names = Annotated[list[str], typer.Argument(help="Catalog names (see `ltx2 models available`).")]
 
 
-def _jsonl(flag: bool) -> bool:
-    if flag:
-        out.configure(json=True)
-    return out.json
-
-
 def _artifacts(catalog: cat.Catalog, names: list[str]) -> list[cat.Artifact]:
     return [catalog.get(n) for n in dict.fromkeys(names)]
 
 
-_EX_AVAILABLE = (
-    "Examples:  ltx2 models available  ·  ltx2 models available --generation 2.3  ·  "
-    "ltx2 models available --kind lora --json"
+def _check_kind(kind: str | None) -> None:
+    if kind is not None and kind not in cat.KINDS:
+        raise UsageError(
+            f"unknown kind '{kind}'{cat.did_you_mean(kind, cat.KINDS)}",
+            f"choose one of: {', '.join(cat.KINDS)}",
+        )
+
+
+@app.command(
+    "available",
+    epilog=examples(
+        "ltx2 models available",
+        "ltx2 models available --generation 2.3",
+        "ltx2 models available --kind lora --json",
+    ),
 )
-
-
-@app.command("available", epilog=_EX_AVAILABLE)
-def available(
-    generation: Annotated[
-        str | None, typer.Option("--generation", "-g", help="Only 2 or 2.3.")
-    ] = None,
-    kind: Annotated[
-        str | None, typer.Option("--kind", help="checkpoint|upsampler|lora|text-encoder.")
-    ] = None,
-    json: Json = False,
-) -> None:
-    """Show the catalog: name, kind, size, licence and whether it is installed."""
+def available(generation: Generation = None, kind: Kind = None, json: Json = False) -> None:
+    """Show the catalog: name, kind, generation, size, gating and whether it is installed."""
+    out.configure(json=json)
+    _check_kind(kind)
     catalog = cat.load_catalog()
     generation = None if generation is None else cat.catalog_generation(generation)
     rows = [
@@ -60,10 +63,11 @@ def available(
         if (generation is None or a.generation in (generation, cat.ANY_GENERATION))
         and (kind is None or a.kind == kind)
     ]  # fmt: skip
-    if _jsonl(json):
+    if out.json:
         for a in rows:
             out.result(_describe(a, catalog))
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
@@ -72,21 +76,27 @@ def available(
     table.add_column("description", overflow="fold")
     for a in rows:
         gated = {True: "yes", False: "", None: "?"}[a.gated]
-        mark = "✓" if _installed_path(a, catalog) else ""
-        note = a.description + (f" [superseded by {a.superseded_by}]" if a.superseded_by else "")
-        table.add_row(a.name, a.kind, a.generation, a.size_text(), gated, mark, note)
+        mark = "✓" if installed_path(a, catalog) else ""
+        note = a.description + (f" (superseded by {a.superseded_by})" if a.superseded_by else "")
+        cells = (a.name, a.kind, a.generation, a.size_text(), gated, mark, note)
+        table.add_row(*map(escape, cells))
     out.table(table)
 
 
-@app.command("pull", epilog="Examples:  ltx2 models pull ltx-2.3-22b-distilled  ·  "
-             "ltx2 models pull --for two-stage --generation 2.3 -y  ·  "
-             "ltx2 models pull gemma-3-12b-lightricks ltx-2.3-spatial-upscaler-x2")  # fmt: skip
+@app.command(
+    "pull",
+    epilog=examples(
+        "ltx2 models pull ltx-2.3-22b-distilled",
+        "ltx2 models pull --for two-stage --generation 2.3 -y",
+        "ltx2 models pull gemma-3-12b-lightricks ltx-2.3-spatial-upscaler-x2",
+    ),
+)
 def pull(
     names: Annotated[list[str] | None, typer.Argument(help="Catalog names to download.")] = None,
     for_pipeline: Annotated[
         str | None, typer.Option("--for", help="Everything one pipeline needs (e.g. distilled).")
     ] = None,
-    generation: Annotated[str, typer.Option("--generation", "-g", help="2 or 2.3.")] = "2.3",
+    generation: Generation = GEN_2_3,
     yes: Yes = False,
     json: Json = False,
 ) -> None:
@@ -96,13 +106,14 @@ def pull(
     """
     from ltx2cli.hub import download
 
-    _jsonl(json)
+    out.configure(json=json)
     catalog = cat.load_catalog()
     if not names and not for_pipeline:
         raise UsageError("nothing to pull", "name models, or use --for PIPELINE")
     wanted = _artifacts(catalog, names or [])
     if for_pipeline:
-        wanted += [a for a in catalog.required(for_pipeline, generation) if a not in wanted]
+        needed = catalog.required(for_pipeline, generation or GEN_2_3)
+        wanted += [a for a in needed if a not in wanted]
     plan = download.plan(wanted)
     for line in plan.warnings:
         out.warn(line)
@@ -111,14 +122,7 @@ def pull(
         plan.check_space()
         if not yes and not typer.confirm("Download?", default=True, err=True):
             raise typer.Exit(1)
-        with out.progress(transfer=True) as bar:
-            tasks: dict[str, int] = {}
-
-            def advance(label: str, done: int, total: int | None) -> None:
-                if label not in tasks:
-                    tasks[label] = bar.add_task(label, total=total)
-                bar.update(tasks[label], completed=done, total=total)
-
+        with out.transfer_bars() as advance:
             download.pull(plan, on_progress=advance)
     for a in wanted:
         path = store.cache_path(a)
@@ -145,56 +149,65 @@ def _show_plan(plan) -> None:
     out.info("Licence: " + "; ".join(plan.licences))
 
 
-@app.command("list", epilog="Examples:  ltx2 models list  ·  ltx2 models list --json")
+@app.command("list", epilog=examples("ltx2 models list", "ltx2 models list --json"))
 def list_(json: Json = False) -> None:
     """Installed models (pulled and imported) with their size on disk and path."""
+    out.configure(json=json)
     found = store.installed(cat.load_catalog())
-    if _jsonl(json):
+    if out.json:
         for item in found:
             out.result({**item.__dict__, "path": str(item.path)})
         return
     if not found:
         out.info("No models installed. Try `ltx2 models pull --for distilled`.")
         return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("name", "kind", "size", "path"):
+        table.add_column(col, no_wrap=col != "path", overflow="fold")
     for item in found:
-        out.result(None, f"{item.name}\t{item.kind}\t{cat.human_size(item.size)}\t{item.path}")
+        cells = (item.name, item.kind, cat.human_size(item.size), str(item.path))
+        table.add_row(*map(escape, cells))
+    out.table(table)
 
 
 app.command("ls", hidden=True)(list_)
 
 
-@app.command("path", epilog="Examples:  ltx2 models path ltx-2.3-22b-distilled  ·  "
-             'CKPT="$(ltx2 models path ltx-2-19b-dev)"')  # fmt: skip
+@app.command(
+    "path",
+    epilog=examples(
+        "ltx2 models path ltx-2.3-22b-distilled", 'CKPT="$(ltx2 models path ltx-2-19b-dev)"'
+    ),
+)
 def path(name: Annotated[str, typer.Argument(help="A catalog or imported name.")]) -> None:
     """Print the local path of an installed model (exit 1 if it is not installed)."""
-    from ltx2cli.hub.resolve import resolve_model
-
     found = resolve_model(name)
     out.result({"name": name, "path": str(found)}, str(found))
 
 
-@app.command("rm", epilog="Examples:  ltx2 models rm ltx-2-19b-dev  ·  "
-             "ltx2 models rm ltx-2-19b-dev ltx-2-19b-distilled-lora-384 -y")  # fmt: skip
+@app.command(
+    "rm",
+    epilog=examples(
+        "ltx2 models rm ltx-2-19b-dev",
+        "ltx2 models rm ltx-2-19b-dev ltx-2-19b-distilled-lora-384 -y",
+    ),
+)
 def rm(names: Names, yes: Yes = False, json: Json = False) -> None:
     """Delete pulled models from the cache (imported files are only forgotten, never deleted)."""
-    _jsonl(json)
+    out.configure(json=json)
     catalog = cat.load_catalog()
     imports = store.read_registry()
-    targets = []
-    for name in dict.fromkeys(names):
-        if name in imports:
-            targets.append((name, None))
-            continue
-        artifact = catalog.get(name)
-        if store.cache_path(artifact) is None and not _any_file(artifact):
-            raise ModelNotInstalledError(
-                f"model '{name}' is not installed", "see `ltx2 models list`"
-            )
-        targets.append((name, artifact))
+    targets = [
+        (name, None if name in imports else _installed_artifact(catalog, name))
+        for name in dict.fromkeys(names)
+    ]
     if not yes and not typer.confirm(f"Remove {', '.join(n for n, _ in targets)}?", err=True):
         raise typer.Exit(1)
     for name, artifact in targets:
-        if artifact is None or name in imports:
+        if artifact is None:
             store.forget_import(name)
             out.result({"name": name, "freed": 0}, f"{name}\tforgotten (your file was kept)")
             continue
@@ -205,35 +218,42 @@ def rm(names: Names, yes: Yes = False, json: Json = False) -> None:
 app.command("remove", hidden=True)(rm)
 
 
-def _any_file(artifact: cat.Artifact) -> bool:
-    return any(store.cached_file(artifact, s) for s in artifact.files)
+def _installed_artifact(catalog: cat.Catalog, name: str) -> cat.Artifact:
+    """The catalog entry `name`, if at least one of its files is in the cache."""
+    artifact = catalog.get(name)
+    if not any(store.cached_file(artifact, s) for s in artifact.files):
+        raise ModelNotInstalledError(f"model '{name}' is not installed", "see `ltx2 models list`")
+    return artifact
 
 
-@app.command("verify", epilog="Examples:  ltx2 models verify  ·  "
-             "ltx2 models verify ltx-2.3-22b-distilled  ·  ltx2 models verify --json")  # fmt: skip
+@app.command(
+    "verify",
+    epilog=examples(
+        "ltx2 models verify",
+        "ltx2 models verify ltx-2.3-22b-distilled",
+        "ltx2 models verify --json",
+    ),
+)
 def verify(
     names: Annotated[list[str] | None, typer.Argument(help="Default: all installed.")] = None,
     json: Json = False,
 ) -> None:
     """Re-hash installed files against the hub's recorded hashes; exit 1 if any is corrupt."""
-    _jsonl(json)
+    out.configure(json=json)
     catalog = cat.load_catalog()
     imports = store.read_registry()
-    chosen = names or [i.name for i in store.installed(catalog)]
+    chosen = list(dict.fromkeys(names or [i.name for i in store.installed(catalog)]))
+    if not chosen:
+        out.info("No models installed: nothing to verify.")
+        return
+    pulled = {n: _installed_artifact(catalog, n) for n in chosen if n not in imports}
     checks: list[store.FileCheck] = []
-    with out.progress(transfer=True) as bar:
-        tasks: dict[str, int] = {}
-
-        def advance(label: str, done: int, total: int | None) -> None:
-            if label not in tasks:
-                tasks[label] = bar.add_task(f"hashing {label}", total=total)
-            bar.update(tasks[label], completed=done)
-
-        for name in dict.fromkeys(chosen):
+    with out.transfer_bars(prefix="hashing ") as advance:
+        for name in chosen:
             if name in imports:
                 checks += store.verify_import(name, imports[name], catalog, advance)
             else:
-                checks += store.verify(catalog.get(name), advance)
+                checks += store.verify(pulled[name], advance)
     for c in checks:
         out.result(c.__dict__, f"{c.status}\t{c.artifact}\t{c.file}\t{c.detail}")
     bad = [c for c in checks if c.status in ("corrupt", "missing")]
@@ -246,32 +266,30 @@ def verify(
         )
 
 
-@app.command("import", epilog="Examples:  ltx2 models import ~/ComfyUI/models/checkpoints/"
-             "ltx-2.3-22b-distilled-1.1.safetensors --as ltx-2.3-22b-distilled  ·  "
-             "ltx2 models import ./my-lora.safetensors --as my-style --kind lora")  # fmt: skip
+@app.command(
+    "import",
+    epilog=examples(
+        "ltx2 models import ~/ComfyUI/ltx-2.3.safetensors --as ltx-2.3-22b-distilled",
+        "ltx2 models import ./my-lora.safetensors --as my-style --kind lora",
+    ),
+)
 def import_(
     file: Annotated[Path, typer.Argument(help="A file or folder you already have.")],
     name: Annotated[str, typer.Option("--as", help="Catalog name or a name of your own.")],
-    kind: Annotated[str | None, typer.Option("--kind", help="Needed for your own names.")] = None,
+    kind: Kind = None,
     json: Json = False,
 ) -> None:
-    """Use a model file you already have (e.g. from ComfyUI) without copying it."""
-    _jsonl(json)
+    """Use a model file you already have (e.g. from ComfyUI) without copying it.
+
+    --kind is needed for names of your own (not in the catalog).
+    """
+    out.configure(json=json)
     record = store.import_model(cat.load_catalog(), file, name, kind)
     out.result(record, f"{name}\t{record['path']}")
 
 
-def _installed_path(artifact: cat.Artifact, catalog: cat.Catalog) -> Path | None:
-    from ltx2cli.hub.resolve import resolve_model
-
-    try:
-        return resolve_model(artifact.name, catalog=catalog)
-    except (ModelNotInstalledError, HubError, UsageError):
-        return None
-
-
 def _describe(a: cat.Artifact, catalog: cat.Catalog) -> dict:
-    path = _installed_path(a, catalog)
+    path = installed_path(a, catalog)
     return {
         "name": a.name,
         "kind": a.kind,

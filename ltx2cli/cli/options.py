@@ -1,4 +1,5 @@
-"""Option aliases shared by several commands, so each flag reads the same everywhere."""
+"""Option aliases shared by several commands, so each flag reads the same everywhere, and the
+one way a command's help shows its examples."""
 
 from __future__ import annotations
 
@@ -10,3 +11,19 @@ Json = Annotated[
     bool, typer.Option("--json", help="Print one JSON object per result on stdout, nothing else.")
 ]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+Generation = Annotated[
+    str | None,
+    typer.Option("--generation", "-g", help="2 (LTX-2 19B) or 2.3 (LTX-2.3 22B)."),
+]
+Kind = Annotated[
+    str | None, typer.Option("--kind", help="checkpoint | upsampler | lora | text-encoder.")
+]
+
+#: The heading `examples()` writes; tests find the examples under it.
+EXAMPLES_HEADING = "Examples:"
+
+
+def examples(*commands: str) -> str:
+    """A help epilog listing `commands` one per line (keep each under 78 characters, so it
+    stays on one line in an 80-column terminal)."""
+    return "\n".join((EXAMPLES_HEADING, *commands))

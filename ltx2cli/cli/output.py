@@ -7,28 +7,34 @@ callbacks, which this module wires to the terminal.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+
+#: Wide enough that Rich never wraps or truncates a table written to a pipe.
+_UNBOUNDED_WIDTH = 10_000
 
 
 def _env_flag(name: str) -> bool:
@@ -103,22 +109,38 @@ class Output:
         sys.stdout.flush()
 
     def table(self, table: Any) -> None:
-        """A Rich table on stdout (for humans; `--json` callers use `result`)."""
-        Console(highlight=False, soft_wrap=True).print(table)
+        """A Rich table on stdout (for humans; `--json` callers use `result`).
+
+        On a terminal it fits the window. Piped or redirected, it is laid out at its natural
+        width instead, so no row wraps or loses a column (`| grep`, `| less -S` work), without
+        colour codes or trailing blanks.
+        """
+        console = Console(highlight=False, soft_wrap=True)
+        if console.is_terminal:
+            console.print(table)
+            return
+        plain = Console(
+            file=io.StringIO(), width=_UNBOUNDED_WIDTH, color_system=None, highlight=False
+        )
+        plain.print(table)
+        lines = plain.file.getvalue().splitlines()  # type: ignore[attr-defined]
+        sys.stdout.write("".join(line.rstrip() + "\n" for line in lines))
+        sys.stdout.flush()
 
     # -- stderr: everything else ----------------------------------------------------------
+    # Messages are plain text: brackets in them (`[28, 29]`, paths) are never Rich markup.
     def info(self, message: str) -> None:
         if not (self.quiet or self.json):
-            self.stderr.print(message)
+            self.stderr.print(message, markup=False)
 
     def warn(self, message: str) -> None:
         if not self.quiet:
-            self.stderr.print(f"[yellow]Warning:[/] {message}")
+            self.stderr.print(f"[yellow]Warning:[/] {escape(message)}")
 
     def error(self, message: str, hint: str | None = None) -> None:
-        self.stderr.print(f"[bold red]Error:[/] {message}", markup=True, highlight=False)
+        self.stderr.print(f"[bold red]Error:[/] {escape(message)}")
         if hint:
-            self.stderr.print(f"[dim]Hint:[/] {hint}", markup=True, highlight=False)
+            self.stderr.print(f"[dim]Hint:[/] {escape(hint)}")
 
     @contextmanager
     def progress(self, *, transfer: bool = False) -> Iterator[Progress]:
@@ -132,6 +154,20 @@ class Output:
             *columns, console=self.stderr, disable=not self.interactive, transient=False
         ) as bar:
             yield bar
+
+    @contextmanager
+    def transfer_bars(self, prefix: str = "") -> Iterator[Callable[[str, int, int | None], None]]:
+        """A `(label, bytes_done, bytes_total)` callback drawing one byte bar per label, for
+        library code that reports progress through callbacks (downloads, hashing)."""
+        with self.progress(transfer=True) as bar:
+            tasks: dict[str, TaskID] = {}
+
+            def advance(label: str, done: int, total: int | None) -> None:
+                if label not in tasks:
+                    tasks[label] = bar.add_task(prefix + label, total=total)
+                bar.update(tasks[label], completed=done, total=total)
+
+            yield advance
 
 
 def _plain(data: Any) -> str:

@@ -7,13 +7,14 @@ from typing import Annotated, Any
 
 import typer
 
-from ltx2cli.cli.options import Json
+from ltx2cli.cli.options import Json, examples
 from ltx2cli.cli.output import out
 
 app = typer.Typer(
     help="List and inspect presets: named YAML bundles of generation settings.",
-    epilog="Examples:  ltx2 presets list  ·  ltx2 presets show fast  ·  "
-    "ltx2 presets show fast > ~/my.yaml",
+    epilog=examples(
+        "ltx2 presets list", "ltx2 presets show fast", "ltx2 presets show fast > ~/my.yaml"
+    ),
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
@@ -25,7 +26,7 @@ def _complete_preset(incomplete: str) -> list[str]:
     return [name for name in preset_names() if name.startswith(incomplete)]
 
 
-@app.command("list")
+@app.command("list", epilog=examples("ltx2 presets list", "ltx2 presets list --json"))
 def list_presets(json: Json = False) -> None:
     """List built-in and user presets (user presets in the data dir shadow built-ins).
 
@@ -67,7 +68,14 @@ def list_presets(json: Json = False) -> None:
 app.command("ls", hidden=True)(list_presets)
 
 
-@app.command("show")
+@app.command(
+    "show",
+    epilog=examples(
+        "ltx2 presets show fast",
+        "LTX2_STEPS=12 ltx2 presets show draft --json",
+        "ltx2 presets show ./my-preset.yaml",
+    ),
+)
 def show(
     name: Annotated[
         str,

@@ -102,7 +102,10 @@ def field_types(schema: type) -> dict[str, Any]:
 def parse_env(tp: Any, text: str, *, key: str, source: str) -> Any:
     """An environment string parsed to `tp`: numbers, true/false words, comma or space
     separated lists, `none` for optional fields; then checked like any other value."""
-    return _convert(tp, _parse_text(tp, text.strip(), key=key, source=source), key, source)
+    try:
+        return _convert(tp, _parse_text(tp, text.strip(), key=key, source=source), key, source)
+    except FieldError as exc:
+        raise FieldError(key, exc.message, exc.hint or f"fix {source} or unset it") from None
 
 
 def suggest(word: str, choices: Sequence[str]) -> str:

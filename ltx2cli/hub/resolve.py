@@ -32,7 +32,7 @@ def resolve_model(
     if is_demo(text):
         raise UsageError(
             "'demo' is the built-in demo model and has no file to resolve",
-            "callers build it with the demo-model helper instead of resolve_model",
+            "it is made locally on first use; commands take `--model demo` directly",
         )
     path = Path(text).expanduser()
     if path.exists():
@@ -52,9 +52,7 @@ def resolve_model(
     if text in catalog.artifacts:
         artifact = catalog.artifacts[text]
         _check_kind(text, artifact.kind, kind)
-        found = cache_path(artifact)
-        for alternative in catalog.alternatives(text):
-            found = found or _installed_import(alternative.name) or cache_path(alternative)
+        found = installed_path(artifact, catalog)
         if found is None:
             raise not_installed(artifact, catalog)
         return found
@@ -64,6 +62,15 @@ def resolve_model(
         f"'{text}' is neither a file nor a known model{did_you_mean(text, catalog.artifacts)}",
         "see `ltx2 models available`, or pass a path to a .safetensors file",
     )
+
+
+def installed_path(artifact: Artifact, catalog: Catalog) -> Path | None:
+    """Where a catalog artifact is on this machine (imported, pulled, or an interchangeable
+    copy such as the ungated Gemma), or None."""
+    found = _installed_import(artifact.name) or cache_path(artifact)
+    for alternative in catalog.alternatives(artifact.name):
+        found = found or _installed_import(alternative.name) or cache_path(alternative)
+    return found
 
 
 def not_installed(artifact: Artifact, catalog: Catalog) -> ModelNotInstalledError:
