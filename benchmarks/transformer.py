@@ -3,7 +3,9 @@
 Config and inputs from shared/reference/bench/transformer_medium.json: 2000 video tokens (5×20×20
 latent grid, positions for 33 frames at 640×640 and 24 fps), 100 audio tokens, sigma 0.7,
 contexts 256×512 / 256×256, no perturbations. One warm-up, then the median of 5 forwards under
-`torch.inference_mode()`; prints the ratio to the reference implementation's 0.69 s.
+`torch.inference_mode()`; prints the ratio to the reference implementation's 0.69 s. Under
+inference the Linears run through oneDNN (`layers.cpu_inference_linears`); `--mkl` measures the
+stock MKL path instead (same numbers to float32 rounding) for comparison.
 
     python benchmarks/transformer.py [--spec PATH] [--repeats 5] [--threads 2]
 """
@@ -24,6 +26,7 @@ from ltx2cli.diffusion.patchify import (
     audio_positions,
     video_positions,
 )
+from ltx2cli.models import layers
 from ltx2cli.models.transformer import Modality, build_transformer
 
 DEFAULT_SPEC = (
@@ -69,7 +72,10 @@ def main() -> None:
     parser.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--mkl", action="store_true", help="keep float32 Linears on MKL")
     args = parser.parse_args()
+    if args.mkl:
+        layers.ONEDNN_CPU_LINEARS = False
 
     torch.set_num_threads(args.threads)
     spec = json.loads(args.spec.read_text())

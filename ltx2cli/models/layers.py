@@ -27,6 +27,10 @@ from torch.overrides import TorchFunctionMode
 
 _T = TypeVar("_T")
 
+# Switch for `cpu_inference_linears` (set False to keep float32 CPU Linears on MKL, e.g. to
+# reproduce results computed with stock PyTorch bit for bit).
+ONEDNN_CPU_LINEARS = True
+
 TIMESTEP_CHANNELS = 256
 TIMESTEP_MAX_PERIOD = 10000.0
 
@@ -188,7 +192,8 @@ def cpu_inference_linears(forward: Callable[..., _T]) -> Callable[..., _T]:
     def wrapper(self: nn.Module, *args: Any, **kwargs: Any) -> _T:
         param = next(self.parameters(), None)
         if (
-            torch.is_grad_enabled()
+            not ONEDNN_CPU_LINEARS
+            or torch.is_grad_enabled()
             or param is None
             or param.device.type != "cpu"
             or not _onednn_linear_available()

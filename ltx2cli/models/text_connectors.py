@@ -101,6 +101,12 @@ class ConnectorConfig:
         reference configurator's defaults (e.g. `connector_positional_embedding_max_pos` → [1])."""
         section = transformer_section(config)
         get = section.get
+        if get("rope_type", "split") != "split":
+            raise CheckpointError(
+                f"unsupported transformer config: rope_type={get('rope_type')!r} "
+                "(expected 'split')",
+                "only the released LTX-2 19B and LTX-2.3 architectures are supported",
+            )
 
         def pick(key: str, default: Any) -> Any:
             return get(f"audio_{key}", get(key, default)) if audio else get(key, default)

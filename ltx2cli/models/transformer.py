@@ -18,6 +18,8 @@ Design choices:
 - Speed without changing numerics beyond rounding: RoPE tables are built once per forward and
   shared by every block; each AdaLN MLP runs once per distinct timestep value and the result is
   broadcast (per-sample) or gathered (per-token) instead of being recomputed for every token.
+- Float32 inference on the CPU runs its Linears through oneDNN (`layers.cpu_inference_linears`):
+  same results to float32 rounding, 2-2.5x faster GEMMs where MKL falls back to AVX2 (AMD).
 - Construction is meta-device safe: no buffers, nothing computed in `__init__`.
 """
 

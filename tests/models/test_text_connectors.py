@@ -214,3 +214,11 @@ def test_encode_text_context_shapes() -> None:
     assert video.shape == (2, SEQ, 8) and audio.shape == (2, SEQ, 4)
     assert torch.equal(out_mask, torch.ones(2, SEQ, dtype=torch.int64))
     assert torch.isfinite(video).all() and torch.isfinite(audio).all()
+
+
+@pytest.mark.parametrize("builder", [build_video_connector, build_audio_connector])
+def test_interleaved_rope_is_rejected(builder) -> None:
+    config = connector_config()
+    config["transformer"]["rope_type"] = "interleaved"
+    with pytest.raises(CheckpointError, match="rope_type"):
+        builder(config)
