@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ltx2cli.cli.app import main
 from ltx2cli.cli.output import out
@@ -15,7 +16,9 @@ from ltx2cli.config.generation import GenerationSettings
 from ltx2cli.config.resolve import resolve
 
 BUILTIN = {"fast", "balanced", "quality", "draft", "demo"}
+PRESET_DIR = Path(__file__).resolve().parents[2] / "presets"
 USER_STEPS = 3
+NARROW_COLUMNS = 80
 
 
 @pytest.fixture(autouse=True)
@@ -52,13 +55,21 @@ def test_list_json_has_every_builtin_preset(capsys):
         assert Path(by_name[name]["path"]).is_file()
 
 
-def test_list_table_names_source_and_description(capsys):
+def test_list_piped_keeps_each_preset_on_one_unwrapped_line(capsys, monkeypatch):
+    # Captured stdout is not a terminal: the table must not wrap at the 80 columns Rich
+    # assumes there, nor pad lines with blanks or colour them.
+    monkeypatch.setenv("COLUMNS", str(NARROW_COLUMNS))
     code, stdout, _ = run(capsys, "presets", "list")
     assert code == 0
-    lines = {line.split()[0]: line for line in stdout.splitlines()[1:] if line.strip()}
-    assert set(lines) >= BUILTIN
-    assert "built-in" in lines["fast"]
-    assert "Distilled" in lines["fast"]
+    header, *rows = stdout.splitlines()
+    assert header.split() == ["name", "source", "description"]
+    assert {row.split()[0] for row in rows} == BUILTIN
+    for name in BUILTIN:
+        description = yaml.safe_load((PRESET_DIR / f"{name}.yaml").read_text())["description"]
+        row = next(row for row in rows if row.split()[0] == name)
+        assert row.split(maxsplit=2)[1:] == ["built-in", description]
+    assert all(line == line.rstrip() for line in stdout.splitlines())
+    assert "\x1b[" not in stdout
 
 
 def test_user_preset_shadows_builtin_of_same_name(capsys, _isolated_home):

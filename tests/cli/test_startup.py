@@ -1,4 +1,4 @@
-"""Fast start: `ltx2 --help` and every `ltx2 CMD --help` stay free of the heavy libraries.
+"""Every `ltx2 ... --help`: free of the heavy libraries (fast start) and showing 2-4 examples.
 
 Commands are discovered from the Typer app, so commands registered later are covered too.
 """
@@ -14,8 +14,12 @@ import pytest
 import typer
 
 from ltx2cli.cli.app import app
+from ltx2cli.cli.options import EXAMPLES_HEADING
 
 HEAVY = ("torch", "numpy", "transformers", "safetensors", "av", "PIL")
+# STYLE.md: 2-4 examples in each help, each on one line of an 80-column terminal.
+MIN_EXAMPLES, MAX_EXAMPLES = 2, 4
+HELP_COLUMNS = 80
 
 
 def command_paths() -> list[tuple[str, ...]]:
@@ -69,6 +73,7 @@ def probe_report(tmp_path_factory) -> dict[str, dict]:
         "PROBE_HEAVY": json.dumps(HEAVY),
         "PROBE_ARGS": json.dumps(RUNS),
         "LTX2_HOME": str(report.parent),
+        "COLUMNS": str(HELP_COLUMNS),
     }
     proc = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env)
     assert report.is_file(), proc.stderr
@@ -82,6 +87,26 @@ def test_commands_do_not_import_heavy_libraries(args, probe_report):
     if "--help" in args:
         assert "Usage" in run["stdout"]
     assert run["heavy"] == [], f"`ltx2 {' '.join(args)}` imported {run['heavy']}"
+
+
+def examples_in(help_text: str) -> list[str]:
+    """The lines under the help's examples heading, up to the next blank line."""
+    lines = [line.strip() for line in help_text.splitlines()]
+    if EXAMPLES_HEADING not in lines:
+        return []
+    start = lines.index(EXAMPLES_HEADING) + 1
+    end = lines.index("", start) if "" in lines[start:] else len(lines)
+    return lines[start:end]
+
+
+@pytest.mark.parametrize("args", [r for r in RUNS if "--help" in r], ids=" ".join)
+def test_every_help_shows_two_to_four_one_line_examples(args, probe_report):
+    shown = examples_in(probe_report[" ".join(args)]["stdout"])
+    assert MIN_EXAMPLES <= len(shown) <= MAX_EXAMPLES, shown
+    command = " ".join(("ltx2", *args[:-1]))
+    for example in shown:
+        # A wrapped example would leave a continuation line without the command in it.
+        assert f"{command} " in f"{example} ", f"`{example}` is not a `{command}` example"
 
 
 def test_discovery_sees_the_registered_commands():

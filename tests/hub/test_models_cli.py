@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import (
     CKPT_BYTES,
     ENC_WEIGHTS,
@@ -17,17 +18,11 @@ from conftest import (
     sha256,
 )
 
+from ltx2cli.hub.catalog import BUILTIN, KINDS
+
 HUGE = 10**18
 SLOW_CHUNK_S = 0.01
-
-
-def test_help_shows_examples_for_group_and_leaves():
-    proc = run_ltx2("models", "--help")
-    assert proc.returncode == 0 and "Examples" in proc.stdout
-    for leaf in ("available", "pull", "list", "path", "rm", "verify", "import"):
-        leaf_help = run_ltx2("models", leaf, "--help")
-        assert leaf_help.returncode == 0
-        assert f"ltx2 models {leaf}" in leaf_help.stdout.replace("\n", " "), leaf
+NARROW_COLUMNS = "80"
 
 
 def test_pull_shows_plan_licence_and_free_space_then_prints_paths(hub_env):
@@ -180,3 +175,63 @@ def test_import_uses_the_file_in_place(hub_env, tmp_path):
     forgotten = run_ltx2("models", "rm", "my-style", "-y")
     assert forgotten.returncode == 0 and own.read_bytes() == ENC_WEIGHTS
     assert run_ltx2("models", "path", "my-style").returncode == 2
+
+
+def test_available_piped_shows_every_artifact_on_one_line(monkeypatch):
+    monkeypatch.delenv("LTX2_CATALOG", raising=False)  # the built-in catalog
+    proc = run_ltx2("models", "available", COLUMNS=NARROW_COLUMNS)
+    assert proc.returncode == 0, proc.stderr
+    header, *rows = proc.stdout.splitlines()
+    assert header.split() == ["name", "kind", "gen", "size", "gated", "installed", "description"]
+    by_name = {row.split()[0]: row for row in rows}
+    assert list(by_name) == list(BUILTIN.artifacts)
+    for name, artifact in BUILTIN.artifacts.items():
+        superseded = f" (superseded by {artifact.superseded_by})" if artifact.superseded_by else ""
+        assert by_name[name].endswith(f"  {artifact.description}{superseded}")
+    assert all(line == line.rstrip() for line in proc.stdout.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "stderr_fragment"),
+    [
+        (("available", "--kind", "lroa"), 2, "unknown kind 'lroa' (did you mean 'lora'?)"),
+        (("available", "--generation", "3"), 2, "unknown generation '3'"),
+        (("verify",), 0, "No models installed: nothing to verify."),
+        (("verify", "tiny-ckpt"), 1, "model 'tiny-ckpt' is not installed"),
+        (("rm", "tiny-ckpt", "-y"), 1, "model 'tiny-ckpt' is not installed"),
+        (("pull",), 2, "nothing to pull"),
+        (("pull", "--for", "distiled"), 2, "did you mean 'distilled'"),
+    ],
+)
+def test_bad_or_empty_requests_say_why_on_stderr(hub_env, args, code, stderr_fragment):
+    proc = run_ltx2("models", *args)
+    assert proc.returncode == code
+    assert proc.stdout == ""
+    assert stderr_fragment in proc.stderr
+    assert hub_env.requests == []
+
+
+def test_kinds_in_the_error_are_the_catalog_kinds(hub_env):
+    proc = run_ltx2("models", "available", "--kind", "vae")
+    assert proc.returncode == 2
+    assert f"choose one of: {', '.join(KINDS)}" in proc.stderr
+
+
+def test_end_of_input_at_the_prompt_aborts_without_downloading(hub_env):
+    proc = run_ltx2("models", "pull", "tiny-lora", stdin="")
+    assert proc.returncode == 1
+    assert "Error: aborted" in proc.stderr
+    assert hub_env.gets("/cdn/") == []
+
+
+def test_a_file_named_like_a_model_in_the_working_dir_is_not_installed(hub_env, tmp_path):
+    (tmp_path / "tiny-ckpt").write_bytes(b"not the model")
+    proc = subprocess.run(
+        [sys.executable, "-m", "ltx2cli", "--json", "models", "available"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    marks = {r["name"]: r["installed"] for r in map(json.loads, proc.stdout.splitlines())}
+    assert marks["tiny-ckpt"] is False
