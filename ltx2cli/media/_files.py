@@ -8,13 +8,14 @@ half-written file and never touches an existing target.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ltx2cli.errors import MediaError
+from ltx2cli.errors import MediaError, UsageError
 
 
 def check_input(path: str | os.PathLike[str]) -> Path:
@@ -27,6 +28,15 @@ def check_input(path: str | os.PathLike[str]) -> Path:
     if p.stat().st_size == 0:
         raise MediaError(f"{p}: file is empty", "the file may be an interrupted download or copy")
     return p
+
+
+def check_time_window(start_time: float | None, max_duration: float | None) -> None:
+    """Raise UsageError unless `start_time` (seconds, None = 0) is finite and >= 0 and
+    `max_duration` (seconds, None = to the end) is > 0."""
+    if start_time is not None and (start_time < 0 or not math.isfinite(start_time)):
+        raise UsageError(f"start time {start_time} s is not valid", "pass seconds >= 0")
+    if max_duration is not None and not max_duration > 0:
+        raise UsageError(f"max duration {max_duration} s is not positive", "pass seconds > 0")
 
 
 def _reason(exc: BaseException) -> str:

@@ -10,7 +10,6 @@ Design choices:
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import torch
 
 from ltx2cli.errors import MediaError, UsageError
-from ltx2cli.media._files import open_input
+from ltx2cli.media._files import check_time_window, open_input
 
 #: Sample rates the AAC encoder accepts (ISO/IEC 14496-3 sampling frequency table).
 AAC_SAMPLE_RATES = (
@@ -107,10 +106,7 @@ def read_audio(
         raise UsageError(f"sample rate {sample_rate} is not positive", "pass a rate in Hz")
     if channels not in (None, 1, 2):
         raise UsageError(f"channels={channels} is not supported", "use 1, 2 or None")
-    if start_time < 0 or not math.isfinite(start_time):
-        raise UsageError(f"start time {start_time} s is not valid", "pass seconds >= 0")
-    if max_duration is not None and not max_duration > 0:
-        raise UsageError(f"max duration {max_duration} s is not positive", "pass seconds > 0")
+    check_time_window(start_time, max_duration)
 
     with open_input(path) as container:
         if not container.streams.audio:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from ltx2cli.errors import MediaError, UsageError
-from ltx2cli.media._files import atomic_output, open_input
+from ltx2cli.media._files import atomic_output, check_time_window, open_input
 from ltx2cli.media.audio import AAC_SAMPLE_RATES, Audio, as_channels
 from ltx2cli.media.frames import resize_and_center_crop, to_model, to_pixels
 
@@ -149,12 +149,9 @@ def read_video(
         raise UsageError("both start_frame and start_time were given", "pass only one of them")
     if start_frame < 0:
         raise UsageError(f"start frame {start_frame} is negative", "pass a frame index >= 0")
-    if start_time is not None and (start_time < 0 or not math.isfinite(start_time)):
-        raise UsageError(f"start time {start_time} s is not valid", "pass seconds >= 0")
     if max_frames is not None and max_frames <= 0:
         raise UsageError(f"max frames {max_frames} is not positive", "pass a count >= 1")
-    if max_duration is not None and not max_duration > 0:
-        raise UsageError(f"max duration {max_duration} s is not positive", "pass seconds > 0")
+    check_time_window(start_time, max_duration)
 
     with open_input(path) as container:
         if not container.streams.video:

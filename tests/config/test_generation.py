@@ -30,6 +30,7 @@ LTX_2_3_AUDIO = {**LTX_2_3_VIDEO, "cfg_scale": 7.0}
 # §7.5 LTX_2_3_HQ_PARAMS
 HQ_VIDEO = {**LTX_2_3_VIDEO, "stg_scale": 0.0, "stg_blocks": (), "rescale_scale": 0.45}
 HQ_AUDIO = {**HQ_VIDEO, "cfg_scale": 7.0, "rescale_scale": 1.0}
+FRAME_STEP = 8  # the VAE's temporal compression (model.md)
 NEUTRAL = {
     "cfg_scale": 1.0,
     "stg_scale": 0.0,
@@ -104,14 +105,40 @@ def test_invalid_values_fail_with_the_field_and_a_fix(changes, key, fragment):
     assert fragment in f"{error.message} {error.hint}"
 
 
-@pytest.mark.parametrize("num_frames", [1, 9, 121, 257])
-def test_frame_counts_of_the_form_8k_plus_1_are_valid(num_frames):
-    assert GenerationSettings(num_frames=num_frames).num_frames == num_frames
+def accepts(**fields) -> bool:
+    try:
+        GenerationSettings(**fields)
+    except ConfigError:
+        return False
+    return True
 
 
-@pytest.mark.parametrize("device", ["auto", "cpu", "mps", "cuda", "cuda:1"])
-def test_device_names_are_valid(device):
-    assert GenerationSettings(device=device).device == device
+@pytest.mark.parametrize("k", [0, 1, 15, 32])
+def test_exactly_the_frame_counts_8k_plus_1_are_valid(k):
+    valid = FRAME_STEP * k + 1
+    assert accepts(num_frames=valid)
+    for neighbour in (valid - 1, valid + 1, valid + FRAME_STEP // 2):
+        with pytest.raises(ConfigError, match=rf"num_frames: {neighbour} is not 8k\+1"):
+            GenerationSettings(num_frames=neighbour)
+
+
+@pytest.mark.parametrize(
+    ("device", "valid"),
+    [
+        ("auto", True),
+        ("cpu", True),
+        ("mps", True),
+        ("cuda", True),
+        ("cuda:1", True),
+        ("cuda:", False),
+        ("cuda:x", False),
+        ("CPU", False),
+        ("cpu ", False),
+        ("tpu", False),
+    ],
+)
+def test_device_names(device, valid):
+    assert accepts(device=device) is valid
 
 
 def test_one_stage_accepts_multiples_of_32_that_two_stage_rejects():

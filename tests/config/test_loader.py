@@ -187,3 +187,4 @@ def test_parse_env_errors_name_the_variable(tp, text, expected):
         parse_env(tp, text, key="k", source="LTX2_K")
     assert "LTX2_K" in info.value.message
     assert expected in info.value.message
+    assert info.value.hint == "fix LTX2_K or unset it"

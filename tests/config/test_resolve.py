@@ -11,10 +11,14 @@ from ltx2cli.config.generation import GenerationSettings
 from ltx2cli.config.presets import list_presets
 from ltx2cli.config.resolve import resolve
 from ltx2cli.errors import ConfigError
+from ltx2cli.hub.catalog import DEMO_MODEL
 
 PRESET_HEIGHT = 512
 ENV_HEIGHT = 768
 FLAG_HEIGHT = 1280
+# The demo preset must run "on any CPU in seconds" (README): a thumbnail, a few steps.
+DEMO_MAX_PIXELS = 128 * 128
+DEMO_MAX_STEPS = 8
 
 
 def write_preset(folder: Path, name: str, text: str) -> Path:
@@ -152,9 +156,9 @@ def test_named_presets_pick_their_pipeline(preset, pipeline):
 
 def test_demo_preset_is_small_and_uses_the_demo_model():
     settings = resolve(GenerationSettings, preset="demo").settings
-    assert settings.model == "demo"
-    assert settings.height * settings.width <= 128 * 128
-    assert settings.steps <= 8
+    assert settings.model == DEMO_MODEL
+    assert settings.height * settings.width <= DEMO_MAX_PIXELS
+    assert settings.steps <= DEMO_MAX_STEPS
     draft = resolve(GenerationSettings, preset="draft").settings
     balanced = resolve(GenerationSettings, preset="balanced").settings
     assert draft.height * draft.width * draft.num_frames < (

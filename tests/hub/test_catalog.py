@@ -8,11 +8,11 @@ import pytest
 
 from ltx2cli.errors import ConfigError, UsageError
 from ltx2cli.hub.catalog import (
+    ANY_GENERATION,
     BUILTIN,
     DEMO_MODEL,
     GENERATIONS,
     KINDS,
-    Catalog,
     hash_matches,
     load_catalog,
 )
@@ -37,15 +37,16 @@ def test_names_unique_and_demo_reserved():
     assert DEMO_MODEL not in names
 
 
-def test_every_artifact_is_well_formed():
-    for a in BUILTIN.artifacts.values():
-        assert a.kind in KINDS, a.name
-        assert a.generation in (*GENERATIONS, "any"), a.name
-        assert "/" in a.repo and a.files, a.name
-        assert all(f.size is None or f.size > 0 for f in a.files), a.name
-        assert a.licence, a.name
-        if a.superseded_by:
-            assert a.superseded_by in BUILTIN.artifacts
+@pytest.mark.parametrize("name", list(BUILTIN.artifacts))
+def test_every_artifact_is_well_formed(name):
+    a = BUILTIN.artifacts[name]
+    assert a.kind in KINDS
+    assert a.generation in (*GENERATIONS, ANY_GENERATION)
+    assert "/" in a.repo and a.files
+    assert all(f.size is None or f.size > 0 for f in a.files)
+    assert a.licence
+    if a.superseded_by:
+        assert BUILTIN.artifacts[a.superseded_by].kind == a.kind
 
 
 @pytest.mark.parametrize("generation", GENERATIONS)
@@ -116,4 +117,13 @@ def test_catalog_file_override_round_trips(tmp_path, monkeypatch):
     path.write_text("{not json")
     with pytest.raises(ConfigError, match="LTX2_CATALOG"):
         load_catalog()
-    assert isinstance(Catalog.from_dict({}), Catalog)
+
+
+def test_an_empty_catalog_file_knows_no_models(tmp_path, monkeypatch):
+    path = tmp_path / "empty.json"
+    path.write_text("{}")
+    monkeypatch.setenv("LTX2_CATALOG", str(path))
+    empty = load_catalog()
+    assert empty.artifacts == {} and empty.pipelines == {}
+    with pytest.raises(UsageError, match=r"unknown model 'ltx-2\.3-22b-dev'"):
+        empty.get("ltx-2.3-22b-dev")

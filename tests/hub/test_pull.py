@@ -17,7 +17,7 @@ from conftest import (
     sha256,
 )
 
-from ltx2cli.errors import HubError, ModelNotInstalledError, UsageError
+from ltx2cli.errors import ModelNotInstalledError, UsageError
 from ltx2cli.hub import download, store
 from ltx2cli.hub.catalog import load_catalog
 from ltx2cli.hub.errors import (
@@ -220,8 +220,3 @@ def test_remove_keeps_blobs_other_artifacts_still_use(hub_env, _isolated_home):
     assert freed == len(CKPT_BYTES)
     assert not blob_path(_isolated_home, TINY_REPO, CKPT_BYTES).exists()
     assert resolve_model("tiny-lora").is_file()
-
-
-def test_hub_errors_are_hub_errors():
-    for cls in (GatedRepoAccessError, TokenRejectedError, ChecksumError, DiskSpaceError):
-        assert issubclass(cls, HubError)

@@ -56,12 +56,20 @@ def test_load_applies_exif_orientation(tmp_path: Path):
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "P", "RGB"])
 def test_load_converts_every_mode_to_rgb(tmp_path: Path, mode: str):
+    source = textured()
+    stored = Image.fromarray(source).convert(mode)  # RGBA gets an opaque alpha channel
     path = tmp_path / f"{mode}.png"
-    Image.fromarray(textured()).convert(mode).save(path)
+    stored.save(path)
     pixels = load_image(path)
-    assert pixels.shape == (64, 96, 3)
-    if mode == "L":
-        assert torch.equal(pixels[..., 0], pixels[..., 1])
+    assert pixels.shape == source.shape and pixels.dtype == torch.uint8
+    if mode in ("RGB", "RGBA"):
+        expected = source
+    elif mode == "L":
+        expected = np.repeat(np.asarray(stored)[..., None], 3, axis=-1)  # gray in every channel
+    else:  # palette: each index stands for its palette entry
+        palette = np.asarray(stored.getpalette(), dtype=np.uint8).reshape(-1, 3)
+        expected = palette[np.asarray(stored)]
+    np.testing.assert_array_equal(pixels.numpy(), expected)
 
 
 @pytest.mark.parametrize("as_model", [True, False])

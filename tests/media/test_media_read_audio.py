@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -111,9 +112,16 @@ def test_start_past_the_end_is_a_media_error(tmp_path: Path):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"sample_rate": 0}, {"channels": 3}, {"start_time": -1.0}, {"max_duration": 0.0}]
+    ("kwargs", "named"),
+    [
+        ({"sample_rate": 0}, "sample rate 0 "),
+        ({"channels": 3}, "channels=3 "),
+        ({"start_time": -1.0}, "start time -1.0 s"),
+        ({"start_time": float("nan")}, "start time nan s"),
+        ({"max_duration": 0.0}, "max duration 0.0 s"),
+    ],
 )
-def test_bad_arguments_are_usage_errors(tmp_path: Path, kwargs: dict):
+def test_bad_arguments_are_usage_errors_naming_the_value(tmp_path: Path, kwargs: dict, named: str):
     path = write_wav(tmp_path / "a.wav", tone(TONE_HZ, 0.1, 8000), 8000)
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=re.escape(named)):
         read_audio(path, **kwargs)

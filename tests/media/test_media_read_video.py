@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -65,17 +66,18 @@ def test_start_past_the_end_is_a_media_error(counter: Path):
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    ("kwargs", "named"),
     [
-        {"start_frame": 2, "start_time": 0.1},
-        {"start_frame": -1},
-        {"max_frames": 0},
-        {"max_duration": 0.0},
-        {"start_time": -0.5},
+        ({"start_frame": 2, "start_time": 0.1}, "both start_frame and start_time"),
+        ({"start_frame": -1}, "start frame -1 "),
+        ({"max_frames": 0}, "max frames 0 "),
+        ({"max_duration": 0.0}, "max duration 0.0 s"),
+        ({"start_time": -0.5}, "start time -0.5 s"),
+        ({"start_time": float("inf")}, "start time inf s"),
     ],
 )
-def test_bad_selection_is_a_usage_error(counter: Path, kwargs: dict):
-    with pytest.raises(UsageError):
+def test_bad_selection_is_a_usage_error_naming_the_value(counter: Path, kwargs: dict, named: str):
+    with pytest.raises(UsageError, match=re.escape(named)):
         read_video(counter, **kwargs)
 
 
