@@ -32,10 +32,6 @@ app = typer.Typer(
 Names = Annotated[list[str], typer.Argument(help="Catalog names (see `ltx2 models available`).")]
 
 
-def _artifacts(catalog: cat.Catalog, names: list[str]) -> list[cat.Artifact]:
-    return [catalog.get(n) for n in dict.fromkeys(names)]
-
-
 def _check_kind(kind: str | None) -> None:
     if kind is not None and kind not in cat.KINDS:
         raise UsageError(
@@ -110,7 +106,7 @@ def pull(
     catalog = cat.load_catalog()
     if not names and not for_pipeline:
         raise UsageError("nothing to pull", "name models, or use --for PIPELINE")
-    wanted = _artifacts(catalog, names or [])
+    wanted = [catalog.get(n) for n in dict.fromkeys(names or [])]
     if for_pipeline:
         needed = catalog.required(for_pipeline, generation or GEN_2_3)
         wanted += [a for a in needed if a not in wanted]
@@ -182,8 +178,11 @@ app.command("ls", hidden=True)(list_)
         "ltx2 models path ltx-2.3-22b-distilled", 'CKPT="$(ltx2 models path ltx-2-19b-dev)"'
     ),
 )
-def path(name: Annotated[str, typer.Argument(help="A catalog or imported name.")]) -> None:
+def path(
+    name: Annotated[str, typer.Argument(help="A catalog or imported name.")], json: Json = False
+) -> None:
     """Print the local path of an installed model (exit 1 if it is not installed)."""
+    out.configure(json=json)
     found = resolve_model(name)
     out.result({"name": name, "path": str(found)}, str(found))
 
@@ -288,19 +287,15 @@ def import_(
     out.result(record, f"{name}\t{record['path']}")
 
 
+_DESCRIBED = ("name", "kind", "generation", "repo", "size", "size_exact", "licence", "gated")
+
+
 def _describe(a: cat.Artifact, catalog: cat.Catalog) -> dict:
     path = installed_path(a, catalog)
     return {
-        "name": a.name,
-        "kind": a.kind,
-        "generation": a.generation,
-        "repo": a.repo,
+        **{key: getattr(a, key) for key in _DESCRIBED},
         "files": [f.name for f in a.files],
-        "size": a.size,
-        "size_exact": a.size_exact,
-        "licence": a.licence,
-        "gated": a.gated,
+        "superseded_by": a.superseded_by,
         "installed": path is not None,
         "path": str(path) if path else None,
-        "superseded_by": a.superseded_by,
     }

@@ -163,3 +163,12 @@ def test_unknown_preset_suggests_a_name_and_the_list_command():
     stderr = " ".join(proc.stderr.split())
     assert "unknown preset 'fsat' (did you mean 'fast'?)" in stderr
     assert "ltx2 presets list" in stderr
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_quiet_silences_the_user_preset_note_but_not_the_list(capsys, _isolated_home, quiet):
+    code, stdout, stderr = run(capsys, *(["-q"] if quiet else []), "presets", "list")
+    assert code == 0
+    assert {line.split()[0] for line in stdout.splitlines()[1:]} == BUILTIN
+    assert (str(_isolated_home / "presets") in stderr) is not quiet
+    assert (stderr == "") is quiet

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import (
+    BIG_BYTES,
     CKPT_BYTES,
     ENC_WEIGHTS,
     GATED_REPO,
@@ -23,6 +26,9 @@ from ltx2cli.hub.catalog import BUILTIN, KINDS
 HUGE = 10**18
 SLOW_CHUNK_S = 0.01
 NARROW_COLUMNS = "80"
+EXIT_INTERRUPTED = 130  # README: exit codes
+START_TIMEOUT_S = 60
+POLL_S = 0.05
 
 
 def test_pull_shows_plan_licence_and_free_space_then_prints_paths(hub_env):
@@ -108,6 +114,8 @@ def test_path_and_list_output_and_json(hub_env):
     assert path.returncode == 0
     with open(path.stdout.strip(), "rb") as f:
         assert f.read() == CKPT_BYTES
+    path_json = run_ltx2("models", "path", "tiny-ckpt", "--json")
+    assert json.loads(path_json.stdout) == {"name": "tiny-ckpt", "path": path.stdout.strip()}
     listed = run_ltx2("models", "list", "--json")
     assert listed.returncode == 0
     rows = {r["name"]: r for r in map(json.loads, listed.stdout.splitlines())}
@@ -235,3 +243,35 @@ def test_a_file_named_like_a_model_in_the_working_dir_is_not_installed(hub_env, 
     assert proc.returncode == 0, proc.stderr
     marks = {r["name"]: r["installed"] for r in map(json.loads, proc.stdout.splitlines())}
     assert marks["tiny-ckpt"] is False
+
+
+def test_ctrl_c_during_a_pull_exits_130_and_keeps_the_partial_for_resume(hub_env, _isolated_home):
+    hub_env.chunk_delay = SLOW_CHUNK_S  # the transfer outlasts the wait below
+    cmd = [sys.executable, "-m", "ltx2cli", "models", "pull", "big-ckpt", "-y"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not hub_env.gets("/cdn/") and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(POLL_S)  # wait until the download itself has started
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=START_TIMEOUT_S)
+    assert proc.returncode == EXIT_INTERRUPTED
+    assert stdout == "" and stderr.splitlines()[-1] == "Error: interrupted"
+    blob = blob_path(_isolated_home, TINY_REPO, BIG_BYTES)
+    assert not blob.exists()
+    assert blob.with_name(blob.name + ".incomplete").exists()
+
+
+@pytest.mark.parametrize("flag", ["-q", "--json"])
+def test_quiet_and_json_pulls_print_only_results(hub_env, flag):
+    proc = run_ltx2(flag, "models", "pull", "tiny-lora", "-y")
+    assert proc.returncode == 0
+    assert proc.stderr == ""  # no plan, licence or bars
+    (line,) = proc.stdout.splitlines()
+    if flag == "--json":
+        result = json.loads(line)
+        assert (result["name"], result["downloaded"]) == ("tiny-lora", len(LORA_BYTES))
+        line = result["path"]
+    else:
+        line = line.split("\t")[1]
+    with open(line, "rb") as f:
+        assert f.read() == LORA_BYTES
