@@ -88,12 +88,14 @@ def test_each_error_kind_is_one_line_with_its_documented_exit_code(
     assert stderr.splitlines() == [f"Error: {error.message}", f"Hint: {error.hint}"]
 
 
-@pytest.mark.parametrize("debug", [False, True])
-def test_traceback_only_with_debug(capsys, failing_command, debug):
-    flags = ["--debug"] if debug else []
+@pytest.mark.parametrize("how", ["off", "--debug", "LTX2_DEBUG=1"])
+def test_traceback_only_with_debug(capsys, monkeypatch, failing_command, how):
+    flags = ["--debug"] if how == "--debug" else []
+    if how == "LTX2_DEBUG=1":
+        monkeypatch.setenv("LTX2_DEBUG", "1")
     code, _, stderr = run_failing(capsys, failing_command, UsageError("value 7 is odd"), *flags)
     assert code == EXIT_USAGE
-    assert ("Traceback" in stderr) is debug
+    assert ("Traceback" in stderr) is (how != "off")
     assert stderr.rstrip().splitlines()[-1] == "Error: value 7 is odd"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -60,11 +61,21 @@ def test_env_json_is_one_object_with_versions_devices_and_data_dir(_isolated_hom
 
 
 def test_env_table_shows_sections_and_hides_tokens(capsys, _isolated_home, monkeypatch):
+    import torch
+
     monkeypatch.setenv("HUGGING_FACE_HUB_TOKEN", SECRET)
     code, stdout = run(capsys, "env")
     assert code == 0
     assert SECRET not in stdout
-    for label in ("python", "packages", "torch", "build", "data dir", "free space"):
-        assert label in stdout
-    assert str(_isolated_home) in stdout
-    assert "(not created yet)" not in stdout  # the fixture creates the home dir
+    lines = stdout.splitlines()
+    sections = [line for line in lines if line and not line.startswith(" ")]
+    assert sections == ["system", "packages", "torch", "data", "environment"]
+    # Rows are "  label   value"; piped, none of them wraps.
+    rows = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in lines if line[:2] == "  ")
+    assert rows["ltx2cli"] == __version__
+    assert rows["python"].startswith(platform.python_version())
+    assert rows["build"].startswith(torch.__version__)
+    assert (rows["cuda"] == "not available") is not torch.cuda.is_available()
+    assert rows["data dir"] == f"{_isolated_home} (LTX2_HOME)"  # exists: no "not created yet"
+    assert re.fullmatch(r"[\d.]+ GiB of [\d.]+ GiB", rows["free space"])
+    assert rows["HUGGING_FACE_HUB_TOKEN"] == "set"
