@@ -290,3 +290,26 @@ def test_fp8_cast_layer_count_on_the_released_19b_transformer(manifest, tmp_path
     info = CheckpointInfo(tmp_path / "19b.safetensors", 0, tensors, {"config": m["config"]})
     plan = plan_component(info, "transformer", quantization="fp8-cast")
     assert len(plan.fp8_layers) == 48 * (6 * 4 + 2 * 2)
+
+
+# Everything but the block Linears (AdaLN MLPs and tables, patchify, projections, norms, gate
+# logits) is ~2 % of the released transformer, so fp8-cast stores it in just over half the bytes.
+FP8_CAST_MAX_FRACTION = 0.55
+
+
+@pytest.mark.parametrize("name", ["ltx-2-19b", "ltx-2.3-22b"])
+def test_fp8_cast_stores_the_released_transformer_in_about_half_the_bf16_bytes(
+    manifest, tmp_path, name
+):
+    from ltx2cli.models.checkpoint import CheckpointInfo, TensorInfo
+    from ltx2cli.models.loading import plan_component
+
+    m = manifest(name)
+    keys = m["components"]["transformer"]["keys"]
+    tensors = {k: TensorInfo("BF16", tuple(s), 0) for k, s in keys.items()}
+    info = CheckpointInfo(tmp_path / f"{name}.safetensors", 0, tensors, {"config": m["config"]})
+    module = plan_component(info, "transformer", quantization="fp8-cast").module
+    state = module.state_dict()
+    bf16_bytes = 2 * sum(t.numel() for t in state.values())
+    fp8_bytes = sum(t.numel() * (1 if t.dtype == FP8 else 2) for t in state.values())
+    assert 0.5 < fp8_bytes / bf16_bytes < FP8_CAST_MAX_FRACTION

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -404,3 +407,68 @@ def test_released_headers_plan_every_component_exactly(manifest, tmp_path, name)
         assert set(plan.mapping.values()) == expected, component
         reference = {_reference_rename(raw, component): raw for raw in tensors}
         assert plan.mapping == {k: reference[k] for k in plan.mapping}, component
+
+
+# --- peak resident memory ---------------------------------------------------------------------
+
+MIB = 1024**2
+BALLAST_BYTES = 256 * MIB  # another component's bytes in the same file, never to be read
+NEAR_COMPONENT = 2.0  # peak growth may reach this multiple of what the loaded module holds
+RSS_SLACK = 16 * MIB  # allocator arenas and lazily imported modules
+# Runs in a fresh interpreter: VmHWM is the peak RSS of that process image alone (ru_maxrss
+# would carry the pytest parent's peak through fork and exec).
+_MEASURE_LOAD = """
+import sys, torch
+from ltx2cli.models import loading, transformer
+
+def peak():
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+torch.set_num_threads(1)
+base = peak()
+module = loading.load_component(sys.argv[1], "transformer", dtype=getattr(torch, sys.argv[2]))
+state = module.state_dict()
+touched = sum(float(t.sum()) * 0 for t in state.values())  # read every page, as a forward would
+held = sum(t.numel() * t.element_size() for t in state.values())
+print(peak() - base, held)
+"""
+
+
+def _wide_transformer_file(path) -> tuple:
+    """A monolithic file whose transformer (~34 MiB in bf16) sits beside BALLAST_BYTES of
+    VAE weights: what loading reads must stay near the former."""
+    from ltx2cli.models.tiny import tiny_config
+    from ltx2cli.models.transformer import build_transformer
+
+    config = tiny_config("2.0")
+    config["transformer"].update(
+        num_attention_heads=8, attention_head_dim=64, cross_attention_dim=512,
+        audio_num_attention_heads=8, audio_attention_head_dim=32, audio_cross_attention_dim=256,
+    )  # fmt: skip
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in build_transformer(config).state_dict().items()}
+    g = torch.Generator().manual_seed(0)
+    tensors = {
+        "model.diffusion_model." + k: torch.randn(s, generator=g).to(torch.bfloat16)
+        if len(s)
+        else torch.tensor(1000.0)
+        for k, s in shapes.items()
+    }
+    tensors["vae.decoder.ballast"] = torch.zeros(BALLAST_BYTES // 2, dtype=torch.bfloat16)
+    return _write(path, tensors, config=config)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux VmHWM")
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_peak_memory_stays_near_the_component_not_the_file(tmp_path, dtype):
+    path = _wide_transformer_file(tmp_path / "wide.safetensors")
+    size = path.stat().st_size
+    run = subprocess.run(
+        [sys.executable, "-c", _MEASURE_LOAD, str(path), dtype],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    growth, held = (int(float(v)) for v in run.stdout.split())
+    assert held == loading.component_nbytes(path, "transformer") * (2 if dtype == "float32" else 1)
+    assert growth <= NEAR_COMPONENT * held + RSS_SLACK < size, (growth, held, size)
