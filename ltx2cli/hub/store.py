@@ -28,6 +28,8 @@ ProgressCallback = Callable[[str, int, "int | None"], None]
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SHA1 = re.compile(r"[0-9a-f]{40}")
 _HASH_CHUNK = 8 * 2**20
+#: How far a file may be from a catalog size that is only quoted approximately (`exact=False`).
+APPROX_SIZE_TOLERANCE = 0.1
 
 
 # -- cache layout -------------------------------------------------------------------------------
@@ -147,12 +149,19 @@ def _check_matches_catalog(artifact: Artifact, path: Path) -> None:
         raise UsageError(f"'{artifact.name}' is a single file; {path} is a folder")
     spec = artifact.files[0]
     size = path.stat().st_size
-    if spec.exact and spec.size is not None and size != spec.size:
-        raise UsageError(
-            f"{path.name} has {size:,} bytes, but '{artifact.name}' ({spec.name}) has "
-            f"{spec.size:,}: it is a different file",
-            "import it under a name of your own with --as NAME --kind KIND",
-        )
+    if spec.size is None:
+        return
+    if spec.exact and size != spec.size:
+        expected = f"{spec.size:,} bytes"
+    elif not spec.exact and abs(size - spec.size) > APPROX_SIZE_TOLERANCE * spec.size:
+        expected = f"about {human_size(spec.size)}"
+    else:
+        return
+    raise UsageError(
+        f"{path.name} has {size:,} bytes, but '{artifact.name}' ({spec.name}) has "
+        f"{expected}: it is a different file",
+        "import it under a name of your own with --as NAME --kind KIND",
+    )
 
 
 def forget_import(name: str) -> dict | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import pytest
 from conftest import (
@@ -19,7 +20,7 @@ from conftest import (
 
 from ltx2cli.errors import ModelNotInstalledError, UsageError
 from ltx2cli.hub import download, store
-from ltx2cli.hub.catalog import load_catalog
+from ltx2cli.hub.catalog import BUILTIN, human_size, load_catalog
 from ltx2cli.hub.errors import (
     ChecksumError,
     DiskSpaceError,
@@ -30,10 +31,12 @@ from ltx2cli.hub.errors import (
     TokenRejectedError,
 )
 from ltx2cli.hub.resolve import resolve_model
+from ltx2cli.hub.store import APPROX_SIZE_TOLERANCE
 
 CUT_AT = 300_000
 BIG_CUT_AT = 11 * 2**20
 HUGE = 10**18
+APPROX_SIZED = "ltx-2-19b-dev"
 
 
 def pull(*names: str, on_progress=None) -> download.Plan:
@@ -220,3 +223,24 @@ def test_remove_keeps_blobs_other_artifacts_still_use(hub_env, _isolated_home):
     assert freed == len(CKPT_BYTES)
     assert not blob_path(_isolated_home, TINY_REPO, CKPT_BYTES).exists()
     assert resolve_model("tiny-lora").is_file()
+
+
+@pytest.mark.parametrize(
+    ("scale", "accepted"),
+    [(1.0, True), (1 - APPROX_SIZE_TOLERANCE / 2, True), (1 - 2 * APPROX_SIZE_TOLERANCE, False)],
+)
+def test_import_checks_approximate_catalog_sizes_too(tmp_path, scale, accepted):
+    # ltx-2-19b-dev's size is only quoted approximately (catalog.md): near it is accepted, a
+    # file far from it is not. Sparse files: no disk space is used.
+    artifact = BUILTIN.artifacts[APPROX_SIZED]
+    assert not artifact.size_exact
+    own = tmp_path / "checkpoint.safetensors"
+    with open(own, "wb") as f:
+        f.truncate(int(artifact.size * scale))
+    if accepted:
+        store.import_model(BUILTIN, own, APPROX_SIZED)
+        assert store.read_registry()[APPROX_SIZED]["path"] == str(own)
+        return
+    with pytest.raises(UsageError, match=f"about {re.escape(human_size(artifact.size))}"):
+        store.import_model(BUILTIN, own, APPROX_SIZED)
+    assert store.read_registry() == {}
