@@ -61,6 +61,8 @@ with open(os.environ["PROBE_REPORT"], "w") as fh:
 RUNS = [[*path, "--help"] for path in command_paths()] + [
     ["presets", "list"],
     ["presets", "show", "fast"],
+    ["models", "available"],
+    ["models", "list"],
 ]
 
 
