@@ -21,6 +21,8 @@ AMPLITUDE = 0.5
 LOSSY_LEVEL = 0.05
 #: Allowed error on the decoded duration: one AAC/MP3 frame at the source rate.
 CODEC_FRAME_SECONDS = 1152 / SOURCE_RATE
+#: A low rate for the exact-sample wav tests: sample n sits at n / 8000 s.
+WAV_RATE = 8000
 
 
 def make_file(tmp_path: Path, suffix: str, channels: int) -> Path:
@@ -55,7 +57,7 @@ def test_resampled_tone_keeps_frequency_and_duration(
 
 
 def test_native_rate_wav_is_bit_exact_and_mono_is_duplicated(tmp_path: Path):
-    rate = 8000
+    rate = WAV_RATE
     ramp = (np.arange(rate) * 4).astype(np.float32) / 32767  # sample n holds 4n in int16
     path = write_wav(tmp_path / "ramp.wav", ramp, rate)
     audio = read_audio(path)
@@ -73,7 +75,7 @@ def test_native_rate_wav_is_bit_exact_and_mono_is_duplicated(tmp_path: Path):
 def test_start_time_and_max_duration_cut_exact_samples(
     tmp_path: Path, start_time: float, max_duration: float | None, first: int, count: int
 ):
-    rate = 8000
+    rate = WAV_RATE
     ramp = (np.arange(rate) * 4).astype(np.float32) / 32767
     path = write_wav(tmp_path / "ramp.wav", ramp, rate)
     audio = read_audio(path, start_time=start_time, max_duration=max_duration, channels=1)
@@ -83,13 +85,14 @@ def test_start_time_and_max_duration_cut_exact_samples(
 
 
 def test_start_time_on_a_lossy_file_keeps_the_tone(tmp_path: Path):
-    audio = read_audio(make_file(tmp_path, ".mp3", 2), 16000, start_time=0.4, max_duration=0.5)
-    assert audio.waveform.shape == (2, 8000)
-    assert peak_frequency(audio.waveform[0].numpy(), 16000) == pytest.approx(TONE_HZ, abs=2.0)
+    rate, start, seconds = 16000, 0.4, 0.5
+    audio = read_audio(make_file(tmp_path, ".mp3", 2), rate, start_time=start, max_duration=seconds)
+    assert audio.waveform.shape == (2, round(rate * seconds))
+    assert peak_frequency(audio.waveform[0].numpy(), rate) == pytest.approx(TONE_HZ, abs=2.0)
 
 
 def test_stereo_to_mono_averages(tmp_path: Path):
-    rate, n = 8000, 800
+    rate, n = WAV_RATE, 800
     left, right = np.full(n, 0.5, np.float32), np.full(n, -0.25, np.float32)
     path = write_wav(tmp_path / "lr.wav", np.stack([left, right]), rate)
     stereo = read_audio(path, channels=None)
@@ -106,7 +109,7 @@ def test_video_without_audio_is_a_media_error(tmp_path: Path):
 
 
 def test_start_past_the_end_is_a_media_error(tmp_path: Path):
-    path = write_wav(tmp_path / "short.wav", tone(TONE_HZ, 0.2, 8000), 8000)
+    path = write_wav(tmp_path / "short.wav", tone(TONE_HZ, 0.2, WAV_RATE), WAV_RATE)
     with pytest.raises(MediaError, match=r"short\.wav"):
         read_audio(path, start_time=5.0)
 
@@ -122,6 +125,6 @@ def test_start_past_the_end_is_a_media_error(tmp_path: Path):
     ],
 )
 def test_bad_arguments_are_usage_errors_naming_the_value(tmp_path: Path, kwargs: dict, named: str):
-    path = write_wav(tmp_path / "a.wav", tone(TONE_HZ, 0.1, 8000), 8000)
+    path = write_wav(tmp_path / "a.wav", tone(TONE_HZ, 0.1, WAV_RATE), WAV_RATE)
     with pytest.raises(UsageError, match=re.escape(named)):
         read_audio(path, **kwargs)
