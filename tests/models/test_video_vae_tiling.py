@@ -84,6 +84,46 @@ def test_tiled_encode_matches_untiled_across_seams():
     torch.testing.assert_close(tiled, encoder(video), rtol=0, atol=BLEND_ATOL)
 
 
+# Two tiles of 24 latents overlapping by 8 across a 40-latent strip: [0, 24) and [16, 40). Each
+# single-tile region lies 8 latents from the other tile's edge, beyond the tiny networks'
+# receptive radius, so the unmodified networks must agree with untiled runs there; only the
+# blended band [16, 24) sees each tile's truncated context.
+STRIP_LATENTS, STRIP_TILE, STRIP_OVERLAP = 40, 24, 8
+PX = 32
+STRIP_TILES = {
+    "spatial_tile": STRIP_TILE * PX,
+    "spatial_overlap": STRIP_OVERLAP * PX,
+    "temporal_tile": None,
+}
+SAME_INPUT_ATOL = 1e-5  # convs over different widths may sum in another order
+SEAM_DIFFERENCE = 1e-3
+
+
+@pytest.mark.parametrize("part", ["decoder-19b", "decoder-2.3", "encoder"])
+@torch.no_grad()
+def test_unmodified_networks_blend_their_two_tiles_linearly_in_the_band(part):
+    """model.md §4.7: separable trapezoid masks, ramps strictly inside (0, 1), on the latent grid
+    for encoding and ×32 in pixels for decoding. Untouched weights: every conv sees its
+    neighbours, so outside the band tiled and untiled runs must still agree."""
+    if part == "encoder":
+        model, unit = tiny_encoder(), 1  # output units per latent
+        x = random_video(frames=1, height=2 * PX, width=STRIP_LATENTS * PX)
+        tiled, full = model.tiled_encode(x, **STRIP_TILES), model(x)
+        first, second = model(x[..., : STRIP_TILE * PX]), model(x[..., -STRIP_TILE * PX :])
+    else:
+        model, unit = tiny_decoder(part.removeprefix("decoder-")), PX
+        x = latent_of(1, 2, STRIP_LATENTS)
+        tiled, full = model.tiled_decode(x, aspect_coupled=False, **STRIP_TILES), model(x)
+        first, second = model(x[..., :STRIP_TILE]), model(x[..., -STRIP_TILE:])
+    lo, hi = (STRIP_TILE - STRIP_OVERLAP) * unit, STRIP_TILE * unit  # the blended band
+    fade_in = torch.linspace(0.0, 1.0, hi - lo + 2)[1:-1]
+    band = first[..., lo:] * (1 - fade_in) + second[..., : hi - lo] * fade_in
+    expected = torch.cat([full[..., :lo], band, full[..., hi:]], dim=-1)
+    torch.testing.assert_close(tiled, expected, rtol=0, atol=SAME_INPUT_ATOL)
+    # The networks really see across the seam, so agreeing with `full` outside it means something.
+    assert (tiled[..., lo:hi] - full[..., lo:hi]).abs().max() > SEAM_DIFFERENCE
+
+
 # Overlap above half the tile: three tiles cover some positions and the masks no longer sum
 # to one, so the accumulated weights divide the result (encode: 3-latent tiles, 2 overlap).
 HEAVY_ENCODE_TILES = {"spatial_tile": 96, "spatial_overlap": 64, "temporal_tile": None}
