@@ -62,6 +62,10 @@ app.add_typer(presets.app, name="presets")
 app.command("env", epilog=env.EXAMPLES)(env.env)
 
 
+_INTERRUPTED = 130
+_DEBUG_HINT = "run with --debug for the traceback"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the app and turn every failure into one line and an exit code.
 
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:  # Ctrl-C or end of input at a confirmation prompt
         _fail(1, "aborted", None)
     except KeyboardInterrupt:
-        _fail(130, "interrupted", None)
+        _fail(_INTERRUPTED, "interrupted", None)
     except Exception as exc:
         if _is_usage_error(exc):
             _usage_error(exc)
@@ -89,10 +93,6 @@ def main(argv: list[str] | None = None) -> None:
     if code == _INTERRUPTED:  # Typer turns Ctrl-C during a command into this exit code
         _fail(_INTERRUPTED, "interrupted", None)
     sys.exit(code if isinstance(code, int) else 0)
-
-
-_INTERRUPTED = 130
-_DEBUG_HINT = "run with --debug for the traceback"
 
 
 def _fail(code: int, message: str, hint: str | None) -> None:
