@@ -25,8 +25,29 @@ TERMINAL = 0.1
 FLOAT32_TOL = 2e-6
 TABLE_TOL = 6e-5  # the reference table is rounded to 4 decimals
 
-# pipelines.md §2.1, shift 2.05 (4096 tokens) and the HQ example at 8160 tokens.
-REFERENCE_8_STEPS = [1.0, 0.9657, 0.9219, 0.8639, 0.7834, 0.6646, 0.4710, 0.1, 0.0]
+# pipelines.md §2.1 reference table: shift 2.05 (the default 4096 tokens) and the HQ example.
+REFERENCE_4096_TOKENS = {
+    8: [1.0, 0.9657, 0.9219, 0.8639, 0.7834, 0.6646, 0.4710, 0.1, 0.0],
+    15: [
+        1.0, 0.9872, 0.9728, 0.9564, 0.9374, 0.9154, 0.8894, 0.8583,
+        0.8205, 0.7735, 0.7135, 0.6341, 0.5243, 0.3625, 0.1, 0.0,
+    ],
+    20: [
+        1.0, 0.9915, 0.9821, 0.9718, 0.9605, 0.9478, 0.9337, 0.9178, 0.8998, 0.8792, 0.8554,
+        0.8276, 0.7948, 0.7553, 0.7071, 0.6467, 0.5690, 0.4652, 0.3194, 0.1, 0.0,
+    ],
+    30: [
+        1.0, 0.9950, 0.9896, 0.9839, 0.9778, 0.9714, 0.9644, 0.9570, 0.9490, 0.9403, 0.9310,
+        0.9209, 0.9098, 0.8977, 0.8845, 0.8699, 0.8537, 0.8356, 0.8153, 0.7924, 0.7664,
+        0.7364, 0.7017, 0.6608, 0.6121, 0.5531, 0.4802, 0.3875, 0.2661, 0.1, 0.0,
+    ],
+    40: [
+        1.0, 0.9964, 0.9927, 0.9889, 0.9848, 0.9805, 0.9760, 0.9713, 0.9663, 0.9611, 0.9556,
+        0.9498, 0.9436, 0.9370, 0.9300, 0.9226, 0.9147, 0.9062, 0.8972, 0.8874, 0.8769,
+        0.8656, 0.8533, 0.8399, 0.8253, 0.8093, 0.7918, 0.7723, 0.7507, 0.7265, 0.6993,
+        0.6685, 0.6332, 0.5924, 0.5448, 0.4884, 0.4207, 0.3378, 0.2339, 0.1, 0.0,
+    ],
+}  # fmt: skip
 REFERENCE_15_STEPS_8160 = [
     1.0, 0.9935, 0.9860, 0.9773, 0.9672, 0.9550, 0.9403, 0.9221,
     0.8991, 0.8689, 0.8277, 0.7680, 0.6739, 0.5034, 0.1, 0.0,
@@ -93,9 +114,14 @@ def test_ltx2_schedule_is_the_float32_formula_bit_for_bit(steps, tokens):
     assert torch.equal(ltx2_sigmas(steps, tokens=tokens), float32_ltx2(steps, tokens))
 
 
-def test_default_ltx2_schedule_uses_4096_tokens_and_matches_reference_table():
-    assert ltx2_sigmas(8).tolist() == pytest.approx(REFERENCE_8_STEPS, abs=TABLE_TOL)
-    assert torch.equal(ltx2_sigmas(8), ltx2_sigmas(8, tokens=ANCHOR_HIGH))
+@pytest.mark.parametrize("steps", sorted(REFERENCE_4096_TOKENS))
+def test_default_ltx2_schedule_uses_4096_tokens_and_matches_reference_table(steps):
+    default = ltx2_sigmas(steps)
+    assert default.tolist() == pytest.approx(REFERENCE_4096_TOKENS[steps], abs=TABLE_TOL)
+    assert torch.equal(default, ltx2_sigmas(steps, tokens=ANCHOR_HIGH))
+
+
+def test_hq_schedule_uses_the_stage_1_token_count_and_matches_reference_table():
     hq = ltx2_sigmas(15, tokens=video_token_count((1, 128, 16, 17, 30)))
     assert hq.tolist() == pytest.approx(REFERENCE_15_STEPS_8160, abs=TABLE_TOL)
 
