@@ -274,3 +274,65 @@ def test_temporal_region_mask_can_use_its_own_frame_rate():
     assert per_frame.tolist() == [0.0, 0.0, 1.0]
     at_grid_fps = TemporalRegionMask(1.0, 2.0).apply(target_state(), GRID)
     assert not at_grid_fps.denoise_mask.any()  # 24 fps: the clip ends at 17/24 s
+
+
+FIELDS = ("latent", "clean_latent", "denoise_mask")
+APPENDING = {
+    "keyframe": lambda: KeyframeGuide(image_latent(), 8, strength=PARTIAL_STRENGTH),
+    "reference": lambda: ReferenceVideo(image_latent(1, 2, frames=2), downscale_factor=2),
+    "attention": lambda: AttentionStrength(ReferenceVideo(image_latent()), PARTIAL_STRENGTH),
+}
+
+
+@pytest.mark.parametrize("make", APPENDING.values(), ids=list(APPENDING))
+def test_each_appending_item_leaves_the_target_untouched_and_clears_away(make):
+    state = target_state()
+    out = make().apply(state, GRID)
+    n = SHAPE.token_count
+    assert out.token_count > n
+    for field in FIELDS:
+        assert torch.equal(getattr(out, field)[:, :n], getattr(state, field)), field
+    assert torch.equal(out.positions[:, :, :n], state.positions)
+    cleared = clear_conditioning(out)
+    for field in FIELDS:
+        assert torch.equal(getattr(cleared, field), getattr(state, field)), field
+    assert torch.equal(cleared.positions, state.positions) and cleared.attention_mask is None
+
+
+def _top_row_kept() -> torch.Tensor:
+    keep = torch.zeros(1, SHAPE.frames, SHAPE.height, SHAPE.width)
+    keep[:, :, 0] = 1.0
+    return keep
+
+
+# In-place items and the target tokens they may change (by hand from the item's definition).
+IN_PLACE = {
+    "replace frame 1": (
+        lambda: ReplaceLatent(image_latent(), 1, PARTIAL_STRENGTH),
+        [PER_FRAME + i for i in range(PER_FRAME)],
+    ),
+    "mask top row": (
+        lambda: MaskedLatent(torch.randn(SHAPE.size), _top_row_kept()),
+        [f * PER_FRAME + w for f in range(SHAPE.frames) for w in range(SHAPE.width)],
+    ),
+}
+
+
+@pytest.mark.parametrize(("make", "region"), IN_PLACE.values(), ids=list(IN_PLACE))
+def test_in_place_items_change_only_their_region_and_never_the_noisy_latent(make, region):
+    state = target_state()
+    out = make().apply(state, GRID)
+    assert torch.equal(out.latent, state.latent) and torch.equal(out.positions, state.positions)
+    outside = torch.ones(SHAPE.token_count, dtype=torch.bool)
+    outside[region] = False
+    for field in FIELDS[1:]:
+        assert torch.equal(getattr(out, field)[:, outside], getattr(state, field)[:, outside])
+        assert not torch.equal(getattr(out, field)[:, ~outside], getattr(state, field)[:, ~outside])
+
+
+def test_temporal_region_mask_changes_only_the_denoise_mask():
+    state = target_state()
+    out = TemporalRegionMask(0.1, 0.5).apply(state, GRID)
+    for field in ("latent", "clean_latent", "positions"):
+        assert torch.equal(getattr(out, field), getattr(state, field)), field
+    assert not torch.equal(out.denoise_mask, state.denoise_mask)

@@ -26,6 +26,8 @@ from ltx2cli.errors import UsageError
 FRAMES, HEIGHT, WIDTH = 121, 512, 768
 LATENT_FRAMES, LATENT_H, LATENT_W = 16, 16, 24
 SECONDS_TOL = 1e-6  # float32 seconds up to ~5 s
+VAE_TIME, VAE_SPACE = 8, 32  # pixels per latent (pipelines.md §1.1)
+MEL_HOP, SAMPLE_RATE, MEL_PER_LATENT = 160, 16000, 4
 
 
 def token_index(f: int, h: int, w: int) -> int:
@@ -167,3 +169,26 @@ def test_positions_are_integer_bounds_divided_once_in_float32():
     audio = audio_positions(audio_latent_shape(126))
     hops = [[max(0, 4 * t - 3) * 160, (4 * t + 1) * 160] for t in range(126)]
     assert torch.equal(audio[0, 0], torch.tensor(hops, dtype=torch.float32) / 16000)
+
+
+@pytest.mark.parametrize(("fps", "audio_latents"), [(24.0, 126), (25.0, 121)])
+def test_every_position_of_121_frames_at_512x768(fps, audio_latents):
+    """All 6144 video tokens (time, y, x) and the matching audio tokens, by hand from
+    pipelines.md §1.3: [max(0, 8f − 7), 8f + 1)/fps s, [32h, 32h + 32) px, [32w, 32w + 32) px;
+    audio t covers [max(0, 4t − 3), 4t + 1) mel hops of 160/16000 s."""
+    video = video_positions(video_latent_shape(FRAMES, HEIGHT, WIDTH), fps)
+    t, px = VAE_TIME, VAE_SPACE
+    rows = [
+        ((max(0, t * f - t + 1), t * f + 1), (px * h, px * (h + 1)), (px * w, px * (w + 1)))
+        for f in range(LATENT_FRAMES)
+        for h in range(LATENT_H)
+        for w in range(LATENT_W)
+    ]
+    time, y, x = (torch.tensor(axis, dtype=torch.float32) for axis in zip(*rows, strict=True))
+    assert torch.equal(video[0], torch.stack([time / fps, y, x]))
+    frames = audio_latent_frames_for_video(FRAMES, fps)
+    assert frames == audio_latents
+    audio = audio_positions(audio_latent_shape(frames))
+    m = MEL_PER_LATENT
+    hops = [(max(0, m * i - m + 1) * MEL_HOP, (m * i + 1) * MEL_HOP) for i in range(frames)]
+    assert torch.equal(audio[0, 0], torch.tensor(hops, dtype=torch.float32) / SAMPLE_RATE)
