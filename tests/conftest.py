@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 
@@ -14,3 +16,13 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     return home
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging():
+    """In-process CLI runs configure the `ltx2cli` logger (level, handler); undo it after."""
+    logger = logging.getLogger("ltx2cli")
+    saved = logger.level, list(logger.handlers), logger.propagate
+    yield
+    logger.setLevel(saved[0])  # setLevel also clears the logger's enabled-for cache
+    logger.handlers[:], logger.propagate = saved[1], saved[2]

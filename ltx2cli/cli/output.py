@@ -97,7 +97,7 @@ class Output:
             )
         ]
         root.setLevel(level)
-        root.propagate = False
+        root.propagate = True  # the root logger has no handler in the CLI; tests capture there
 
     # -- stdout: results ------------------------------------------------------------------
     def result(self, data: Any, text: str | None = None) -> None:

@@ -242,7 +242,7 @@ def test_decode_timestep_defaults_to_the_reference_value():
 def test_encoder_drops_frames_beyond_8k_plus_1(caplog):
     encoder = tiny_encoder()
     video = random_video(frames=FRAMES + 3)
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger="ltx2cli"):
         latent = encoder(video)
     assert "dropping the last 3" in caplog.text
     torch.testing.assert_close(latent, encoder(video[:, :, :FRAMES]), rtol=0, atol=0)
