@@ -149,6 +149,20 @@ def to_denoised(x: torch.Tensor, v: torch.Tensor, sigma: float | torch.Tensor) -
     return (x.float() - v.float() * sigma).to(x.dtype)
 
 
+def _dense(
+    size: tuple[int, ...],
+    initial_latent: torch.Tensor | None,
+    dtype: torch.dtype,
+    device: torch.device | str | None,
+) -> torch.Tensor:
+    """`initial_latent` checked against the grid's `size`, or zeros of that size."""
+    if initial_latent is None:
+        return torch.zeros(size, dtype=dtype, device=device)
+    if tuple(initial_latent.shape) != size:
+        raise ValueError(f"initial latent {tuple(initial_latent.shape)} != {size}")
+    return initial_latent
+
+
 def _make_state(latent: torch.Tensor, positions: torch.Tensor, target_tokens: int) -> LatentState:
     return LatentState(
         latent=latent,
@@ -178,11 +192,7 @@ class VideoGrid:
         device: torch.device | str | None = None,
     ) -> LatentState:
         """State over the target grid: zeros (or `initial_latent`), clean copy, mask all ones."""
-        if initial_latent is None:
-            initial_latent = torch.zeros(self.shape.size, dtype=dtype, device=device)
-        elif tuple(initial_latent.shape) != self.shape.size:
-            raise ValueError(f"initial latent {tuple(initial_latent.shape)} != {self.shape.size}")
-        tokens = patchify_video(initial_latent)
+        tokens = patchify_video(_dense(self.shape.size, initial_latent, dtype, device))
         return _make_state(tokens, self.positions(tokens.device), self.shape.token_count)
 
     def unpatchify(self, state: LatentState) -> torch.Tensor:
@@ -206,11 +216,8 @@ class AudioGrid:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> LatentState:
-        if initial_latent is None:
-            initial_latent = torch.zeros(self.shape.size, dtype=dtype, device=device)
-        elif tuple(initial_latent.shape) != self.shape.size:
-            raise ValueError(f"initial latent {tuple(initial_latent.shape)} != {self.shape.size}")
-        tokens = patchify_audio(initial_latent)
+        """State over the target grid: zeros (or `initial_latent`), clean copy, mask all ones."""
+        tokens = patchify_audio(_dense(self.shape.size, initial_latent, dtype, device))
         return _make_state(tokens, self.positions(tokens.device), self.shape.token_count)
 
     def unpatchify(self, state: LatentState) -> torch.Tensor:

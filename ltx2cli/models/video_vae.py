@@ -420,7 +420,25 @@ def _region(spans: tuple[_Span, _Span, _Span], t_offset: int = 0) -> tuple[slice
 # ---------------------------------------------------------------------------------------------
 
 
-class VideoEncoder(nn.Module):
+class _LatentSide(nn.Module):
+    """What the encoder and the decoder share: the latent statistics and weight init."""
+
+    per_channel_statistics: PerChannelStatistics
+
+    def normalize(self, latent: torch.Tensor) -> torch.Tensor:
+        """Raw latent means → normalised latent: `(x − mean-of-means) / std-of-means`."""
+        return self.per_channel_statistics.normalize(latent)
+
+    def denormalize(self, latent: torch.Tensor) -> torch.Tensor:
+        """Normalised latent → raw means: `x · std-of-means + mean-of-means`."""
+        return self.per_channel_statistics.denormalize(latent)
+
+    def init_weights(self, generator: torch.Generator | None = None) -> None:
+        """Fill with deterministic random weights (tiny checkpoints, tests)."""
+        _init_vae_weights(self, generator)
+
+
+class VideoEncoder(_LatentSide):
     """Pixels (B, 3, 8k+1, H, W) in [-1, 1] → normalised latent means (B, C, k+1, H/32, W/32)."""
 
     def __init__(self, config: VideoVAEConfig) -> None:
@@ -460,18 +478,6 @@ class VideoEncoder(nn.Module):
     def scale(self) -> tuple[int, int, int]:
         """Pixels per latent along (time, height, width), e.g. (8, 32, 32)."""
         return self.config.encoder_scale
-
-    def normalize(self, latent: torch.Tensor) -> torch.Tensor:
-        """Raw latent means → normalised latent: `(x − mean-of-means) / std-of-means`."""
-        return self.per_channel_statistics.normalize(latent)
-
-    def denormalize(self, latent: torch.Tensor) -> torch.Tensor:
-        """Normalised latent → raw means: `x · std-of-means + mean-of-means`."""
-        return self.per_channel_statistics.denormalize(latent)
-
-    def init_weights(self, generator: torch.Generator | None = None) -> None:
-        """Fill with deterministic random weights (tiny checkpoints, tests)."""
-        _init_vae_weights(self, generator)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         # 1 patchify: (B, 3, F, H, W) → (B, 3·p², F, H/p, W/p)
@@ -556,7 +562,7 @@ class VideoEncoder(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
-class VideoDecoder(nn.Module):
+class VideoDecoder(_LatentSide):
     """Normalised latent (B, C, F', H', W') → pixels (B, 3, 8(F'−1)+1, 32H', 32W') in ~[-1, 1]."""
 
     def __init__(
@@ -625,18 +631,6 @@ class VideoDecoder(nn.Module):
     def scale(self) -> tuple[int, int, int]:
         """Pixels per latent along (time, height, width), e.g. (8, 32, 32)."""
         return self.config.decoder_scale
-
-    def normalize(self, latent: torch.Tensor) -> torch.Tensor:
-        """Raw latent means → normalised latent: `(x − mean-of-means) / std-of-means`."""
-        return self.per_channel_statistics.normalize(latent)
-
-    def denormalize(self, latent: torch.Tensor) -> torch.Tensor:
-        """Normalised latent → raw means: `x · std-of-means + mean-of-means`."""
-        return self.per_channel_statistics.denormalize(latent)
-
-    def init_weights(self, generator: torch.Generator | None = None) -> None:
-        """Fill with deterministic random weights (tiny checkpoints, tests)."""
-        _init_vae_weights(self, generator)
 
     def forward(
         self,
