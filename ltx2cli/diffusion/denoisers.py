@@ -1,27 +1,24 @@
 """The model-call protocol and the denoisers the sampling loops call.
 
-The pipeline adapts its transformer to one callable, `VelocityModel`: it takes a `ModelCall`
-(one `ModalityInput` per present stream plus the `Perturbations` of that pass) and returns the
-raw velocity prediction per stream, `[B, N, C]` like the input latent. Field by field this is
-the transformer's `Modality` (model.md §2.3) and perturbation config (§2.9):
+The denoisers speak the transformer's own vocabulary (`models.transformer`, model.md §2.3,
+§2.9): a `ModelCall` holds one `Modality` per present stream and the pass's perturbations as a
+tuple of `Perturbation`; the model returns the raw velocity per stream, `[B, N, C]` like the
+input latent. `transformer_velocity_model(transformer)` makes an `LTXTransformer` that model.
 
-- `latent` `[B, N, C]` tokens (target + appended conditioning), `positions` `[B, axes, N, 2]`;
-- `sigma` `[B]`: the step's noise level (0 for a frozen stream), for the prompt and cross-modal
-  AdaLN; `timesteps` `[B, N, 1]`: per-token σ·denoise_mask, for the per-token AdaLN;
-- `context`: the text embeddings for this pass (positive or negative prompt);
-- `enabled`: False skips the stream's own attention/FF (its guider skips this step);
-- `attention_mask` `[B, N, N]` in [0, 1] or None;
-- `Perturbations`: which attention to skip in which blocks (`Skip.VIDEO_SELF_ATTN` = replace
-  the self-attention output by its value projection; `Skip.A2V_CROSS_ATTN` = drop the
-  audio→video cross-attention residual; `None` blocks = every block).
+- `to_modality` builds a stream's input from its `LatentState`: `sigma` `[B]` (0 for a frozen
+  stream) for the prompt and cross-modal AdaLN, `timesteps` `[B, N, 1]` = per-token
+  σ·denoise_mask for the per-token AdaLN, the pass's text context, `enabled` (False when the
+  stream's guider skips this step) and the state's attention mask.
+- Perturbations: STG skips video / audio self-attention on the guider's `stg_blocks`; the
+  modality-isolated pass skips both A↔V cross-attentions in every block.
 
-A denoiser maps `(states, sigma, step) → x0 per modality`. The conversion from velocity is per
-token, x0 = x − v·timesteps with the very timesteps the model saw, so clean conditioning tokens
-come back unchanged. Sigma is a float or a 0-d tensor whose dtype is kept: the loops pass the
-float32 schedule value, and res_2s its float64 midpoint sigma, which (as in the reference) makes
-that pass's `sigma` and `timesteps` float64; the model rounds them after scaling by 1000. Passes
-run one after another with the original batch size (as reference 1.0.0 does), so memory stays
-at one forward pass.
+A denoiser maps `(states, sigma, step) → x0 per modality`. The conversion from velocity is the
+transformer's `velocity_to_x0`, per token, with the very timesteps the model saw, so clean
+conditioning tokens come back unchanged. Sigma is a float or a 0-d tensor whose dtype is kept:
+the loops pass the float32 schedule value, and res_2s its float64 midpoint sigma, which (as in
+the reference) makes that pass's `sigma` and `timesteps` float64; `velocity_to_x0` rounds the
+timesteps to float32 for x0, as the reference's X0 wrapper does. Passes run one after another
+with the original batch size (as reference 1.0.0 does), so memory stays at one forward pass.
 """
 
 from __future__ import annotations
@@ -33,48 +30,15 @@ from dataclasses import dataclass
 import torch
 
 from ltx2cli.diffusion.guidance import GuidanceSchedule, GuiderParams
-from ltx2cli.diffusion.state import AV, LatentState, timesteps_from_mask, to_denoised
-
-
-class Skip(enum.IntEnum):
-    """Attention a perturbed pass skips (values match the reference's row order)."""
-
-    VIDEO_SELF_ATTN = 0
-    AUDIO_SELF_ATTN = 1
-    A2V_CROSS_ATTN = 2
-    V2A_CROSS_ATTN = 3
-
-
-@dataclass(frozen=True)
-class Perturbations:
-    """(kind, blocks) pairs; blocks `None` means every block."""
-
-    skips: tuple[tuple[Skip, tuple[int, ...] | None], ...] = ()
-
-    def skipped(self, kind: Skip, block: int) -> bool:
-        return any(k == kind and (blocks is None or block in blocks) for k, blocks in self.skips)
-
-    def keep_mask(self, num_blocks: int) -> torch.Tensor:
-        """`[4, num_blocks]` float mask, 1 = keep, indexed by `Skip` value and block."""
-        return torch.tensor(
-            [[0.0 if self.skipped(kind, b) else 1.0 for b in range(num_blocks)] for kind in Skip]
-        )
-
-
-NO_PERTURBATIONS = Perturbations()
-
-
-@dataclass(frozen=True)
-class ModalityInput:
-    """One stream's transformer input for one pass (see the module docstring)."""
-
-    latent: torch.Tensor
-    sigma: torch.Tensor
-    timesteps: torch.Tensor
-    positions: torch.Tensor
-    context: torch.Tensor
-    enabled: bool = True
-    attention_mask: torch.Tensor | None = None
+from ltx2cli.diffusion.state import AV, LatentState, timesteps_from_mask
+from ltx2cli.models.transformer import (
+    BatchedPerturbations,
+    LTXTransformer,
+    Modality,
+    Perturbation,
+    PerturbationType,
+    velocity_to_x0,
+)
 
 
 class Pass(enum.Enum):
@@ -86,11 +50,16 @@ class Pass(enum.Enum):
     ISOLATED = "isolated"
 
 
+Perturbations = tuple[Perturbation, ...]
+
+
 @dataclass(frozen=True)
 class ModelCall:
-    video: ModalityInput | None
-    audio: ModalityInput | None
-    perturbations: Perturbations = NO_PERTURBATIONS
+    """One forward pass: the streams' inputs, what to skip, and which guided pass it is."""
+
+    video: Modality | None
+    audio: Modality | None
+    perturbations: Perturbations = ()
     kind: Pass = Pass.COND
 
 
@@ -99,12 +68,28 @@ VelocityModel = Callable[[ModelCall], AV[torch.Tensor]]
 Denoiser = Callable[[AV[LatentState], Sigma, int], AV[torch.Tensor]]
 
 
-def modality_input(
+def transformer_velocity_model(transformer: LTXTransformer) -> VelocityModel:
+    """The denoisers' model for `transformer`: one forward per call, without autograd, with the
+    pass's perturbations applied to every sample of the batch. A block outside the
+    transformer's range (e.g. the 48-block STG default on a smaller model) raises ValueError."""
+
+    @torch.no_grad()
+    def velocity(call: ModelCall) -> AV[torch.Tensor]:
+        batched = None
+        if call.perturbations:
+            batch = (call.video or call.audio).latent.shape[0]
+            batched = BatchedPerturbations([call.perturbations] * batch, transformer.num_blocks)
+        return AV(*transformer(call.video, call.audio, batched))
+
+    return velocity
+
+
+def to_modality(
     state: LatentState, context: torch.Tensor, sigma: Sigma, enabled: bool = True
-) -> ModalityInput:
-    """Build a stream's input from its state: `sigma` `[B]` (in sigma's dtype, float32 for a
-    Python float) and `timesteps` = mask·sigma, promoted like the reference's (B, 1, 1)
-    product. A frozen stream reports sigma 0."""
+) -> Modality:
+    """A stream's input from its state: `sigma` `[B]` (in sigma's dtype, float32 for a Python
+    float) and `timesteps` = mask·sigma, promoted like the reference's (B, 1, 1) product. A
+    frozen stream reports sigma 0."""
     b = state.latent.shape[0]
     sigma_b = torch.as_tensor(sigma, device=state.latent.device)
     if not sigma_b.is_floating_point():
@@ -112,7 +97,7 @@ def modality_input(
     sigma_b = sigma_b.reshape(()).expand(b)
     if state.frozen:
         sigma_b = torch.zeros_like(sigma_b)
-    return ModalityInput(
+    return Modality(
         latent=state.latent,
         sigma=sigma_b,
         timesteps=timesteps_from_mask(state.denoise_mask, sigma_b),
@@ -123,35 +108,32 @@ def modality_input(
     )
 
 
-def _x0(inputs: AV[ModalityInput], velocities: AV[torch.Tensor]) -> AV[torch.Tensor]:
-    """x0 = x − v·timesteps per token, from the inputs the model saw (the X0 wrapper)."""
-
-    def convert(name: str, m: ModalityInput) -> torch.Tensor | None:
-        v = getattr(velocities, name)
-        return None if v is None else to_denoised(m.latent, v, m.timesteps)
-
-    return inputs.map(convert)
-
-
 def _call(
     model: VelocityModel,
     states: AV[LatentState],
     contexts: AV[torch.Tensor],
     sigma: Sigma,
     kind: Pass = Pass.COND,
-    perturbations: Perturbations = NO_PERTURBATIONS,
+    perturbations: Perturbations = (),
     enabled: AV[bool] | None = None,
 ) -> AV[torch.Tensor]:
-    def build(name: str, state: LatentState) -> ModalityInput:
+    """Run one pass and return x0 per stream (from the inputs the model saw)."""
+
+    def build(name: str, state: LatentState) -> Modality:
         context = getattr(contexts, name)
         if context is None:
             raise ValueError(f"no {name} text context given for the {kind.value} pass")
         on = True if enabled is None else bool(getattr(enabled, name))
-        return modality_input(state, context, sigma, on)
+        return to_modality(state, context, sigma, on)
 
     inputs = states.map(build)
     velocities = model(ModelCall(inputs.video, inputs.audio, perturbations, kind))
-    return _x0(inputs, velocities)
+
+    def x0(name: str, m: Modality) -> torch.Tensor | None:
+        v = getattr(velocities, name)
+        return None if v is None else velocity_to_x0(m.latent, v, m.timesteps)
+
+    return inputs.map(x0)
 
 
 @dataclass
@@ -172,19 +154,22 @@ def plan_passes(video: GuiderParams, audio: GuiderParams) -> list[tuple[Pass, Pe
     audio self-attention on the audio guider's; modality isolation skips both A↔V
     cross-attentions in every block.
     """
-    passes = [(Pass.COND, NO_PERTURBATIONS)]
+    passes: list[tuple[Pass, Perturbations]] = [(Pass.COND, ())]
     if video.uses_uncond or audio.uses_uncond:
-        passes.append((Pass.UNCOND, NO_PERTURBATIONS))
-    stg: list[tuple[Skip, tuple[int, ...] | None]] = []
+        passes.append((Pass.UNCOND, ()))
+    stg: list[Perturbation] = []
     if video.uses_perturbed:
-        stg.append((Skip.VIDEO_SELF_ATTN, video.stg_blocks))
+        stg.append(Perturbation(PerturbationType.SKIP_VIDEO_SELF_ATTN, video.stg_blocks))
     if audio.uses_perturbed:
-        stg.append((Skip.AUDIO_SELF_ATTN, audio.stg_blocks))
+        stg.append(Perturbation(PerturbationType.SKIP_AUDIO_SELF_ATTN, audio.stg_blocks))
     if stg:
-        passes.append((Pass.PERTURBED, Perturbations(tuple(stg))))
+        passes.append((Pass.PERTURBED, tuple(stg)))
     if video.uses_isolated or audio.uses_isolated:
-        cross = ((Skip.A2V_CROSS_ATTN, None), (Skip.V2A_CROSS_ATTN, None))
-        passes.append((Pass.ISOLATED, Perturbations(cross)))
+        cross = (
+            Perturbation(PerturbationType.SKIP_A2V_CROSS_ATTN),
+            Perturbation(PerturbationType.SKIP_V2A_CROSS_ATTN),
+        )
+        passes.append((Pass.ISOLATED, cross))
     return passes
 
 

@@ -12,9 +12,7 @@ from ltx2cli.diffusion.denoisers import (
     GuidedDenoiser,
     ModelCall,
     Pass,
-    Perturbations,
     SimpleDenoiser,
-    Skip,
 )
 from ltx2cli.diffusion.guidance import (
     LTX_2_3_DEFAULTS,
@@ -24,6 +22,7 @@ from ltx2cli.diffusion.guidance import (
 )
 from ltx2cli.diffusion.patchify import VideoLatentShape, audio_latent_shape
 from ltx2cli.diffusion.state import AV, AudioGrid, VideoGrid, freeze
+from ltx2cli.models.transformer import BatchedPerturbations, PerturbationType
 
 SIGMA = 0.5
 SIGMA_64 = 0.7745966692414834  # sqrt(0.6), a res_2s midpoint
@@ -97,24 +96,43 @@ def test_an_absent_modalitys_guidance_adds_no_passes():
     assert [call.kind for call in model.calls] == [Pass.COND]
 
 
+def keep_mask(call: ModelCall) -> torch.Tensor:
+    """`[4, NUM_BLOCKS]` keep mask (1 = keep) the transformer gets for this pass."""
+    return BatchedPerturbations([call.perturbations], NUM_BLOCKS).keep[..., 0]
+
+
+VIDEO_SELF = PerturbationType.SKIP_VIDEO_SELF_ATTN
+AUDIO_SELF = PerturbationType.SKIP_AUDIO_SELF_ATTN
+A2V = PerturbationType.SKIP_A2V_CROSS_ATTN
+V2A = PerturbationType.SKIP_V2A_CROSS_ATTN
+
+
 def test_perturbed_and_isolated_passes_skip_the_right_attention():
     model = FakeModel()
     video = GuiderParams(stg_scale=1.0, stg_blocks=(28,), modality_scale=3.0)
     GuidedDenoiser(model, POSITIVE, video=video)(states(), SIGMA, 0)
-    by_kind = {call.kind: call.perturbations for call in model.calls}
-    assert by_kind[Pass.COND] == Perturbations()
-    stg = by_kind[Pass.PERTURBED]
-    assert stg.skipped(Skip.VIDEO_SELF_ATTN, 28)
-    assert not stg.skipped(Skip.VIDEO_SELF_ATTN, 27)
-    assert not stg.skipped(Skip.AUDIO_SELF_ATTN, 28)  # audio STG is off
-    isolated = by_kind[Pass.ISOLATED]
-    for block in (0, NUM_BLOCKS - 1):
-        assert isolated.skipped(Skip.A2V_CROSS_ATTN, block)
-        assert isolated.skipped(Skip.V2A_CROSS_ATTN, block)
-    assert not isolated.skipped(Skip.VIDEO_SELF_ATTN, 0)
-    keep = stg.keep_mask(NUM_BLOCKS)
-    assert keep.shape == (4, NUM_BLOCKS)
-    assert keep.sum() == 4 * NUM_BLOCKS - 1 and keep[Skip.VIDEO_SELF_ATTN, 28] == 0
+    by_kind = {call.kind: call for call in model.calls}
+    assert by_kind[Pass.COND].perturbations == ()
+    stg = keep_mask(by_kind[Pass.PERTURBED])
+    assert stg.shape == (len(PerturbationType), NUM_BLOCKS)
+    assert not stg[VIDEO_SELF, 28]
+    assert stg[VIDEO_SELF, 27]
+    assert stg[AUDIO_SELF, 28]  # audio STG is off
+    assert stg.sum() == len(PerturbationType) * NUM_BLOCKS - 1
+    isolated = keep_mask(by_kind[Pass.ISOLATED])
+    assert not isolated[A2V].any() and not isolated[V2A].any()  # every block
+    assert isolated[VIDEO_SELF].all() and isolated[AUDIO_SELF].all()
+
+
+@pytest.mark.parametrize(("blocks", "skipped"), [(None, NUM_BLOCKS), ((), 0), ((3, 5), 2)])
+def test_stg_blocks_none_skips_every_block_and_empty_skips_none(blocks, skipped):
+    model = FakeModel()
+    both = GuiderParams(stg_scale=1.0, stg_blocks=blocks)
+    GuidedDenoiser(model, POSITIVE, video=both, audio=both)(states(), SIGMA, 0)
+    stg = keep_mask(next(call for call in model.calls if call.kind is Pass.PERTURBED))
+    for row in (VIDEO_SELF, AUDIO_SELF):
+        assert (~stg[row]).sum() == skipped
+    assert stg[A2V].all() and stg[V2A].all()
 
 
 def test_uncond_pass_uses_each_modalitys_negative_context():
