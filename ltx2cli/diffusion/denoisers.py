@@ -71,7 +71,8 @@ Denoiser = Callable[[AV[LatentState], Sigma, int], AV[torch.Tensor]]
 def transformer_velocity_model(transformer: LTXTransformer) -> VelocityModel:
     """The denoisers' model for `transformer`: one forward per call, without autograd, with the
     pass's perturbations applied to every sample of the batch. A block outside the
-    transformer's range (e.g. the 48-block STG default on a smaller model) raises ValueError."""
+    transformer's range (e.g. the released STG block 28 on a 2-block tiny model) raises
+    ValueError."""
 
     @torch.no_grad()
     def velocity(call: ModelCall) -> AV[torch.Tensor]:
