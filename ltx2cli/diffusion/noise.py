@@ -21,22 +21,9 @@ from dataclasses import replace
 import torch
 
 from ltx2cli.diffusion.state import AV, LatentState
+from ltx2cli.models.noise import gaussian, make_generator
 
-
-def make_generator(seed: int) -> torch.Generator:
-    """A CPU generator seeded with `seed` (negative seeds are valid, as in the reference)."""
-    return torch.Generator(device="cpu").manual_seed(seed)
-
-
-def gaussian(
-    shape: tuple[int, ...] | torch.Size,
-    generator: torch.Generator,
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
-    """Standard normal noise drawn on the CPU directly in `dtype`, then moved."""
-    noise = torch.randn(tuple(shape), generator=generator, dtype=dtype, device="cpu")
-    return noise.to(device=device)
+__all__ = ["gaussian", "make_generator", "noise_state", "noise_states", "standardized_noise"]
 
 
 def noise_state(
