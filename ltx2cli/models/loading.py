@@ -414,9 +414,9 @@ def load_component(
     go to the builder. Returns the module in eval mode.
     """
     from ltx2cli.models.lora import (
-        aggregation_dtype,
         fuse_weight,
         fusion_device,
+        fusion_dtype,
         lora_delta,
         plan_loras,
     )
@@ -438,7 +438,7 @@ def load_component(
             shapes, loras, lora_load_device=lora_load_device, use_alpha=use_lora_alpha
         ).terms
     scaled = {k for k in fusing if k in kept_fp8 and k not in cast_fp8}  # fp8-scaled-mm layers
-    fuse_on, fuse_dtype = fusion_device(device), aggregation_dtype(device)
+    fuse_on = fusion_device(device)
     high = dtype or torch.bfloat16
     total, done = plan.nbytes, 0
     state: dict[str, torch.Tensor] = {}
@@ -459,6 +459,7 @@ def load_component(
                     if key in cast_fp8 and t.dtype != torch.float8_e4m3fn:
                         t = to_fp8(t)
                     if key in fusing:
+                        fuse_dtype = fusion_dtype(t.dtype, dtype)
                         delta = lora_delta(fusing[key], t.shape, dtype=fuse_dtype, device=fuse_on)
                         scale = weight_scales.get(key)
                         scale = None if scale is None else scale.to(fuse_on)

@@ -9,17 +9,19 @@
   reference accepts only the first style (it deletes `diffusion_model.`); for those files the
   result is the same.
 - Alpha: the reference ignores `.alpha` tensors; ComfyUI and kohya scale by alpha/rank. We
-  apply alpha/rank when the file has an alpha for that module (what its author intended) and
-  `use_alpha=False` reproduces the reference. Official and PEFT files carry no alpha, so they
-  fuse exactly as in the reference either way.
-- Fusion reproduces the reference bit for bit (model.md §9): per weight, the LoRA factors are
-  cast to the aggregation dtype (bfloat16; float32 on Apple MPS), the first term is
-  `(B·s) @ A`, later ones `addmm_(B, A, alpha=s)`; then the weight's policy rule: plain
-  weights `(ΔW + W)` rounded in the aggregation dtype and cast to W's dtype (so a float32
-  weight passes through bfloat16, as in the reference), fp8-cast weights
-  `fp8(ΔW + bf16(W))`, fp8-scaled-mm weights `W·s_w + ΔW` in float32 re-quantised with a
-  fresh per-tensor scale. Once any strength is non-zero every LoRA takes part (a zero-strength
-  one adds zeros); all strengths zero leaves the weights untouched.
+  apply alpha/rank when the file has an alpha for that module (what its author intended);
+  `use_alpha=False`, or a `Compat` whose `lora_alpha` is off (`1.0.0`), reproduces the
+  reference. Official and PEFT files carry no alpha, so they fuse exactly as in the reference
+  either way.
+- Fusion reproduces the reference (gotchas.md "LoRA", ltx-core `fuse_loras.py`): per weight
+  and LoRA, `(B·s) @ A` is computed in the LoRA file's dtype and cast to the build dtype;
+  several LoRAs' products are stacked and summed (`torch.stack(...).sum(0)`), then added:
+  plain weights `ΔW + W`, fp8-cast weights `fp8(ΔW + W)` with W dequantised to the delta's
+  dtype, fp8-scaled-mm weights `W·s_w + ΔW` in float32 re-quantised with a fresh per-tensor
+  scale. The build dtype is the dtype the model is built in (`load_component(dtype=...)`;
+  the weight's own dtype when fusing into a loaded module; bfloat16 for float8 weights), so
+  a float32 build fuses in float32. Once any strength is non-zero every LoRA takes part (a
+  zero-strength one adds zeros); all strengths zero leaves the weights untouched.
 - Fusion runs on the weight's device when it is CUDA/MPS, else on CUDA when available, else
   on the CPU. LoRA tensors are staged on `lora_load_device` (CPU by default); each pair moves
   to the fusion device only while its weight is fused.
@@ -43,6 +45,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ltx2cli.compat import Compat
 from ltx2cli.errors import CheckpointError, UsageError
 from ltx2cli.models.checkpoint import read_checkpoint
 from ltx2cli.models.fp8 import FP8_DTYPES, Fp8ScaledLinear, quantize_per_tensor, to_fp8
@@ -122,10 +125,15 @@ class LoraWeights:
         """Whether fusing with `use_alpha=True` differs from the reference (which ignores alpha)."""
         return any(self.alpha[m] != self.down[m].shape[0] for m in self.modules if m in self.alpha)
 
-    def scale(self, module: str, use_alpha: bool = True) -> float:
-        if not use_alpha or module not in self.alpha:
+    def scale(self, module: str, use_alpha: bool | Compat = True) -> float:
+        if not alpha_applies(use_alpha) or module not in self.alpha:
             return 1.0
         return self.alpha[module] / self.down[module].shape[0]
+
+
+def alpha_applies(use_alpha: bool | Compat) -> bool:
+    """Whether kohya `.alpha` tensors scale a LoRA: the flag itself, or a `Compat`'s switch."""
+    return use_alpha.lora_alpha if isinstance(use_alpha, Compat) else bool(use_alpha)
 
 
 def _strip(name: str) -> str:
@@ -184,7 +192,7 @@ def plan_loras(
     loras: Sequence[Any] | Iterable[Any],
     *,
     lora_load_device: torch.device | str = "cpu",
-    use_alpha: bool = True,
+    use_alpha: bool | Compat = True,
 ) -> LoraPlan:
     """Read every LoRA and match its modules against `weights` (`{"<m>.weight": shape}`).
 
@@ -244,9 +252,12 @@ def fusion_device(device: torch.device | str) -> torch.device:
     return torch.device("cpu")
 
 
-def aggregation_dtype(device: torch.device | str) -> torch.dtype:
-    """bfloat16, as the reference; float32 on MPS, where bf16 matmuls are unreliable."""
-    return torch.float32 if torch.device(device).type == "mps" else torch.bfloat16
+def fusion_dtype(weight: torch.dtype, build: torch.dtype | None = None) -> torch.dtype:
+    """The dtype LoRA products are cast to and summed in: the build dtype; without one the
+    weight's own dtype, or bfloat16 for a float8 weight (the reference dequantises to bf16)."""
+    if build is not None:
+        return build
+    return torch.bfloat16 if weight in FP8_DTYPES else weight
 
 
 def lora_delta(
@@ -256,34 +267,41 @@ def lora_delta(
     dtype: torch.dtype = torch.bfloat16,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """`Σ s_i · B_i @ A_i` in `dtype`, in the reference's order and rounding, shaped `shape`."""
-    delta: torch.Tensor | None = None
+    """`Σ_i dtype((B_i·s_i) @ A_i)` shaped `shape`, as the reference computes it.
+
+    Each product is taken in its LoRA file's dtype, cast to `dtype` (the build dtype), and
+    several products are stacked and summed in `dtype`.
+    """
+    parts = []
     for a, b, factor in terms:
-        a2 = a.to(device=device, dtype=dtype).flatten(1)  # (r, in)
-        b2 = b.to(device=device, dtype=dtype).flatten(1)  # (out, r)
-        if delta is None:
-            delta = torch.matmul(b2 * factor, a2).to(dtype)
-        else:
-            delta.addmm_(b2, a2, alpha=factor)
-    if delta is None:
+        own = torch.promote_types(a.dtype, b.dtype)  # the file's dtype (A and B share it)
+        a2 = a.to(device=device, dtype=own).flatten(1)  # (r, in)
+        b2 = b.to(device=device, dtype=own).flatten(1)  # (out, r)
+        parts.append(torch.matmul(b2 * factor, a2).to(dtype))
+    if not parts:
         raise ValueError("lora_delta needs at least one term")
+    # One product is its own sum: skip the stacked copy (same values, less memory).
+    delta = parts[0] if len(parts) == 1 else torch.stack(parts).sum(0)
     return delta.reshape(shape)
 
 
 def fuse_weight(
     weight: torch.Tensor, delta: torch.Tensor, weight_scale: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """`(new weight, new weight_scale or None)`; `delta` (the aggregation buffer) is consumed.
+    """`(new weight, new weight_scale or None)`; `delta` (from `lora_delta`) may be consumed.
 
-    `weight_scale` marks an fp8-scaled-mm weight: dequantise, add in float32, re-quantise.
+    Plain weights become `delta + weight` (dtype promotion, then the caller's build cast);
+    float8 weights are dequantised to the delta's dtype, added and re-cast; `weight_scale`
+    marks an fp8-scaled-mm weight: dequantise, add in float32, re-quantise.
     """
     if weight_scale is not None:
         full = weight.float() * weight_scale.float() + delta.float()
         return quantize_per_tensor(full)
     if weight.dtype in FP8_DTYPES:
         return to_fp8(delta.add_(weight.to(delta.dtype))), None
-    # In place into the aggregation buffer: the sum is rounded to its dtype, then cast.
-    return delta.add_(weight).to(weight.dtype), None
+    if torch.promote_types(delta.dtype, weight.dtype) == delta.dtype:
+        return delta.add_(weight), None  # in place: same values as `delta + weight`
+    return delta + weight, None
 
 
 @dataclass
@@ -317,14 +335,14 @@ def fuse_loras(
     loras: Sequence[Any] | Iterable[Any],
     *,
     lora_load_device: torch.device | str = "cpu",
-    use_alpha: bool = True,
+    use_alpha: bool | Compat = True,
     keep_backup: bool = True,
     backup_device: torch.device | str = "cpu",
 ) -> LoraFusion:
     """Fuse every LoRA (`LoraSpec`, path, `(path, strength)` or `PATH:STRENGTH`) into `model`.
 
-    The weights are fused in their current dtype; to reproduce the reference for a checkpoint
-    whose stored dtype differs from the model's, pass the LoRAs to `load_component` instead.
+    The weights are fused in their current dtype (float8 ones through bfloat16); to fuse a
+    checkpoint's stored weights before the build cast, pass the LoRAs to `load_component`.
     """
     params = dict(model.named_parameters())
     modules = dict(model.named_modules())
@@ -344,11 +362,11 @@ def fuse_loras(
             for n in names:
                 fusion.backups[n] = params[n].detach().to(backup_device, copy=True)
         where = fusion_device(w.device)
-        delta = lora_delta(terms, w.shape, dtype=aggregation_dtype(w.device), device=where)
+        delta = lora_delta(terms, w.shape, dtype=fusion_dtype(w.dtype), device=where)
         scale = params[scale_key].detach().to(where) if scale_key else None
         new_w, new_scale = fuse_weight(w.detach().to(where), delta, scale)
         with torch.no_grad():
-            w.data = new_w.to(w.device)
+            w.data = new_w.to(device=w.device, dtype=w.dtype)
             if scale_key and new_scale is not None:
                 params[scale_key].data = new_scale.to(params[scale_key].device)
         fusion.targeted.extend(names)

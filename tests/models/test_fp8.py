@@ -249,10 +249,10 @@ def _lora_for(path, layers, seed=0):
 
 
 def _delta(tensors, layer, strength):
-    """model.md §9: `(B·s) @ A` with both factors in bf16."""
-    a = tensors[f"diffusion_model.{layer}.lora_A.weight"].to(BF16)
-    b = tensors[f"diffusion_model.{layer}.lora_B.weight"].to(BF16)
-    return (b * strength) @ a
+    """gotchas.md "LoRA": `(B·s) @ A` in the LoRA file's dtype (float32), cast to bf16."""
+    a = tensors[f"diffusion_model.{layer}.lora_A.weight"]
+    b = tensors[f"diffusion_model.{layer}.lora_B.weight"]
+    return ((b * strength) @ a).to(BF16)
 
 
 @pytest.mark.parametrize("quantization", ["fp8-cast", "fp8-scaled-mm"])

@@ -264,30 +264,6 @@ def test_prequantised_weights_are_folded_through_bf16(tmp_path, toys):
     assert "proj.weight_scale" not in model.state_dict()
 
 
-@pytest.mark.parametrize(
-    ("stored", "build"), [(torch.float32, torch.bfloat16), (torch.bfloat16, None)]
-)
-def test_loras_fuse_in_the_stored_dtype_before_the_build_cast(tmp_path, toys, stored, build):
-    """Reference builder order: load, fuse (`bf16((B·s)@A) + W` rounded to bf16, cast to the
-    stored dtype), then cast to the build dtype."""
-    path, tensors = _monolithic(tmp_path, stored)
-    g = torch.Generator().manual_seed(1)
-    a, b = torch.randn(2, WIDTH, generator=g), torch.randn(WIDTH, 2, generator=g)
-    lora = tmp_path / "lora.safetensors"
-    save_file(
-        {"diffusion_model.proj.lora_A.weight": a, "diffusion_model.proj.lora_B.weight": b},
-        str(lora),
-    )
-    strength = 0.8
-    model = load_component(path, "transformer", dtype=build, loras=[(lora, strength)])
-    w = tensors["model.diffusion_model.proj.weight"]
-    delta = (b.to(torch.bfloat16) * strength) @ a.to(torch.bfloat16)
-    fused = (delta.float() + w.float()).to(torch.bfloat16).to(w.dtype).to(build or w.dtype)
-    assert torch.equal(model.proj.weight, fused)
-    untouched = tensors["model.diffusion_model.conv.weight"].to(build or stored)
-    assert torch.equal(model.conv.weight, untouched)
-
-
 def test_progress_reports_every_byte(tmp_path, toys):
     path, tensors = _monolithic(tmp_path)
     calls: list[tuple[int, int]] = []

@@ -1,15 +1,21 @@
-"""LoRA fusion: every key style, several LoRAs with strengths, alpha, fp8 weights, exact unfuse."""
+"""LoRA fusion: every key style, several LoRAs with strengths, alpha, fp8 weights, exact unfuse,
+and the reference arithmetic (gotchas.md "LoRA") into loaded modules and while loading."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from ltx2cli.compat import CURRENT, V1_0_0
 from ltx2cli.errors import CheckpointError, UsageError
+from ltx2cli.models.checkpoint import TRANSFORMER_PREFIX
 from ltx2cli.models.fp8 import Fp8ScaledLinear, apply_fp8_cast
+from ltx2cli.models.loading import load_component
 from ltx2cli.models.lora import LoraSpec, fuse_loras, parse_lora, read_lora
+from ltx2cli.models.tiny import write_tiny_checkpoint
 
 DIM = 12
 RANK = 4
@@ -75,18 +81,15 @@ def _write_lora(path, style: str, seed: int = 1, alpha: float | None = None, mod
 BF16 = torch.bfloat16
 
 
-def _reference_delta(terms) -> torch.Tensor:
-    """model.md §9 written out: factors in bf16, first `(B·s) @ A`, then `addmm(alpha=s)`."""
-    delta = None
-    for a, b, s in terms:
-        a, b = a.to(BF16), b.to(BF16)
-        delta = (b * s) @ a if delta is None else torch.addmm(delta, b, a, alpha=s)
-    return delta
+def _reference_delta(terms, build=BF16) -> torch.Tensor:
+    """gotchas.md "LoRA": `matmul(B·s, A)` in the LoRA file's dtype, cast to the build dtype,
+    several LoRAs `torch.stack(...).sum(0)`."""
+    return torch.stack([((b * s) @ a).to(build) for a, b, s in terms]).sum(0)
 
 
 def _expected(base: torch.Tensor, terms) -> torch.Tensor:
-    """`(ΔW + W)` rounded once to bf16 (the aggregation dtype), then cast to W's dtype."""
-    return (_reference_delta(terms).float() + base.float()).to(BF16).to(base.dtype)
+    """`W' = ΔW + W`, the model built in W's dtype."""
+    return _reference_delta(terms, base.dtype) + base
 
 
 @pytest.mark.parametrize("style", ["peft", "peft-base", "diffusers", "kohya", "kohya-underscore"])
@@ -104,17 +107,55 @@ def test_fused_weight_follows_the_reference_arithmetic(tmp_path, style):
         assert torch.equal(model.get_submodule(target).weight, expected), target
 
 
-def test_float32_weights_pass_through_bfloat16_like_the_reference(tmp_path):
-    """The reference adds into its bf16 accumulator, so a fused float32 weight is bf16-exact."""
+def test_float32_weights_fuse_in_float32(tmp_path):
+    """A float32 model gets the float32 delta: no step through bfloat16 (issue 9, item 1)."""
     model = _model(torch.float32)
     target = model.get_submodule(TARGETS[0])
     base = target.weight.detach().clone()
-    assert not torch.equal(base.to(BF16).float(), base)  # the model really has fp32 detail
     fuse_loras(model, [_write_lora(tmp_path / "l.safetensors", "peft")])
     fused = target.weight.detach()
+    a, b = _pair(1)
     assert fused.dtype == torch.float32
-    assert torch.equal(fused.to(BF16).float(), fused)
-    assert torch.equal(fused, _expected(base, [(*_pair(1), 1.0)]))
+    assert torch.equal(fused, (b @ a) + base)
+    assert not torch.equal(fused.to(BF16).float(), fused)
+
+
+def test_the_product_is_taken_in_the_lora_files_dtype(tmp_path):
+    """A float32 LoRA on a bf16 model: `bf16(B @ A)` from float32 factors, not a bf16 matmul."""
+    model = _model()
+    target = model.get_submodule(TARGETS[0])
+    base = target.weight.detach().clone()
+    fuse_loras(model, [_write_lora(tmp_path / "l.safetensors", "peft")])
+    a, b = _pair(1)
+    expected = (b @ a).to(BF16) + base
+    assert torch.equal(target.weight, expected)
+    assert not torch.equal(expected, (b.to(BF16) @ a.to(BF16)) + base)  # the routes differ
+
+
+def test_a_bf16_lora_multiplies_in_bf16(tmp_path):
+    a, b = (t.to(BF16) for t in _pair(3))
+    path = tmp_path / "l.safetensors"
+    save_file({f"diffusion_model.{TARGETS[0]}.lora_A.weight": a,
+               f"diffusion_model.{TARGETS[0]}.lora_B.weight": b}, str(path))  # fmt: skip
+    model = _model(torch.float32)
+    base = model.get_submodule(TARGETS[0]).weight.detach().clone()
+    fuse_loras(model, [(path, 0.3)])
+    expected = ((b * 0.3) @ a).float() + base
+    assert torch.equal(model.get_submodule(TARGETS[0]).weight, expected)
+
+
+def test_several_loras_are_stacked_and_summed_in_the_build_dtype(tmp_path):
+    paths = [_write_lora(tmp_path / f"{i}.safetensors", "peft", seed=10 * i) for i in (1, 2, 3)]
+    strengths = (0.9, -0.6, 1.7)
+    model = _model()
+    base = model.get_submodule(TARGETS[0]).weight.detach().clone()
+    fuse_loras(model, list(zip(paths, strengths, strict=True)))
+    terms = [(*_pair(10 * i), s) for i, s in zip((1, 2, 3), strengths, strict=True)]
+    deltas = [((b * s) @ a).to(BF16) for a, b, s in terms]
+    expected = torch.stack(deltas).sum(0) + base
+    assert torch.equal(model.get_submodule(TARGETS[0]).weight, expected)
+    sequential = deltas[0] + deltas[1] + deltas[2] + base  # bf16 rounding after every add
+    assert not torch.equal(sequential, expected)
 
 
 def test_kohya_alpha_scales_by_alpha_over_rank_unless_disabled(tmp_path):
@@ -122,7 +163,8 @@ def test_kohya_alpha_scales_by_alpha_over_rank_unless_disabled(tmp_path):
     path = _write_lora(tmp_path / "k.safetensors", "kohya", alpha=alpha)
     assert read_lora(path).scaled_by_alpha
     a, b = _pair(1)
-    for use_alpha, scale in ((True, alpha / RANK), (False, 1.0)):
+    cases = ((True, alpha / RANK), (False, 1.0), (CURRENT, alpha / RANK), (V1_0_0, 1.0))
+    for use_alpha, scale in cases:
         model = _model()
         base = model.get_submodule(TARGETS[0]).weight.detach().clone()
         fuse_loras(model, [path], use_alpha=use_alpha)
@@ -151,14 +193,15 @@ def test_several_loras_accumulate_in_order_with_their_strengths(tmp_path):
 
 def test_a_zero_strength_lora_still_takes_part_when_another_is_active(tmp_path):
     """Reference: fusion is skipped only when all strengths are 0; a 0-strength LoRA adds a
-    zero delta, which still rounds its (float32) targets through bf16."""
-    model = _model(torch.float32)
+    zero delta (stacked with the others)."""
+    model = _model()
     base = {t: model.get_submodule(t).weight.detach().clone() for t in TARGETS}
-    zero = _write_lora(tmp_path / "z.safetensors", "peft", modules=TARGETS[:1])
+    zero = _write_lora(tmp_path / "z.safetensors", "peft", modules=TARGETS)
     active = _write_lora(tmp_path / "a.safetensors", "peft", seed=7, modules=TARGETS[1:])
-    fuse_loras(model, [(zero, 0.0), (active, 1.0)])
-    assert torch.equal(model.get_submodule(TARGETS[0]).weight, base[TARGETS[0]].to(BF16).float())
-    expected = _expected(base[TARGETS[1]], [(*_pair(7), 1.0)])
+    fusion = fuse_loras(model, [(zero, 0.0), (active, 1.0)])
+    assert fusion.num_targeted == 2
+    assert torch.equal(model.get_submodule(TARGETS[0]).weight, base[TARGETS[0]])
+    expected = _expected(base[TARGETS[1]], [(*_pair(2), 0.0), (*_pair(7), 1.0)])
     assert torch.equal(model.get_submodule(TARGETS[1]).weight, expected)
 
 
@@ -212,7 +255,7 @@ def test_fp8_cast_weights_are_dequantised_to_bf16_fused_and_recast(tmp_path):
     fusion = fuse_loras(model, [path])
     a, b = _pair(1)
     assert target.weight.dtype == torch.float8_e4m3fn
-    expected = (_reference_delta([(a, b, 1.0)]) + stored.to(BF16)).to(torch.float8_e4m3fn)
+    expected = ((b @ a).to(BF16) + stored.to(BF16)).to(torch.float8_e4m3fn)
     assert torch.equal(target.weight.view(torch.uint8), expected.view(torch.uint8))
     fusion.unfuse()
     assert torch.equal(target.weight.view(torch.uint8), stored.view(torch.uint8))
@@ -230,7 +273,8 @@ def test_fp8_scaled_weights_are_requantised_with_a_fresh_scale(tmp_path):
     stored = layer.weight.detach().clone()
     path = _write_lora(tmp_path / "l.safetensors", "peft", modules=TARGETS[:1])
     fuse_loras(model, [path])
-    full = stored.float() * w_scale + _reference_delta([(*_pair(1), 1.0)]).float()
+    a, b = _pair(1)
+    full = stored.float() * w_scale + (b @ a).to(BF16).float()
     inv = 448.0 / full.abs().amax()  # model.md §10.2: q = clamp(w·448/amax), scale = amax/448
     expected = (full * inv).clamp(-448, 448).to(torch.float8_e4m3fn)
     assert torch.equal(layer.weight.view(torch.uint8), expected.view(torch.uint8))
@@ -282,3 +326,33 @@ def test_parse_lora_text(text, path, strength):
 def test_non_finite_strength_is_a_usage_error():
     with pytest.raises(UsageError):
         parse_lora("x.safetensors:nan")
+
+
+@pytest.mark.parametrize(
+    ("stored", "build"),
+    [(BF16, torch.float32), (BF16, BF16), (BF16, None), (torch.float32, BF16)],
+)
+def test_load_component_fuses_in_the_build_dtype(tmp_path, stored, build):
+    """While loading: the product cast to the build dtype (the stored one when None), added
+    to the stored weight, then the build cast; a float32 build keeps float32 detail."""
+    ckpt = write_tiny_checkpoint(tmp_path / "t.safetensors", "2.3", dtype=stored)
+    raw = TRANSFORMER_PREFIX + TARGETS[0] + ".weight"
+    with safe_open(str(ckpt), framework="pt") as f:
+        w = f.get_tensor(raw)
+    g = torch.Generator().manual_seed(4)
+    a = torch.randn(RANK, w.shape[1], generator=g)
+    b = torch.randn(w.shape[0], RANK, generator=g)
+    lora = tmp_path / "l.safetensors"
+    save_file({f"diffusion_model.{TARGETS[0]}.lora_A.weight": a,
+               f"diffusion_model.{TARGETS[0]}.lora_B.weight": b}, str(lora))  # fmt: skip
+    model = load_component(ckpt, "transformer", dtype=build, loras=[(lora, 0.8)])
+    target = build or stored
+    expected = (((b * 0.8) @ a).to(target) + w).to(target)
+    fused = model.get_submodule(TARGETS[0]).weight
+    assert fused.dtype == target
+    assert torch.equal(fused, expected)
+    if target == torch.float32:
+        assert not torch.equal(fused.to(BF16).float(), fused)
+    untouched = model.get_submodule("transformer_blocks.0.attn1.to_k").weight
+    with safe_open(str(ckpt), framework="pt") as f:
+        assert torch.equal(untouched, f.get_tensor(raw.replace("to_q", "to_k")).to(target))
