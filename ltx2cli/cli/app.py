@@ -55,10 +55,12 @@ def root(
 
 # -- commands (each module is torch-free at import time) -------------------------------------
 # One line per command module, in the order `ltx2 --help` lists them.
-from ltx2cli.cli import env, models, presets  # noqa: E402
+from ltx2cli.cli import env, lora, models, presets, quantize  # noqa: E402
 
 app.add_typer(models.app, name="models")
 app.add_typer(presets.app, name="presets")
+app.add_typer(lora.app, name="lora")
+app.command("quantize", epilog=quantize.EXAMPLES)(quantize.quantize)
 app.command("env", epilog=env.EXAMPLES)(env.env)
 
 

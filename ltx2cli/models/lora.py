@@ -1,13 +1,16 @@
 """LoRA files: read the common key styles and fuse any number of them into weights.
 
-- Key styles: official/PEFT `<m>.lora_A.weight` [r, in] + `<m>.lora_B.weight` [out, r]
-  (adapter-named `<m>.lora_A.<name>.weight` too), kohya/ComfyUI `<m>.lora_down.weight` +
-  `<m>.lora_up.weight` + optional `<m>.alpha`, and kohya's underscored module names
-  (`lora_unet_transformer_blocks_0_attn1_to_q`). Prefixes `diffusion_model.` (what the official
-  trainer writes), `model.diffusion_model.`, `transformer.`, `base_model.model.` and
-  `lora_unet_` are removed before the name is matched against the module's weights. The
-  reference accepts only the first style (it deletes `diffusion_model.`); for those files the
-  result is the same.
+- Key styles (`models/lora_keys.py`): official/PEFT `<m>.lora_A.weight` [r, in] +
+  `<m>.lora_B.weight` [out, r] (adapter-named `<m>.lora_A.<name>.weight` too), kohya/ComfyUI
+  `<m>.lora_down.weight` + `<m>.lora_up.weight` + optional `<m>.alpha` (kohya's flattened
+  `lora_unet_...` names too), and diffusers (`transformer.` with diffusers' module names).
+  Every style is turned into the model's own module names before matching. The reference
+  accepts only the first style (it deletes `diffusion_model.`); for those files the result
+  is the same.
+- Checks before any LoRA tensor is read (from the file header): a LoRA of the other
+  generation (`lora_generation` of its targets vs the model's weights), pairs whose shapes do
+  not fit their weight, and a LoRA none of whose modules exist in the model are one-line
+  errors; some unmatched modules are a warning (the reference ignores them silently).
 - Alpha: the reference ignores `.alpha` tensors; ComfyUI and kohya scale by alpha/rank. We
   apply alpha/rank when the file has an alpha for that module (what its author intended);
   `use_alpha=False`, or a `Compat` whose `lora_alpha` is off (`1.0.0`), reproduces the
@@ -36,7 +39,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,24 +49,11 @@ from torch import nn
 
 from ltx2cli.compat import Compat
 from ltx2cli.errors import CheckpointError, UsageError
-from ltx2cli.models.checkpoint import read_checkpoint
+from ltx2cli.models.checkpoint import CheckpointInfo, read_checkpoint
 from ltx2cli.models.fp8 import FP8_DTYPES, Fp8ScaledLinear, quantize_per_tensor, to_fp8
+from ltx2cli.models.lora_keys import DOWN, UP, lora_generation, parse_lora_key, split_strength
 
 logger = logging.getLogger(__name__)
-
-_PAIR_KEY = re.compile(
-    r"^(?P<module>.+?)\.(?P<kind>lora_A|lora_B|lora_down|lora_up)(\.[^.]+)?\.weight$"
-)
-_ALPHA_KEY = re.compile(r"^(?P<module>.+)\.alpha$")
-_DOWN, _UP = ("lora_A", "lora_down"), ("lora_B", "lora_up")
-STRIP_PREFIXES = (
-    "base_model.model.",
-    "model.diffusion_model.",
-    "diffusion_model.",
-    "transformer.",
-    "lora_unet_",
-    "lora_transformer_",
-)
 
 
 @dataclass(frozen=True)
@@ -85,25 +74,89 @@ def parse_lora(value: str | os.PathLike[str] | LoraSpec | tuple[Any, float]) -> 
         return value
     if isinstance(value, tuple):
         return LoraSpec(Path(value[0]), float(value[1]))
-    text = os.fspath(value)
-    head, sep, tail = text.rpartition(":")
-    if sep and head:
-        try:
-            return LoraSpec(Path(head), float(tail))
-        except ValueError:
-            pass  # a colon that belongs to the path
-    return LoraSpec(Path(text), 1.0)
+    path, strength = split_strength(os.fspath(value))
+    return LoraSpec(Path(path), strength)
+
+
+@dataclass
+class LoraLayout:
+    """Which keys of a LoRA file hold each module's pair and alpha (read from the header).
+
+    Modules are the model's own module names, whatever the file's key style.
+    """
+
+    info: CheckpointInfo
+    down: dict[str, str]  # module → key of A / lora_down [r, in]
+    up: dict[str, str]  # module → key of B / lora_up [out, r]
+    alpha: dict[str, str]  # module → key of its 0-d alpha
+    styles: list[str]  # key styles seen, most common first
+    ignored: list[str]  # keys of kinds that are not fused (.diff, dora_scale, ...)
+
+    @property
+    def style(self) -> str:
+        return self.styles[0]
+
+    @property
+    def modules(self) -> list[str]:
+        """Modules with both halves of the pair."""
+        return sorted(self.down.keys() & self.up.keys())
+
+    @property
+    def incomplete(self) -> list[str]:
+        """Modules with only one half of the pair."""
+        return sorted(self.down.keys() ^ self.up.keys())
+
+    def pair_shapes(self) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
+        """`{module: (A shape, B shape)}` for the complete pairs."""
+        t = self.info.tensors
+        return {m: (t[self.down[m]].shape, t[self.up[m]].shape) for m in self.modules}
+
+    def target_shapes(self) -> dict[str, tuple[int, int]]:
+        """`{module: (out, in)}`: the (flattened) shape of the weight each pair updates."""
+        return {m: (b[0], math.prod(a[1:])) for m, (a, b) in self.pair_shapes().items()}
+
+    def rank(self, module: str) -> int:
+        return self.info.tensors[self.down[module]].shape[0]
+
+
+def lora_layout(path: str | os.PathLike[str] | CheckpointInfo) -> LoraLayout:
+    """Parse a LoRA file's header; CheckpointError if it holds no LoRA pairs."""
+    info = path if isinstance(path, CheckpointInfo) else read_checkpoint(path)
+    slots: dict[str, dict[str, str]] = {DOWN: {}, UP: {}, "alpha": {}}
+    styles: dict[str, int] = {}
+    ignored: list[str] = []
+    for key in info.tensors:
+        parsed = parse_lora_key(key)
+        if parsed is None:
+            ignored.append(key)
+            continue
+        slot = slots[parsed.kind]
+        if parsed.module in slot:
+            raise CheckpointError(
+                f"{info.path.name}: keys {slot[parsed.module]!r} and {key!r} are the same "
+                f"LoRA tensor of {parsed.module}",
+                "the file mixes key styles; keep one of them",
+            )
+        slot[parsed.module] = key
+        styles[parsed.style] = styles.get(parsed.style, 0) + 1
+    if not slots[DOWN] and not slots[UP]:
+        raise CheckpointError(
+            f"{info.path.name} has no LoRA weights (no lora_A/lora_B or lora_down/lora_up keys)",
+            "pass a LoRA file, or load full checkpoints with --model",
+        )
+    ranked = sorted(styles, key=lambda s: -styles[s])
+    return LoraLayout(info, slots[DOWN], slots[UP], slots["alpha"], ranked, ignored)
 
 
 @dataclass
 class LoraWeights:
-    """The pairs of one LoRA file, keyed by module name with known prefixes removed."""
+    """The pairs of one LoRA file, keyed by the model's module names."""
 
     path: Path
     down: dict[str, torch.Tensor]  # A / lora_down [r, in]
     up: dict[str, torch.Tensor]  # B / lora_up [out, r]
     alpha: dict[str, float]
-    style: str  # "peft" or "kohya"
+    style: str  # "official", "comfy" or "diffusers" (lora_keys.STYLES)
     ignored: list[str] = field(default_factory=list)  # keys of kinds we do not fuse (.diff, ...)
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -136,44 +189,72 @@ def alpha_applies(use_alpha: bool | Compat) -> bool:
     return use_alpha.lora_alpha if isinstance(use_alpha, Compat) else bool(use_alpha)
 
 
-def _strip(name: str) -> str:
-    changed = True
-    while changed:
-        changed = False
-        for prefix in STRIP_PREFIXES:
-            if name.startswith(prefix):
-                name, changed = name[len(prefix) :], True
-    return name
-
-
-def read_lora(path: str | os.PathLike[str], *, device: torch.device | str = "cpu") -> LoraWeights:
-    """Read a LoRA safetensors file onto `device` (CPU by default)."""
-    info = read_checkpoint(path)
-    down: dict[str, torch.Tensor] = {}
-    up: dict[str, torch.Tensor] = {}
-    alpha: dict[str, float] = {}
-    ignored: list[str] = []
-    kinds: set[str] = set()
+def read_lora(
+    path: str | os.PathLike[str] | LoraLayout,
+    *,
+    device: torch.device | str = "cpu",
+    modules: Iterable[str] | None = None,
+) -> LoraWeights:
+    """Read a LoRA safetensors file onto `device` (CPU by default); only `modules` if given."""
+    layout = path if isinstance(path, LoraLayout) else lora_layout(path)
+    wanted = set(layout.down.keys() | layout.up.keys() if modules is None else modules)
     from safetensors import safe_open
 
+    info = layout.info
     with safe_open(str(info.path), framework="pt", device=str(torch.device(device))) as f:
-        for key in info.tensors:
-            if m := _PAIR_KEY.match(key):
-                kind = m["kind"]
-                kinds.add(kind)
-                target = down if kind in _DOWN else up
-                target[_strip(m["module"])] = f.get_tensor(key)
-            elif m := _ALPHA_KEY.match(key):
-                alpha[_strip(m["module"])] = float(f.get_tensor(key).float().item())
-            else:
-                ignored.append(key)
-    if not down and not up:
-        raise CheckpointError(
-            f"{info.path.name} has no LoRA weights (no lora_A/lora_B or lora_down/lora_up keys)",
-            "pass a LoRA file, or load full checkpoints with --model",
+        down = {m: f.get_tensor(k) for m, k in layout.down.items() if m in wanted}
+        up = {m: f.get_tensor(k) for m, k in layout.up.items() if m in wanted}
+        alpha = {m: float(f.get_tensor(k).float().item()) for m, k in layout.alpha.items()}
+    return LoraWeights(info.path, down, up, alpha, layout.style, layout.ignored, info.metadata)
+
+
+@dataclass
+class LoraMatch:
+    """How a LoRA's modules meet a model's weights."""
+
+    matched: dict[str, str]  # module → weight key
+    mismatched: dict[str, str]  # module → "B [..] @ A [..] vs weight [..]"
+    unmatched: list[str]  # modules the model does not have
+
+
+def match_lora(
+    pairs: Mapping[str, tuple[Sequence[int], Sequence[int]]],
+    weights: Mapping[str, Sequence[int]],
+) -> LoraMatch:
+    """Match `{module: (A shape, B shape)}` against a model's `{"<m>.weight": shape}`."""
+    match = LoraMatch({}, {}, [])
+    for module, (a, b) in sorted(pairs.items()):
+        key = f"{module}.weight"
+        if key not in weights:
+            match.unmatched.append(module)
+            continue
+        shape = tuple(weights[key])
+        fits = (
+            len(shape) >= 2
+            and b[0] == shape[0]
+            and math.prod(b[1:]) == a[0]
+            and math.prod(a[1:]) == math.prod(shape[1:])
         )
-    style = "kohya" if kinds & {"lora_down", "lora_up"} else "peft"
-    return LoraWeights(info.path, down, up, alpha, style, ignored, dict(info.metadata))
+        if fits:
+            match.matched[module] = key
+        else:
+            match.mismatched[module] = f"B {list(b)} @ A {list(a)} vs weight {list(shape)}"
+    return match
+
+
+def check_generation(layout: LoraLayout, weights: Mapping[str, Sequence[int]]) -> None:
+    """CheckpointError when the LoRA's targets say one generation and the weights the other."""
+    lora_gen, evidence = lora_generation(layout.target_shapes())
+    model_shapes = {
+        k.removesuffix(".weight"): s for k, s in weights.items() if k.endswith(".weight")
+    }
+    model_gen, _ = lora_generation(model_shapes)
+    if lora_gen and model_gen and lora_gen != model_gen:
+        raise CheckpointError(
+            f"{layout.info.path.name} is a LoRA for LTX-{lora_gen} (it targets {evidence}), "
+            f"the model is LTX-{model_gen}",
+            f"use a LoRA trained for LTX-{model_gen}, or an LTX-{lora_gen} model",
+        )
 
 
 @dataclass
@@ -194,51 +275,48 @@ def plan_loras(
     lora_load_device: torch.device | str = "cpu",
     use_alpha: bool | Compat = True,
 ) -> LoraPlan:
-    """Read every LoRA and match its modules against `weights` (`{"<m>.weight": shape}`).
+    """Check every LoRA against `weights` (`{"<m>.weight": shape}`), then read its pairs.
 
-    Raises CheckpointError naming the module when a pair's shapes do not fit its weight.
+    Raises CheckpointError (naming the file and module) for a LoRA of the other generation,
+    a pair whose shapes do not fit its weight, or a LoRA that matches no weight at all.
     """
     specs = [parse_lora(x) for x in loras]
-    by_name = {k.removesuffix(".weight"): k for k in weights if k.endswith(".weight")}
-    by_underscore = {m.replace(".", "_"): m for m in by_name}
     # The reference skips fusion only when every strength is zero.
     active = any(spec.strength != 0 for spec in specs)
     plan = LoraPlan({}, {}, {}, {}, len(specs))
     for spec in specs:
-        lora = read_lora(spec.path, device=lora_load_device)
-        label = str(spec.path)
-        plan.incomplete[label], plan.ignored[label] = lora.incomplete, lora.ignored
-        plan.unmatched[label] = []
-        for name in lora.modules:
-            module = name if name in by_name else by_underscore.get(name)
-            if module is None:
-                plan.unmatched[label].append(name)
-                continue
-            key = by_name[module]
-            a, b = lora.down[name], lora.up[name]
-            shape = tuple(weights[key])
-            rank = a.shape[0]
-            fits = (
-                len(shape) >= 2
-                and (b.shape[0], b[0].numel()) == (shape[0], rank)
-                and a[0].numel() == math.prod(shape[1:])
+        layout = lora_layout(spec.path)
+        check_generation(layout, weights)
+        match = match_lora(layout.pair_shapes(), weights)
+        name = spec.path.name
+        if match.mismatched:
+            module, detail = next(iter(match.mismatched.items()))
+            raise CheckpointError(
+                f"{name}: the LoRA for {module} does not fit the model ({detail})",
+                "this LoRA was trained for a different model",
             )
-            if not fits:
-                raise CheckpointError(
-                    f"LoRA for {module} has shapes {list(b.shape)} @ {list(a.shape)}, "
-                    f"the weight is {list(shape)}",
-                    "this LoRA was trained for a different model",
-                )
-            if active:
-                factor = spec.strength * lora.scale(name, use_alpha)
-                plan.terms.setdefault(key, []).append((a, b, factor))
-        if plan.unmatched[label]:
+        if layout.modules and not match.matched:
+            raise CheckpointError(
+                f"{name}: none of its {len(layout.modules)} LoRA modules exist in the model "
+                f"(e.g. {match.unmatched[0]})",
+                f"see `ltx2 lora inspect {spec.path} --model MODEL`",
+            )
+        label = str(spec.path)
+        plan.incomplete[label], plan.ignored[label] = layout.incomplete, layout.ignored
+        plan.unmatched[label] = match.unmatched
+        if match.unmatched:
             logger.warning(
                 "%s: %d LoRA modules match no weight (e.g. %s)",
-                spec.path.name,
-                len(plan.unmatched[label]),
-                plan.unmatched[label][0],
+                name,
+                len(match.unmatched),
+                match.unmatched[0],
             )
+        if not active:
+            continue
+        lora = read_lora(layout, device=lora_load_device, modules=match.matched)
+        for module, key in match.matched.items():
+            factor = spec.strength * lora.scale(module, use_alpha)
+            plan.terms.setdefault(key, []).append((lora.down[module], lora.up[module], factor))
     return plan
 
 

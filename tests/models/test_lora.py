@@ -15,6 +15,7 @@ from ltx2cli.models.checkpoint import TRANSFORMER_PREFIX
 from ltx2cli.models.fp8 import Fp8ScaledLinear, apply_fp8_cast
 from ltx2cli.models.loading import load_component
 from ltx2cli.models.lora import LoraSpec, fuse_loras, parse_lora, read_lora
+from ltx2cli.models.lora_keys import lora_generation, lora_key, parse_lora_key
 from ltx2cli.models.tiny import write_tiny_checkpoint
 
 DIM = 12
@@ -296,7 +297,7 @@ def test_shape_mismatch_names_the_module(tmp_path):
 
 def test_lora_tensors_are_staged_on_the_requested_device(tmp_path):
     weights = read_lora(_write_lora(tmp_path / "l.safetensors", "kohya", alpha=4.0))
-    assert weights.style == "kohya"
+    assert weights.style == "comfy"
     assert weights.ranks == [RANK]
     assert {t.device.type for t in weights.down.values()} == {"cpu"}
     assert weights.scale(TARGETS[0]) == pytest.approx(4.0 / RANK)
@@ -356,3 +357,89 @@ def test_load_component_fuses_in_the_build_dtype(tmp_path, stored, build):
     untouched = model.get_submodule("transformer_blocks.0.attn1.to_k").weight
     with safe_open(str(ckpt), framework="pt") as f:
         assert torch.equal(untouched, f.get_tensor(raw.replace("to_q", "to_k")).to(target))
+
+
+# Literal keys of one module per style, as each tool writes them (diffusers: its LTX-2 LoRA
+# converter's renames; kohya: flattened names), and the model module they address.
+STYLE_KEYS = [
+    ("transformer_blocks.0.audio_ff.net.0.proj", "official",
+     "diffusion_model.transformer_blocks.0.audio_ff.net.0.proj.lora_A.weight"),
+    ("transformer_blocks.0.audio_ff.net.0.proj", "comfy",
+     "diffusion_model.transformer_blocks.0.audio_ff.net.0.proj.lora_down.weight"),
+    ("transformer_blocks.0.audio_ff.net.0.proj", "comfy",
+     "lora_unet_transformer_blocks_0_audio_ff_net_0_proj.lora_down.weight"),
+    ("transformer_blocks.3.attn1.to_out.0", "diffusers",
+     "transformer.transformer_blocks.3.attn1.to_out.0.lora_A.weight"),
+    ("adaln_single.linear", "diffusers", "transformer.time_embed.linear.lora_A.weight"),
+    ("audio_adaln_single.emb.timestep_embedder.linear_1", "diffusers",
+     "transformer.audio_time_embed.emb.timestep_embedder.linear_1.lora_A.weight"),
+    ("audio_patchify_proj", "diffusers", "transformer.audio_proj_in.lora_A.weight"),
+    ("av_ca_a2v_gate_adaln_single.linear", "diffusers",
+     "transformer.av_cross_attn_video_a2v_gate.linear.lora_A.weight"),
+    ("prompt_adaln_single.linear", "diffusers", "transformer.prompt_adaln.linear.lora_A.weight"),
+    ("text_embedding_projection.aggregate_embed", "diffusers",
+     "connectors.text_proj_in.lora_A.weight"),
+    ("text_embedding_projection.aggregate_embed", "official",
+     "text_embedding_projection.aggregate_embed.lora_A.weight"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("module", "style", "key"), STYLE_KEYS)
+def test_every_key_style_names_the_models_module(module, style, key):
+    parsed = parse_lora_key(key)
+    assert (parsed.module, parsed.kind, parsed.style) == (module, "down", style)
+    if not key.startswith("lora_unet_"):  # we write dotted names, not kohya's flattened ones
+        assert lora_key(module, "down", style) == key
+
+
+@pytest.mark.parametrize(
+    ("shapes", "generation"),
+    [
+        ({"transformer_blocks.0.attn1.to_q": (DIM, DIM)}, None),
+        ({"transformer_blocks.0.attn1.to_gate_logits": (2, DIM)}, "2.3"),
+        ({"prompt_adaln_single.linear": (2 * DIM, DIM)}, "2.3"),
+        ({"caption_projection.linear_1": (DIM, DIM)}, "2.0"),
+        ({"adaln_single.linear": (6 * DIM, DIM)}, "2.0"),  # 6 AdaLN rows per block in 2.0
+        ({"audio_adaln_single.linear": (9 * DIM, DIM)}, "2.3"),  # 9 in 2.3
+    ],
+)
+def test_lora_generation_from_module_names_and_adaln_widths(shapes, generation):
+    assert lora_generation(shapes)[0] == generation
+
+
+def _tiny_lora(path, ckpt, modules, rank=RANK):
+    """A LoRA in the official style for `modules` of a tiny checkpoint, shapes from its header."""
+    g = torch.Generator().manual_seed(9)
+    tensors = {}
+    with safe_open(str(ckpt), framework="pt") as f:
+        for module in modules:
+            out_f, in_f = f.get_slice(f"{TRANSFORMER_PREFIX}{module}.weight").get_shape()
+            tensors[f"diffusion_model.{module}.lora_A.weight"] = torch.randn(
+                rank, in_f, generator=g
+            )
+            tensors[f"diffusion_model.{module}.lora_B.weight"] = torch.randn(
+                out_f, rank, generator=g
+            )
+    save_file(tensors, str(path))
+    return path
+
+
+def test_a_lora_of_the_other_generation_is_refused_in_one_line(tmp_path):
+    new = write_tiny_checkpoint(tmp_path / "23.safetensors", "2.3")
+    old = write_tiny_checkpoint(tmp_path / "20.safetensors", "2.0")
+    lora = _tiny_lora(
+        tmp_path / "l.safetensors", new, ["transformer_blocks.0.attn1.to_gate_logits"]
+    )
+    with pytest.raises(CheckpointError) as err:
+        load_component(old, "transformer", loras=[lora])
+    assert "l.safetensors is a LoRA for LTX-2.3" in err.value.message
+    assert "the model is LTX-2.0" in err.value.message
+    assert "\n" not in str(err.value)
+
+
+def test_a_lora_that_matches_nothing_is_refused(tmp_path):
+    path = _write_lora(
+        tmp_path / "l.safetensors", "peft", modules=["transformer_blocks.9.attn1.to_q"]
+    )
+    with pytest.raises(CheckpointError, match=r"none of its 1 LoRA modules exist in the model"):
+        fuse_loras(_model(), [path])
