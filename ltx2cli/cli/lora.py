@@ -18,7 +18,7 @@ app = typer.Typer(
     epilog=examples(
         "ltx2 lora inspect my-lora.safetensors --model ltx-2.3-22b-dev",
         "ltx2 lora convert my-lora.safetensors --to comfy -o comfy.safetensors",
-        "ltx2 lora fuse base.safetensors --lora my-lora.safetensors:0.8 -o out.safetensors",
+        "ltx2 lora fuse base.safetensors --lora style.safetensors:0.8 -o f.safetensors",
     ),
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -101,7 +101,7 @@ def _inspect_text(r: dict[str, Any]) -> str:
     epilog=examples(
         "ltx2 lora convert my-lora.safetensors --to comfy -o comfy.safetensors",
         "ltx2 lora convert comfy.safetensors --to official -o official.safetensors",
-        "ltx2 lora convert my-lora.safetensors --to diffusers -o d.safetensors --dry-run",
+        "ltx2 lora convert my-lora.safetensors --to diffusers -o d.safetensors",
     ),
 )
 def convert(
@@ -138,8 +138,8 @@ def convert(
     "fuse",
     epilog=examples(
         "ltx2 lora fuse base.safetensors --lora style.safetensors -o fused.safetensors",
-        "ltx2 lora fuse ltx-2.3-22b-dev --lora a.safetensors:0.6 --lora b:0.4 -o f.safetensors",
-        "ltx2 lora fuse base.safetensors --lora style.safetensors -o f.safetensors --dry-run",
+        "ltx2 lora fuse ltx-2.3-22b-dev -l a.safetensors:0.6 -l b:0.4 -o f.safetensors",
+        "ltx2 lora fuse base.safetensors -l a.safetensors -o f.safetensors --dry-run",
     ),
 )
 def fuse(

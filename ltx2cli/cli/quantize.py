@@ -16,7 +16,7 @@ POLICIES = ("fp8-cast", "fp8-scaled-mm")
 EXAMPLES = examples(
     "ltx2 quantize base.safetensors --policy fp8-cast -o base-fp8.safetensors",
     "ltx2 quantize ltx-2.3-22b-dev --policy fp8-scaled-mm -o dev-fp8.safetensors",
-    "ltx2 quantize base.safetensors --policy fp8-cast -o q.safetensors --dry-run --json",
+    "ltx2 quantize base.safetensors -p fp8-cast -o q.safetensors --dry-run --json",
 )
 
 

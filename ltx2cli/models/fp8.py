@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -56,9 +56,23 @@ def is_fp8_cast_layer(name: str) -> bool:
     return name.startswith(FP8_CAST_BLOCK_PREFIX) and name.endswith(FP8_CAST_SUFFIXES)
 
 
+# Elements per float32 temporary when casting: casts and quantisation work piece by piece so a
+# large weight never needs more than a few float32 copies of one piece (same values: each output
+# element depends on its input element and the scale only).
+_PIECE = 1 << 22
+
+
+def _cast_pieces(t: torch.Tensor, cast: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    flat = t.detach().reshape(-1)
+    out = torch.empty(flat.shape, dtype=FP8_DTYPE, device=t.device)
+    for start in range(0, flat.numel(), _PIECE):
+        out[start : start + _PIECE] = cast(flat[start : start + _PIECE].float())
+    return out.reshape(t.shape)
+
+
 def to_fp8(t: torch.Tensor) -> torch.Tensor:
     """Plain (unscaled) cast to float8_e4m3fn, saturating at ±448."""
-    return t.float().clamp(-FP8_MAX, FP8_MAX).to(FP8_DTYPE)
+    return _cast_pieces(t, lambda x: x.clamp(-FP8_MAX, FP8_MAX).to(FP8_DTYPE))
 
 
 def quantize_per_tensor(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,10 +81,9 @@ def quantize_per_tensor(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     The reference's op order (multiply by `448/amax`, then take the reciprocal as the scale) is
     kept because `w / (amax/448)` rounds differently. An all-zero tensor gets scale 1.
     """
-    w32 = w.detach().float()
-    amax = w32.abs().amax()
+    amax = w.detach().abs().amax().float()  # |w| and max are exact in w's own dtype
     inv = torch.where(amax > 0, FP8_MAX / amax, torch.ones_like(amax))
-    q = (w32 * inv).clamp(-FP8_MAX, FP8_MAX).to(FP8_DTYPE)
+    q = _cast_pieces(w, lambda x: (x * inv).clamp(-FP8_MAX, FP8_MAX).to(FP8_DTYPE))
     return q, inv.reciprocal()
 
 

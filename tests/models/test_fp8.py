@@ -313,3 +313,15 @@ def test_fp8_cast_stores_the_released_transformer_in_about_half_the_bf16_bytes(
     bf16_bytes = 2 * sum(t.numel() for t in state.values())
     fp8_bytes = sum(t.numel() * (1 if t.dtype == FP8 else 2) for t in state.values())
     assert 0.5 < fp8_bytes / bf16_bytes < FP8_CAST_MAX_FRACTION
+
+
+def test_large_tensors_cast_to_the_same_bytes_as_one_cast():
+    """Casts run piece by piece to bound memory; a tensor of several pieces must not notice."""
+    w = torch.randn(3, 2_000_003, generator=torch.Generator().manual_seed(0)).to(BF16) * 40
+    inv = FP8_MAX / w.float().abs().amax()
+    expected = (w.float() * inv).clamp(-FP8_MAX, FP8_MAX).to(FP8)
+    q, scale = quantize_per_tensor(w)
+    assert torch.equal(q.view(torch.uint8), expected.view(torch.uint8))
+    assert scale.item() == inv.reciprocal().item()
+    plain = w.float().clamp(-FP8_MAX, FP8_MAX).to(FP8)
+    assert torch.equal(to_fp8(w).view(torch.uint8), plain.view(torch.uint8))
