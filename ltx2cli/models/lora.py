@@ -78,8 +78,25 @@ def parse_lora(value: str | os.PathLike[str] | LoraSpec | tuple[Any, float]) -> 
     return LoraSpec(Path(path), strength)
 
 
+class _Pairs:
+    """Modules by pair completeness, over `down` and `up` dicts keyed by module."""
+
+    down: dict[str, Any]
+    up: dict[str, Any]
+
+    @property
+    def modules(self) -> list[str]:
+        """Modules with both halves of the pair."""
+        return sorted(self.down.keys() & self.up.keys())
+
+    @property
+    def incomplete(self) -> list[str]:
+        """Modules with only one half of the pair."""
+        return sorted(self.down.keys() ^ self.up.keys())
+
+
 @dataclass
-class LoraLayout:
+class LoraLayout(_Pairs):
     """Which keys of a LoRA file hold each module's pair and alpha (read from the header).
 
     Modules are the model's own module names, whatever the file's key style.
@@ -95,16 +112,6 @@ class LoraLayout:
     @property
     def style(self) -> str:
         return self.styles[0]
-
-    @property
-    def modules(self) -> list[str]:
-        """Modules with both halves of the pair."""
-        return sorted(self.down.keys() & self.up.keys())
-
-    @property
-    def incomplete(self) -> list[str]:
-        """Modules with only one half of the pair."""
-        return sorted(self.down.keys() ^ self.up.keys())
 
     def pair_shapes(self) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
         """`{module: (A shape, B shape)}` for the complete pairs."""
@@ -149,7 +156,7 @@ def lora_layout(path: str | os.PathLike[str] | CheckpointInfo) -> LoraLayout:
 
 
 @dataclass
-class LoraWeights:
+class LoraWeights(_Pairs):
     """The pairs of one LoRA file, keyed by the model's module names."""
 
     path: Path
@@ -159,15 +166,6 @@ class LoraWeights:
     style: str  # "official", "comfy" or "diffusers" (lora_keys.STYLES)
     ignored: list[str] = field(default_factory=list)  # keys of kinds we do not fuse (.diff, ...)
     metadata: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def modules(self) -> list[str]:
-        return sorted(self.down.keys() & self.up.keys())
-
-    @property
-    def incomplete(self) -> list[str]:
-        """Modules with only one half of the pair."""
-        return sorted(self.down.keys() ^ self.up.keys())
 
     @property
     def ranks(self) -> list[int]:

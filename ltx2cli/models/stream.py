@@ -143,9 +143,9 @@ def check_output(out: str | os.PathLike[str], inputs: Sequence[str | os.PathLike
     if target.is_dir():
         raise UsageError(f"the output {target} is a folder", "pass a file name with -o")
     parent = _existing_parent(target)
-    if not os.access(parent, os.W_OK | os.X_OK) or (
-        target.exists() and not os.access(target.parent, os.W_OK)
-    ):
+    if not parent.is_dir():
+        raise UsageError(f"cannot write {target}: {parent} is not a folder", "choose another -o")
+    if not os.access(parent, os.W_OK | os.X_OK):
         raise UsageError(f"cannot write {target}: {parent} is not writable", "choose another -o")
     return target
 

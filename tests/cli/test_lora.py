@@ -247,7 +247,7 @@ def _truncate(path, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "case", ["truncated base", "truncated lora", "other generation", "no match"]
+    "case", ["truncated base", "truncated lora", "not safetensors", "other generation", "no match"]
 )
 def test_bad_inputs_give_one_line_errors_and_no_output(files, tmp_path, case):
     _, base, old = files
@@ -258,6 +258,9 @@ def test_bad_inputs_give_one_line_errors_and_no_output(files, tmp_path, case):
     elif case == "truncated lora":
         lora = _truncate(lora, tmp_path)
         expected = "is truncated"
+    elif case == "not safetensors":
+        lora.write_text("a LoRA? no, a text file\n")
+        expected = "l.safetensors is not a valid safetensors file"
     elif case == "other generation":
         base = old
         expected = "l.safetensors is a LoRA for LTX-2.3"
