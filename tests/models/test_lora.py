@@ -443,3 +443,21 @@ def test_a_lora_that_matches_nothing_is_refused(tmp_path):
     )
     with pytest.raises(CheckpointError, match=r"none of its 1 LoRA modules exist in the model"):
         fuse_loras(_model(), [path])
+
+
+@pytest.mark.parametrize(("name", "generation"), [("ltx-2-19b", "2.0"), ("ltx-2.3-22b", "2.3")])
+def test_released_transformers_name_their_generation_and_every_module_round_trips(
+    manifest, name, generation
+):
+    keys = manifest(name)["components"]["transformer"]["keys"]
+    shapes = {
+        k.removeprefix(TRANSFORMER_PREFIX).removesuffix(".weight"): s
+        for k, s in keys.items()
+        if k.endswith(".weight")
+    }
+    assert lora_generation(shapes)[0] == generation
+    for module in shapes:
+        kohya = "lora_unet_" + module.replace(".", "_") + ".lora_down.weight"
+        assert parse_lora_key(kohya).module == module
+        for style in ("official", "comfy", "diffusers"):
+            assert parse_lora_key(lora_key(module, "up", style)).module == module
