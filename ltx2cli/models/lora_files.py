@@ -46,7 +46,6 @@ from ltx2cli.models.stream import (
     check_space,
     copy_entry,
     file_size,
-    raw_metadata,
     write_entries,
 )
 
@@ -187,7 +186,7 @@ def convert_lora(
                 entries.append(copy_entry(reader, layout.alpha[module], alpha_key))
             else:  # alpha = rank: the same scale, stated explicitly
                 entries.append(Entry(alpha_key, "F32", (), partial(torch.tensor, float(rank))))
-    metadata = raw_metadata(info)
+    metadata = dict(reader.metadata)
     size = file_size(entries, metadata)
     check_space(target, size)
     dropped = sorted(set(layout.ignored) | {_keys_of(layout, m) for m in layout.incomplete})

@@ -64,7 +64,6 @@ from ltx2cli.models.stream import (
     check_space,
     copy_entry,
     file_size,
-    raw_metadata,
     write_entries,
 )
 
@@ -159,7 +158,7 @@ def fuse_checkpoint(
             shape = info.tensors[scale_raw].shape
             entries.append(Entry(scale_raw, _F32, shape, partial(scales.pop, scale_raw)))
 
-    metadata = raw_metadata(info)
+    metadata = dict(reader.metadata)
     metadata[FUSED_LORAS_KEY] = json.dumps(_fused_record(info, specs, plan, use_alpha))
     size = file_size(entries, metadata)
     check_space(target, size)
@@ -299,7 +298,7 @@ def quantize_checkpoint(
                 prefix = raw.removesuffix(".weight")
                 entries.append(Entry(f"{prefix}.input_scale", _F32, (), value.clone))
 
-    metadata = raw_metadata(info)
+    metadata = dict(reader.metadata)
     metadata[QUANTIZATION_KEY] = policy
     size = file_size(entries, metadata)
     check_space(target, size)

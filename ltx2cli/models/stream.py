@@ -8,7 +8,7 @@
   the tensors in order into a temporary file beside the target, which replaces the target
   only once complete (`atomic_output`). Tensors follow each other without padding, as the
   format specifies; readers do not require alignment.
-- Metadata values are written as the strings they were read as (`raw_metadata`), so an
+- Metadata values are kept as the strings they were read as (`TensorReader.metadata`), so an
   embedded config round-trips byte for byte.
 """
 
@@ -46,14 +46,6 @@ def dtype_name(dtype: torch.dtype) -> str:
     return DTYPE_NAMES[dtype]
 
 
-def raw_metadata(info: CheckpointInfo) -> dict[str, str]:
-    """The `__metadata__` strings exactly as stored (CheckpointInfo holds them JSON-decoded)."""
-    with info.path.open("rb") as f:
-        (length,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(length))
-    return dict(header.get("__metadata__") or {})
-
-
 class TensorReader:
     """Reads single tensors of a checkpoint whose header `read_checkpoint` validated."""
 
@@ -63,7 +55,9 @@ class TensorReader:
             (length,) = struct.unpack("<Q", f.read(8))
             header = json.loads(f.read(length))
         self._start = 8 + length
-        self._offsets = {k: v["data_offsets"][0] for k, v in header.items() if k != "__metadata__"}
+        # The `__metadata__` strings as stored (CheckpointInfo holds them JSON-decoded).
+        self.metadata: dict[str, str] = dict(header.pop("__metadata__", None) or {})
+        self._offsets = {k: v["data_offsets"][0] for k, v in header.items()}
 
     def read_bytes(self, key: str) -> bytearray:
         nbytes = self.info.tensors[key].nbytes
