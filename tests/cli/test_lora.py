@@ -74,10 +74,12 @@ def _write(path, pairs, style: str, alpha: float | None = None, metadata=None):
         if style == "official":
             tensors[f"diffusion_model.{module}.lora_A.weight"] = a
             tensors[f"diffusion_model.{module}.lora_B.weight"] = b
-        elif style == "comfy":
-            tensors[f"diffusion_model.{module}.lora_down.weight"] = a
-            tensors[f"diffusion_model.{module}.lora_up.weight"] = b
-            tensors[f"diffusion_model.{module}.alpha"] = torch.tensor(alpha or float(RANK))
+        elif style in ("comfy", "kohya"):
+            name = "lora_unet_" + module.replace(".", "_") if style == "kohya" else module
+            name = name if style == "kohya" else f"diffusion_model.{name}"
+            tensors[f"{name}.lora_down.weight"] = a
+            tensors[f"{name}.lora_up.weight"] = b
+            tensors[f"{name}.alpha"] = torch.tensor(alpha or float(RANK))
         else:
             tensors[f"{_diffusers_name(module)}.lora_A.weight"] = a
             tensors[f"{_diffusers_name(module)}.lora_B.weight"] = b
@@ -85,16 +87,19 @@ def _write(path, pairs, style: str, alpha: float | None = None, metadata=None):
     return path
 
 
-@pytest.mark.parametrize("style", ["official", "comfy", "diffusers"])
-def test_inspect_reports_style_rank_alpha_groups_and_generation(files, tmp_path, style):
+@pytest.mark.parametrize(
+    ("style", "reported"),
+    [("official", "official"), ("comfy", "comfy"), ("kohya", "comfy"), ("diffusers", "diffusers")],
+)
+def test_inspect_reports_style_rank_alpha_groups_and_generation(files, tmp_path, style, reported):
     _, base, _ = files
-    alpha = ALPHA if style == "comfy" else None
+    alpha = ALPHA if style in ("comfy", "kohya") else None
     meta = {"reference_downscale_factor": "2", "trigger_words": "zzstyle"}
     lora = _write(tmp_path / "l.safetensors", _pairs(base), style, alpha, meta)
     proc = ltx2("lora", "inspect", lora, "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["style"] == style
+    assert report["style"] == reported
     assert report["ranks"] == [RANK]
     assert report["alphas"] == ([ALPHA] if alpha else [])
     assert ("alpha/rank scales" in report["alpha"]) == (alpha is not None)
