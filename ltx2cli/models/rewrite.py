@@ -127,7 +127,6 @@ def fuse_checkpoint(
     mapping = _transformer(info)
     weights = {k: info.tensors[raw].shape for k, raw in mapping.items()}
     plan = plan_loras(weights, specs, use_alpha=use_alpha)
-    raw_to_module = {raw: k for k, raw in mapping.items()}
     fuse_on = fusion_device("cpu")
     reader = TensorReader(info)
     scales: dict[str, torch.Tensor] = {}  # new weight scales, made with their weights
@@ -141,25 +140,31 @@ def fuse_checkpoint(
             scales[scale_raw] = new_scale.reshape(info.tensors[scale_raw].shape)
         return new_w
 
+    fused_raw = {mapping[k]: terms for k, terms in plan.terms.items()}
+    # A re-quantised weight's new scale is written right after it, not where the scale was.
+    moved = {
+        raw + _SCALE
+        for raw in fused_raw
+        if info.tensors[raw].dtype in FP8_DTYPES and raw + _SCALE in info.tensors
+    }
     entries: list[Entry] = []
-    moved: set[str] = set()  # scale keys written right after their re-quantised weight
     for raw, t in info.tensors.items():
         if raw in moved:
             continue
-        terms = plan.terms.get(raw_to_module.get(raw, ""))
-        if not terms:
+        if raw not in fused_raw:
             entries.append(copy_entry(reader, raw))
             continue
-        scale_raw = raw + _SCALE if t.dtype in FP8_DTYPES and raw + _SCALE in info.tensors else None
+        scale_raw = raw + _SCALE if raw + _SCALE in moved else None
         out_dtype = _F8 if t.dtype in FP8_DTYPES else t.dtype
-        entries.append(Entry(raw, out_dtype, t.shape, partial(fused, raw, terms, scale_raw)))
+        entries.append(
+            Entry(raw, out_dtype, t.shape, partial(fused, raw, fused_raw[raw], scale_raw))
+        )
         if scale_raw:
-            moved.add(scale_raw)
             shape = info.tensors[scale_raw].shape
             entries.append(Entry(scale_raw, _F32, shape, partial(scales.pop, scale_raw)))
 
     metadata = dict(reader.metadata)
-    metadata[FUSED_LORAS_KEY] = json.dumps(_fused_record(info, specs, plan, use_alpha))
+    metadata[FUSED_LORAS_KEY] = json.dumps(_fused_record(info, specs, use_alpha))
     size = file_size(entries, metadata)
     check_space(target, size)
     report = _report(
@@ -180,7 +185,7 @@ def fuse_checkpoint(
 
 
 def _fused_record(
-    info: CheckpointInfo, specs: Sequence[Any], plan: Any, use_alpha: bool | Compat
+    info: CheckpointInfo, specs: Sequence[Any], use_alpha: bool | Compat
 ) -> list[dict[str, Any]]:
     """Earlier fusions recorded in the base, then these LoRAs."""
     earlier = info.metadata.get(FUSED_LORAS_KEY)
