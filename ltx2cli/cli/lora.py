@@ -53,8 +53,11 @@ def inspect(
     compat: Compat = "current",
     json: Json = False,
 ) -> None:
-    """Key style, ranks, alpha, targeted modules, dtype, metadata and the generation a LoRA
-    fits; with --model, which of its keys the model has."""
+    """What a LoRA holds and which model it fits.
+
+    Key style, ranks, alpha, targeted modules, dtype, metadata and the generation it fits;
+    with --model, which of its keys the model has and a one-line verdict.
+    """
     from ltx2cli.compat import get_compat
 
     out.configure(json=json)
@@ -153,8 +156,11 @@ def fuse(
     dry_run: DryRun = False,
     json: Json = False,
 ) -> None:
-    """Write a complete checkpoint with LoRAs fused into its transformer, streamed tensor by
-    tensor (bf16 and fp8 bases); the input is never overwritten."""
+    """Write a checkpoint with LoRAs fused into its transformer.
+
+    Streamed tensor by tensor (bf16 and fp8 bases); everything else and the embedded config are
+    copied unchanged; the input is never overwritten.
+    """
     from ltx2cli.compat import get_compat
 
     out.configure(json=json)

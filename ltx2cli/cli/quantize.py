@@ -39,9 +39,12 @@ def quantize(
     ] = False,
     json: Json = False,
 ) -> None:
-    """Store the transformer blocks' Linears in fp8, about halving the transformer: fp8-cast
-    (plain cast, no scales) or fp8-scaled-mm (per-tensor scales, the -fp8 release layout).
-    Other layers are kept; a file already in fp8 is reported, not cast again."""
+    """Write an fp8 checkpoint: about half the transformer's bytes.
+
+    The transformer blocks' attention and feed-forward Linears go to fp8: fp8-cast (plain
+    cast, no scales) or fp8-scaled-mm (per-tensor scales, the -fp8 release layout). Other
+    layers are kept; a file already in fp8 is reported, not cast again.
+    """
     from ltx2cli.errors import UsageError
 
     out.configure(json=json)
