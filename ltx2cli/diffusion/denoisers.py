@@ -1,8 +1,8 @@
 """The model-call protocol and the denoisers the sampling loops call.
 
-The denoisers speak the transformer's own vocabulary (`models.transformer`, model.md §2.3,
-§2.9): a `ModelCall` holds one `Modality` per present stream and the pass's perturbations as a
-tuple of `Perturbation`; the model returns the raw velocity per stream, `[B, N, C]` like the
+The denoisers speak the transformer's own vocabulary (`models.transformer`): a `ModelCall`
+holds one `Modality` per present stream and the pass's perturbations as a tuple of
+`Perturbation`; the model returns the raw velocity per stream, `[B, N, C]` like the
 input latent. `transformer_velocity_model(transformer)` makes an `LTXTransformer` that model.
 
 - `to_modality` builds a stream's input from its `LatentState`: `sigma` `[B]` (0 for a frozen
