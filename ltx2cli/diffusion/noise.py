@@ -24,7 +24,14 @@ from ltx2cli.compat import CURRENT, Compat
 from ltx2cli.diffusion.state import AV, LatentState
 from ltx2cli.models.noise import gaussian, make_generator
 
-__all__ = ["gaussian", "make_generator", "noise_state", "noise_states", "standardized_noise"]
+__all__ = [
+    "gaussian",
+    "high_precision",
+    "make_generator",
+    "noise_state",
+    "noise_states",
+    "standardized_noise",
+]
 
 
 def noise_state(
@@ -54,11 +61,16 @@ def noise_states(
     return states.map(lambda _, state: noise_state(state, generator, noise_scale, compat))
 
 
+def high_precision(device: torch.device | str) -> torch.dtype:
+    """The res_2s sampler's working dtype on `device`: float64, float32 on MPS (no float64)."""
+    return torch.float32 if torch.device(device).type == "mps" else torch.float64
+
+
 def standardized_noise(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """res_2s SDE noise: float64 Gaussian standardized over the whole tensor, then again over
-    its last two dims (per batch item for `[B, N, C]` tokens). float32 on MPS (no float64)."""
+    its last two dims (per batch item for `[B, N, C]` tokens), moved to `like`'s device in
+    its `high_precision` dtype."""
     noise = gaussian(like.shape, generator, torch.float64)
     noise = (noise - noise.mean()) / noise.std()
     noise = (noise - noise.mean(dim=(-2, -1), keepdim=True)) / noise.std(dim=(-2, -1), keepdim=True)
-    dtype = torch.float32 if like.device.type == "mps" else torch.float64
-    return noise.to(device=like.device, dtype=dtype)
+    return noise.to(device=like.device, dtype=high_precision(like.device))

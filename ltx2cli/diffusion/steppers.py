@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from ltx2cli.diffusion.denoisers import Denoiser
-from ltx2cli.diffusion.noise import make_generator, standardized_noise
+from ltx2cli.diffusion.noise import high_precision, make_generator, standardized_noise
 from ltx2cli.diffusion.state import AV, LatentState, timesteps_from_mask, to_denoised, to_velocity
 
 ProgressFn = Callable[[int, int], None]
@@ -202,10 +202,6 @@ def res2s_sde_step(
     return out.to(target.dtype)
 
 
-def _high_precision(device: torch.device) -> torch.dtype:
-    return torch.float32 if device.type == "mps" else torch.float64
-
-
 def _with_latents(
     states: AV[LatentState], latents: dict[str, torch.Tensor], dtype: torch.dtype | None
 ) -> AV[LatentState]:
@@ -267,7 +263,7 @@ def res2s_loop(
     if ends_at_zero:
         sig = torch.cat([sig[:-1], torch.tensor([RES2S_FINAL_SIGMA, 0.0])])
     first = next(state for _, state in states.items())
-    hp = _high_precision(first.latent.device)
+    hp = high_precision(first.latent.device)
     log_steps = -torch.log(sig[1:].to(hp) / sig[:-1].to(hp))
     total = n_full + int(ends_at_zero)
 
