@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -614,16 +614,12 @@ def build_video_encoder(config: Mapping[str, Any]) -> VideoEncoder:
 def build_video_decoder(
     config: Mapping[str, Any],
     *,
-    timestep_conditioning: bool | None = None,
     decode_timestep: float = DECODE_TIMESTEP,
     decode_noise_scale: float = DECODE_NOISE_SCALE,
 ) -> VideoDecoder:
     """Video VAE decoder from the checkpoint's `config` metadata (reads its `vae` section).
 
-    `timestep_conditioning` overrides the config, e.g. from whether the file holds
-    `vae.decoder.last_scale_shift_table`.
+    The loader sets `vae.timestep_conditioning` from the file's tensors when they disagree.
     """
     vae = VideoVAEConfig.from_checkpoint_config(config)
-    if timestep_conditioning is not None:
-        vae = replace(vae, timestep_conditioning=timestep_conditioning)
     return VideoDecoder(vae, decode_timestep=decode_timestep, decode_noise_scale=decode_noise_scale)
