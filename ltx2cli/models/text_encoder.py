@@ -7,9 +7,9 @@ Design choices (model.md §8.1, §8.6; pipelines.md §12.3–12.4):
 - Encoding runs the inner model (no LM head) and returns all `num_layers + 1` hidden states
   stacked as `(B, T, D, L)`, with every prompt stripped, given a leading `<bos>`, truncated and
   LEFT-padded to exactly `max_length` (1024) tokens, so batching prompts is a plain stack.
-- Enhancement applies a chat template with our own system prompts, samples with a forked RNG
-  seeded by the caller, and cleans the text the way the reference does (straight quotes, plain
-  dashes and spaces, no leading non-letters).
+- Enhancement applies a chat template with our own system prompts, samples in a forked RNG
+  started from the pipeline's generator, and cleans the text the way the reference does
+  (straight quotes, plain dashes and spaces, no leading non-letters).
 - `write_tiny_gemma` writes a random tiny Gemma 3 directory with a locally built tokenizer, and
   `convert_gguf_gemma` turns the packaged 270M GGUF into a reusable directory once.
 """
@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from ltx2cli.errors import CheckpointError, UsageError
+from ltx2cli.models.noise import make_generator
 
 log = logging.getLogger(__name__)
 
@@ -206,12 +207,16 @@ class GemmaTextEncoder:
         prompt: str,
         *,
         image: torch.Tensor | None = None,
-        seed: int = ENHANCE_DEFAULT_SEED,
+        generator: torch.Generator | None = None,
         max_new_tokens: int = ENHANCE_MAX_NEW_TOKENS,
         temperature: float = ENHANCE_TEMPERATURE,
     ) -> str:
         """Rewrite `prompt` into a detailed video prompt; with `image` (uint8 `(H, W, 3)` or
-        float `(3, H, W)` in [-1, 1]) Gemma's vision tower sees the first frame."""
+        float `(3, H, W)` in [-1, 1]) Gemma's vision tower sees the first frame.
+
+        Sampling draws from the pipeline's CPU `generator` (which advances by what was drawn);
+        None samples as the reference does by default, from seed 42.
+        """
         if image is None:
             chat = [
                 {"role": "system", "content": system_prompt("t2v")},
@@ -222,8 +227,16 @@ class GemmaTextEncoder:
             inputs = self._image_chat_inputs(prompt, image)
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         prompt_length = inputs["input_ids"].shape[1]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        generator = generator or make_generator(ENHANCE_DEFAULT_SEED)
+        # transformers samples from the global RNG: run it in a fork (restored on exit) that
+        # starts from the generator's state, and hand the advanced state back to the generator.
+        # An accelerator's RNG is seeded like the reference's `manual_seed`.
+        device = torch.device(self.device)
+        accelerators = [device.index or 0] if device.type != "cpu" else []
+        with torch.random.fork_rng(devices=accelerators, device_type=device.type):
+            torch.set_rng_state(generator.get_state())
+            if accelerators:
+                torch.get_device_module(device.type).manual_seed(generator.initial_seed())
             generated = self.model.generate(
                 **inputs,
                 do_sample=True,
@@ -231,6 +244,7 @@ class GemmaTextEncoder:
                 max_new_tokens=max_new_tokens,
                 pad_token_id=self.tokenizer.pad_token_id,
             )
+            generator.set_state(torch.get_rng_state())
         text = self.tokenizer.decode(generated[0, prompt_length:], skip_special_tokens=True)
         return clean_enhanced_prompt(text)
 

@@ -30,6 +30,7 @@ from torch import nn
 
 from ltx2cli.errors import CheckpointError, UsageError
 from ltx2cli.models.layers import TimestepEmbedder
+from ltx2cli.models.noise import gaussian, require_generator
 from ltx2cli.models.tiling import blend_tiles, decode_tile_layout, encode_tile_layout
 from ltx2cli.models.video_vae_blocks import (
     CausalConv3d,
@@ -480,13 +481,15 @@ class VideoDecoder(_LatentSide):
         timestep: torch.Tensor | float | None = None,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Decode; `timestep` (default 0.05) and `generator` (decode noise) matter only for a
-        timestep-conditioned decoder."""
+        """Decode; `timestep` (default 0.05) and `generator` (the pipeline's, for decode noise)
+        matter only for a timestep-conditioned decoder, which requires the generator."""
         b = latent.shape[0]
         x = latent.to(next(self.parameters()).dtype)
         # 1 decode noise in normalised space, then un-normalise
         if self.timestep_conditioning:
-            noise = torch.randn(x.size(), generator=generator, dtype=x.dtype, device=x.device)
+            noise = gaussian(
+                x.shape, require_generator(generator, "the decoder"), x.dtype, x.device
+            )
             x = noise * self.decode_noise_scale + (1.0 - self.decode_noise_scale) * x
         x = self.denormalize(x)
         if self.timestep_conditioning:

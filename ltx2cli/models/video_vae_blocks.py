@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ltx2cli.models.layers import TimestepEmbedder
+from ltx2cli.models.noise import gaussian, require_generator
 
 PIXEL_NORM_EPS = 1e-8
 GROUP_NORM_EPS = 1e-6
@@ -221,7 +222,9 @@ class ResnetBlock3D(nn.Module):
         x: torch.Tensor, scale: torch.Tensor, generator: torch.Generator | None
     ) -> torch.Tensor:
         # One (H, W) noise map shared by all channels and frames, scaled per channel.
-        noise = torch.randn(x.shape[-2:], device=x.device, dtype=x.dtype, generator=generator)
+        noise = gaussian(
+            x.shape[-2:], require_generator(generator, "noise injection"), x.dtype, x.device
+        )
         return x + (noise[None] * scale.to(x))[None, :, None]
 
     def forward(

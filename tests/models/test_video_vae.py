@@ -17,7 +17,12 @@ from ltx2cli.models.video_vae import (
     build_video_decoder,
     build_video_encoder,
 )
-from ltx2cli.models.video_vae_blocks import ResStage, pixel_patchify, pixel_unpatchify
+from ltx2cli.models.video_vae_blocks import (
+    ResnetBlock3D,
+    ResStage,
+    pixel_patchify,
+    pixel_unpatchify,
+)
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -203,6 +208,17 @@ def test_decoder_unnormalises_before_decoding():
     torch.testing.assert_close(decoder(latent), plain(latent * std + mean))
 
 
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@torch.no_grad()
+def test_timestep_conditioned_decoder_needs_the_pipeline_generator():
+    decoder = tiny_decoder(timestep_conditioning=True)
+    with pytest.raises(ValueError, match="generator"):
+        decoder(random_latent())
+
+
 @torch.no_grad()
 def test_timestep_conditioned_decoder_noise_follows_the_seed():
     decoder = tiny_decoder(timestep_conditioning=True)
@@ -233,9 +249,9 @@ def test_decode_noise_is_blended_in_normalised_space():
 def test_decode_timestep_defaults_to_the_reference_value():
     decoder = tiny_decoder(timestep_conditioning=True, decode_noise_scale=0.0)
     latent = random_latent()
-    default = decoder(latent)
-    torch.testing.assert_close(decoder(latent, timestep=DECODE_TIMESTEP), default)
-    assert not torch.allclose(decoder(latent, timestep=0.5), default)
+    default = decoder(latent, generator=_gen())
+    torch.testing.assert_close(decoder(latent, DECODE_TIMESTEP, _gen()), default)
+    assert not torch.allclose(decoder(latent, 0.5, _gen()), default)
 
 
 @torch.no_grad()
@@ -343,10 +359,10 @@ def test_vae_time_embedding_is_the_pixart_sinusoid_mlp():
 def test_decoder_timestep_is_scaled_by_the_stored_multiplier():
     decoder = tiny_decoder(timestep_conditioning=True, decode_noise_scale=0.0)
     latent = random_latent()
-    default = decoder(latent)  # 0.05 × 1000
+    default = decoder(latent, generator=_gen())  # 0.05 × 1000
     decoder.timestep_scale_multiplier.fill_(1.0)
     scaled = DECODE_TIMESTEP * TIMESTEP_SCALE_MULTIPLIER_INIT
-    torch.testing.assert_close(decoder(latent, timestep=scaled), default)
+    torch.testing.assert_close(decoder(latent, scaled, _gen()), default)
 
 
 @torch.no_grad()
@@ -356,9 +372,30 @@ def test_decoder_final_modulation_rows_are_shift_then_scale():
     captured: dict[str, torch.Tensor] = {}
     decoder.conv_norm_out.register_forward_hook(lambda m, a, out: captured.update(normed=out))
     decoder.conv_out.register_forward_pre_hook(lambda m, args: captured.update(act=args[0]))
-    decoder(latent)
+    decoder(latent, generator=_gen())
     t = torch.tensor([DECODE_TIMESTEP]) * TIMESTEP_SCALE_MULTIPLIER_INIT
     embed = decoder.last_time_embedder(t, torch.float32).view(2, -1)
     shift, scale = (decoder.last_scale_shift_table + embed).view(2, -1, 1, 1, 1)
     expected = F.silu(captured["normed"] * (1 + scale) + shift)
     torch.testing.assert_close(captured["act"], expected)
+
+
+@torch.no_grad()
+def test_noise_injection_draws_two_spatial_maps_from_the_given_generator():
+    # out = x + conv2(...) + n2 · scale2 with n1, n2 the generator's first two (H, W) draws.
+    block = ResnetBlock3D(
+        LATENT_CHANNELS, LATENT_CHANNELS, norm_layer="pixel_norm", padding_mode="zeros",
+        inject_noise=True,
+    )  # fmt: skip
+    x = torch.randn(1, LATENT_CHANNELS, 2, 3, 4, generator=_gen(1))
+    quiet = block(x, causal=False, generator=_gen(7))
+    scale = torch.linspace(0.5, 1.5, LATENT_CHANNELS)
+    block.per_channel_scale2.copy_(scale.view(-1, 1, 1))
+    noisy = block(x, causal=False, generator=_gen(7))
+    g = _gen(7)
+    torch.randn(3, 4, generator=g)  # the first map, scaled by per_channel_scale1 = 0
+    second = torch.randn(3, 4, generator=g)
+    expected = second[None, None] * scale.view(-1, 1, 1, 1)[None]
+    torch.testing.assert_close(noisy - quiet, expected.expand_as(noisy))
+    with pytest.raises(ValueError, match="generator"):
+        block(x, causal=False)
