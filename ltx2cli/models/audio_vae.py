@@ -1,4 +1,4 @@
-"""Audio VAE: log-mel `(B, 2, T, 64)` ⇄ normalised latent `(B, 8, T', 16)` (model.md §5).
+"""Audio VAE: log-mel `(B, 2, T, 64)` ⇄ normalised latent `(B, 8, T', 16)`.
 
 Design choices:
 - Config from `audio_vae.model.params.ddconfig` (+ `preprocessing.stft`) in a frozen

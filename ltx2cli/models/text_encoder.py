@@ -1,6 +1,6 @@
 """Gemma 3 text encoder: prompts → every hidden state, plus Gemma-driven prompt enhancement.
 
-Design choices (model.md §8.1, §8.6; pipelines.md §12.3–12.4):
+Design choices:
 - Gemma comes from transformers, loaded from a Hugging Face model directory: the official Gemma 3
   12B layout (`Gemma3ForConditionalGeneration`, vision tower included) or a text-only Gemma 3
   (`Gemma3ForCausalLM`, e.g. the 270M model the demo uses).
@@ -76,7 +76,7 @@ def find_gemma_dir(root: Path) -> Path:
     if not root.exists():
         raise UsageError(
             f"text encoder folder not found: {root}",
-            "pass --text-encoder NAME_OR_DIR, or run `ltx2 models pull gemma-3-12b`",
+            "pass the Gemma 3 model directory (e.g. the installed gemma-3-12b) as `root`",
         )
     candidates = [root] if root.is_dir() else []
     candidates += sorted(p.parent for p in root.rglob("config.json")) if root.is_dir() else []
@@ -85,7 +85,7 @@ def find_gemma_dir(root: Path) -> Path:
             return folder
     raise CheckpointError(
         f"no Gemma 3 model (config.json + model*.safetensors) found under {root}",
-        "point --text-encoder at the Gemma 3 directory, e.g. gemma-3-12b-it-qat-q4_0-unquantized",
+        "pass the Gemma 3 directory as `root`, e.g. gemma-3-12b-it-qat-q4_0-unquantized",
     )
 
 
@@ -257,7 +257,7 @@ class GemmaTextEncoder:
         if self.processor is None:
             raise UsageError(
                 "prompt enhancement with an image needs a Gemma 3 with a vision tower",
-                "use the Gemma 3 12B text encoder, or enhance without --image",
+                "use the Gemma 3 12B text encoder, or enhance with `image=None`",
             )
         from PIL import Image
 

@@ -103,13 +103,13 @@ def _axis_tiling(axis: str, tile: int | None, overlap: int, factor: int) -> tupl
     unit = "frames" if axis == "temporal" else "px"
     if tile < 2 * factor or tile % factor:
         raise UsageError(
-            f"{axis} tile {tile} {unit} is invalid",
+            f"{axis}_tile = {tile} {unit} is invalid",
             f"use a multiple of {factor} of at least {2 * factor} {unit}",
         )
     if overlap < 0 or overlap % factor or overlap >= tile:
         raise UsageError(
-            f"{axis} overlap {overlap} {unit} is invalid",
-            f"use a multiple of {factor} smaller than the tile ({tile} {unit})",
+            f"{axis}_overlap = {overlap} {unit} is invalid",
+            f"use a multiple of {factor} smaller than {axis}_tile ({tile} {unit})",
         )
     return tile, overlap
 
@@ -274,7 +274,7 @@ def _raised(axis: str, tile: int | None, overlap: int, minimum: int) -> int:
     unit = "frames" if axis == "temporal" else "px"
     if tile <= minimum:
         raise UsageError(
-            f"{axis} tile {tile} {unit} is too small for tiled encoding",
+            f"{axis}_tile = {tile} {unit} is too small for tiled encoding",
             f"use more than {minimum} {unit} (encode tiles overlap by at least {minimum})",
         )
     logger.warning(

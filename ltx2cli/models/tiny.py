@@ -189,7 +189,8 @@ _TINY_2_0: dict[str, Any] = {
     },
 }
 
-# LTX-2.3 changes, on top of the tiny 19B config (model.md §1.5, the 2.3 manifest's config).
+# LTX-2.3 changes on top of the tiny 19B config: cross-attention AdaLN, gated attention,
+# feature extractor V2, caption projection before the connectors, and their config keys.
 _TINY_2_3_TRANSFORMER = {
     "apply_gated_attention": True,
     "audio_connector_attention_head_dim": 8,

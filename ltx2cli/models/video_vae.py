@@ -1,6 +1,6 @@
 """LTX-2 / LTX-2.3 video VAE: causal conv encoder, conv decoder, tiled encode and decode.
 
-Design choices (facts in model.md §4, gotchas.md "VAEs"):
+Design choices:
 - One frozen `VideoVAEConfig` read from the checkpoint's `config.vae` section serves both halves;
   block lists are kept encoder-side first, and the decoder builds them reversed.
 - Pixels (B, 3, F, H, W) in [-1, 1], F = 8k + 1, H and W multiples of 32, map to the

@@ -1,4 +1,4 @@
-"""Building blocks of the LTX-2 video VAE (model.md §4.2-§4.3, §4.6).
+"""Building blocks of the LTX-2 video VAE.
 
 - Every 3-D convolution is a `CausalConv3d`: the kernel pads space itself (with the configured
   mode) while time is padded here by repeating edge frames, causally (two copies of the first
@@ -41,7 +41,7 @@ def pixel_patchify(video: torch.Tensor, patch_size: int) -> torch.Tensor:
     """(B, C, F, H, W) → (B, C·p², F, H/p, W/p), channel index `c·p² + r·p + q`.
 
     q is the row (height) offset and r the column (width) offset inside the p×p patch, so the
-    width offset varies more slowly than the height offset (model.md §4.3).
+    width offset varies more slowly than the height offset.
     """
     if patch_size == 1:
         return video

@@ -388,7 +388,7 @@ MANIFEST_COMPONENTS = {
 }
 
 
-# The reference's key ops (model.md §1.3), written out: (kept prefixes, ordered substring
+# The reference's key ops, written out: (kept prefixes, ordered substring
 # replacements applied to every occurrence, our module's root inside the reference module).
 _PROJ, _DM = "text_embedding_projection.", "model.diffusion_model."
 _EMBEDDING_RENAMES = (

@@ -17,7 +17,7 @@ SCALE = (8, 32, 32)
 
 
 def _expected(manifest: dict, component: str, extra: dict | None = None) -> dict[str, list[int]]:
-    """Raw keys of one component with the loader's renames applied (model.md §1.3)."""
+    """Raw keys of one component with the loader's renames applied."""
     prefix = manifest["components"][component]["prefix"]
     keys = {k.removeprefix(prefix): v for k, v in manifest["components"][component]["keys"].items()}
     for raw, shape in manifest["components"]["vae_per_channel_statistics"]["keys"].items():

@@ -37,7 +37,7 @@ MAX_PERIOD = 10000.0
 
 
 def tiny_config(generation: str, **vae: object) -> dict:
-    """The released block layouts (model.md §4.1) at one res block per stage and width 8."""
+    """The released block layouts at one res block per stage and width 8."""
     res = ["res_x", {"num_layers": 1}]
     encoder = [
         res,
@@ -147,7 +147,7 @@ def test_same_seed_same_weights_same_outputs():
 def test_pixel_patchify_channel_order_matches_the_checkpoint_layout():
     x = torch.arange(2 * 3 * 2 * 8 * 12, dtype=torch.float32).reshape(2, 3, 2, 8, 12)
     expected = torch.empty(2, 3 * PATCH * PATCH, 2, 8 // PATCH, 12 // PATCH)
-    # model.md §4.3: channel c·16 + r·4 + q, q = row (height) offset, r = column (width) offset.
+    # Patchify order: channel c·16 + r·4 + q, q = row (height) offset, r = column (width) offset.
     for c in range(3):
         for r in range(PATCH):
             for q in range(PATCH):
