@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ltx2cli.errors import CheckpointError, UsageError
+from ltx2cli.models import tiny
 from ltx2cli.models.video_vae import (
     DECODE_NOISE_SCALE,
     DECODE_TIMESTEP,
@@ -23,11 +24,12 @@ from ltx2cli.models.video_vae_blocks import (
     pixel_patchify,
     pixel_unpatchify,
 )
+from ltx2cli.versions import GEN_2_0, GEN_2_3
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 GENERATIONS = ["19b", "2.3"]
-LATENT_CHANNELS = 8
+LATENT_CHANNELS = tiny.TINY_VIDEO_LATENT_CHANNELS
 PATCH = 4
 FRAMES, HEIGHT, WIDTH = 9, 64, 96  # → latent (2, 2, 3)
 LATENT_GRID = (2, 2, 3)
@@ -37,53 +39,9 @@ MAX_PERIOD = 10000.0
 
 
 def tiny_config(generation: str, **vae: object) -> dict:
-    """The released block layouts at one res block per stage and width 8."""
-    res = ["res_x", {"num_layers": 1}]
-    encoder = [
-        res,
-        ["compress_space_res", {"multiplier": 2}],
-        res,
-        ["compress_time_res", {"multiplier": 2}],
-        res,
-        ["compress_all_res", {"multiplier": 2}],
-        res,
-        ["compress_all_res", {"multiplier": 2 if generation == "19b" else 1}],
-        res,
-    ]
-    if generation == "19b":
-        up = ["compress_all", {"multiplier": 2, "residual": True}]
-        decoder = [res, up, res, up, res, up, res]
-    else:
-        decoder = [
-            res,
-            ["compress_space", {"multiplier": 2}],
-            res,
-            ["compress_time", {"multiplier": 2}],
-            res,
-            ["compress_all", {"multiplier": 1}],
-            res,
-            ["compress_all", {"multiplier": 2}],
-            res,
-        ]
-    section = {
-        "_class_name": "CausalVideoAutoencoder",
-        "dims": 3,
-        "in_channels": 3,
-        "out_channels": 3,
-        "latent_channels": LATENT_CHANNELS,
-        "decoder_base_channels": LATENT_CHANNELS,
-        "patch_size": PATCH,
-        "norm_layer": "pixel_norm",
-        "latent_log_var": "uniform",
-        "causal_decoder": False,
-        "timestep_conditioning": False,
-        "encoder_blocks": encoder,
-        "decoder_blocks": decoder,
-    }
-    if generation == "2.3":
-        section["spatial_padding_mode"] = "zeros"
-    section.update(vae)
-    return {"vae": section}
+    """The tiny checkpoint's VAE section (the released block layouts, one res block per stage)."""
+    section = tiny.tiny_config(GEN_2_0 if generation == "19b" else GEN_2_3)["vae"]
+    return {"vae": {**section, **vae}}
 
 
 def tiny_encoder(generation: str = "19b", seed: int = SEED, **vae: object):
