@@ -126,7 +126,8 @@ class Component:
     section: str | None  # config section the builder reads; None = flat config (upsampler)
     layouts: tuple[Layout, ...]  # prefixed layouts, tried in order
     lenient: tuple[str, ...] = ()  # module-key prefixes whose extra file keys are ignored
-    own_keys: bool = True  # a file holding exactly the module's keys, unprefixed, is accepted
+    own_keys: bool = True  # a file holding the module's keys unprefixed is accepted
+    own_layout: Layout = _BARE  # how such a file's keys map (the transformer skips connectors)
     # Whether a file holds this component, judged from its header alone.
     held: Callable[[CheckpointInfo, str], bool] = _holds_prefixed_keys
     # Config / builder options the tensors decide (after the layout is chosen).
@@ -134,7 +135,7 @@ class Component:
 
     @property
     def all_layouts(self) -> tuple[Layout, ...]:
-        return (*self.layouts, _BARE) if self.own_keys else self.layouts
+        return (*self.layouts, self.own_layout) if self.own_keys else self.layouts
 
 
 _SKIP_CONNECTORS: Layout = (
@@ -146,9 +147,11 @@ COMPONENTS: dict[str, Component] = {
     "transformer": Component(
         "ltx2cli.models.transformer:build_transformer",
         "transformer",
-        (
-            (*_SKIP_CONNECTORS, (_P, "")),
-            (("video_embeddings_connector.", None), ("audio_embeddings_connector.", None), *_BARE),
+        ((*_SKIP_CONNECTORS, (_P, "")),),
+        own_layout=(
+            ("video_embeddings_connector.", None),
+            ("audio_embeddings_connector.", None),
+            *_BARE,
         ),
     ),
     "video_connector": Component(

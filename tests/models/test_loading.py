@@ -171,6 +171,7 @@ def test_a_source_of_split_files_reads_each_component_from_its_file(tmp_path, to
     ]
     source = loading.ModelSource.of(files)
     assert set(loading.available_components(source)) >= {"transformer", "vocoder"}
+    assert "transformer" not in loading.available_components(files[1])  # the VAE file
     encoder = load_component(source, "video_encoder")
     assert torch.equal(encoder.conv_in.weight, tensors["vae.encoder.conv_in.weight"])
     model = load_component(source, "transformer")
