@@ -275,7 +275,7 @@ def _raised(axis: str, tile: int | None, overlap: int, minimum: int) -> int:
     if tile <= minimum:
         raise UsageError(
             f"{axis}_tile = {tile} {unit} is too small for tiled encoding",
-            f"use more than {minimum} {unit} (encode tiles overlap by at least {minimum})",
+            f"use more than {minimum} {unit}: encode tiles overlap by at least {minimum} {unit}",
         )
     logger.warning(
         "%s overlap %d %s is below the encode minimum; using %d", axis, overlap, unit, minimum
