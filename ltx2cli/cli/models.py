@@ -10,12 +10,12 @@ import typer
 from ltx2cli.cli.options import Generation, Json, Kind, Yes, examples
 from ltx2cli.cli.output import out
 from ltx2cli.errors import ModelNotInstalledError, UsageError
+from ltx2cli.families import DEFAULT_GENERATION, get_family
 from ltx2cli.hub import catalog as cat
 from ltx2cli.hub import store
 from ltx2cli.hub.errors import ChecksumError
 from ltx2cli.hub.paths import hub_cache_dir
-from ltx2cli.hub.resolve import installed_path, resolve_model
-from ltx2cli.versions import GEN_2_3
+from ltx2cli.hub.resolve import fill_role, installed_path, resolve_model
 
 app = typer.Typer(
     help="Download, list, verify and remove model files (catalog names or your own files).",
@@ -53,7 +53,7 @@ def available(generation: Generation = None, kind: Kind = None, json: Json = Fal
     out.configure(json=json)
     _check_kind(kind)
     catalog = cat.load_catalog()
-    generation = None if generation is None else cat.catalog_generation(generation)
+    generation = None if generation is None else get_family(generation).name
     rows = [
         a for a in catalog.artifacts.values()
         if (generation is None or a.generation in (generation, cat.ANY_GENERATION))
@@ -92,7 +92,7 @@ def pull(
     for_pipeline: Annotated[
         str | None, typer.Option("--for", help="Everything one pipeline needs (e.g. distilled).")
     ] = None,
-    generation: Generation = GEN_2_3,
+    generation: Generation = DEFAULT_GENERATION,
     yes: Yes = False,
     json: Json = False,
 ) -> None:
@@ -108,8 +108,12 @@ def pull(
         raise UsageError("nothing to pull", "name models, or use --for PIPELINE")
     wanted = [catalog.get(n) for n in dict.fromkeys(names or [])]
     if for_pipeline:
-        needed = catalog.required(for_pipeline, generation or GEN_2_3)
-        wanted += [a for a in needed if a not in wanted]
+        for requirement in catalog.required(for_pipeline, generation or DEFAULT_GENERATION):
+            artifact, note = fill_role(requirement, catalog)
+            if note:
+                out.info(note)
+            if artifact not in wanted:
+                wanted.append(artifact)
     plan = download.plan(wanted)
     for line in plan.warnings:
         out.warn(line)

@@ -7,13 +7,15 @@ from typing import Annotated
 
 import typer
 
+from ltx2cli.families import generation_choices
+
 Json = Annotated[
     bool, typer.Option("--json", help="Print one JSON object per result on stdout, nothing else.")
 ]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 Generation = Annotated[
     str | None,
-    typer.Option("--generation", "-g", help="2 (LTX-2 19B) or 2.3 (LTX-2.3 22B)."),
+    typer.Option("--generation", "-g", help=f"{generation_choices()}."),
 ]
 Kind = Annotated[
     str | None, typer.Option("--kind", help="checkpoint | upsampler | lora | text-encoder.")

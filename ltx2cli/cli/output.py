@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,12 +32,10 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from ltx2cli.text import env_flag
+
 #: Wide enough that Rich never wraps or truncates a table written to a pipe.
 _UNBOUNDED_WIDTH = 10_000
-
-
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 @dataclass
@@ -46,7 +43,7 @@ class Output:
     json: bool = False
     quiet: bool = False
     verbose: int = 0
-    debug: bool = field(default_factory=lambda: _env_flag("LTX2_DEBUG"))
+    debug: bool = field(default_factory=lambda: env_flag("LTX2_DEBUG"))
     _stderr: Console | None = None
 
     @property
@@ -65,7 +62,7 @@ class Output:
     ) -> None:
         """Start of an invocation: the root flags replace whatever an earlier run set."""
         self.json, self.quiet, self.verbose = json, quiet, verbose
-        self.debug = debug or _env_flag("LTX2_DEBUG")
+        self.debug = debug or env_flag("LTX2_DEBUG")
         self._apply_log_level()
 
     def configure(

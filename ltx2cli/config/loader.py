@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import types
 import typing
@@ -19,12 +18,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
-from ltx2cli.errors import ConfigError
+from ltx2cli.errors import ConfigError, ParameterError
+from ltx2cli.text import FALSE_WORDS, TRUE_WORDS, did_you_mean
 
 T = TypeVar("T")
 
-_TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-_FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 _NONE_WORDS = frozenset({"", "none", "null"})
 
 
@@ -32,12 +30,8 @@ class Partial(dict):
     """A nested dataclass field's values from one layer (merged key by key, unlike dict fields)."""
 
 
-class FieldError(ConfigError):
+class FieldError(ConfigError, ParameterError):
     """A value that does not fit its field; `key` is the dotted field name."""
-
-    def __init__(self, key: str, message: str, hint: str | None = None) -> None:
-        super().__init__(message, hint)
-        self.key = key
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -108,12 +102,6 @@ def parse_env(tp: Any, text: str, *, key: str, source: str) -> Any:
         raise FieldError(key, exc.message, exc.hint or f"fix {source} or unset it") from None
 
 
-def suggest(word: str, choices: Sequence[str]) -> str:
-    """' (did you mean 'x'?)' when one choice is close to `word`, else ''."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 def check_choice(key: str, value: Any, choices: Sequence[Any], *, source: str = "") -> None:
     """Raise a FieldError unless `value` is one of `choices`."""
     if value in choices:
@@ -122,7 +110,7 @@ def check_choice(key: str, value: Any, choices: Sequence[Any], *, source: str = 
     raise FieldError(
         key,
         f"{_where(source)}{key}: {value!r} is not one of {', '.join(names)}"
-        + suggest(str(value), names),
+        + did_you_mean(str(value), names),
     )
 
 
@@ -204,7 +192,7 @@ def _check_mapping(
         if name not in types_:
             raise FieldError(
                 key,
-                f"{_where(source)}unknown key '{key}'" + suggest(name, list(types_)),
+                f"{_where(source)}unknown key '{key}'" + did_you_mean(name, types_),
                 "valid keys: " + ", ".join(types_),
             )
         tp = types_[name]
@@ -339,9 +327,9 @@ def _parse_text(tp: Any, text: str, *, key: str, source: str) -> Any:
         return text
     if tp is bool:
         word = text.lower()
-        if word in _TRUE_WORDS:
+        if word in TRUE_WORDS:
             return True
-        if word in _FALSE_WORDS:
+        if word in FALSE_WORDS:
             return False
         raise FieldError(key, f"{source}={text!r}: expected a boolean (1/0, true/false, yes/no)")
     if tp is int:

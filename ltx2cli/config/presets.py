@@ -13,8 +13,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from ltx2cli.config.loader import check, read_yaml, suggest
+from ltx2cli.config.loader import check, read_yaml
 from ltx2cli.errors import ConfigError
+from ltx2cli.text import did_you_mean
 
 PresetSource = Literal["built-in", "user", "file"]
 SUFFIXES = (".yaml", ".yml")
@@ -79,7 +80,7 @@ def find_preset(name_or_path: str | Path) -> Preset:
         return _read(text, builtin[text], "built-in")
     names = sorted({*user, *builtin})
     raise ConfigError(
-        f"unknown preset '{text}'" + suggest(text, names),
+        f"unknown preset '{text}'" + did_you_mean(text, names),
         f"`ltx2 presets list` shows them all ({', '.join(names)}); a path to a YAML file works too",
     )
 

@@ -37,18 +37,16 @@ from ltx2cli.hub.errors import (
 )
 from ltx2cli.hub.paths import hub_cache_dir
 from ltx2cli.hub.store import ProgressCallback, cached_file, repo_storage
+from ltx2cli.text import env_flag
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
-_TRUE = {"1", "true", "yes", "on"}
 _SHA256_LEN = 64
 
 
 def is_offline() -> bool:
     """`LTX2_OFFLINE` or `HF_HUB_OFFLINE`, read at call time (not at import)."""
-    return any(
-        os.environ.get(v, "").strip().lower() in _TRUE for v in ("LTX2_OFFLINE", "HF_HUB_OFFLINE")
-    )
+    return any(env_flag(v) for v in ("LTX2_OFFLINE", "HF_HUB_OFFLINE"))
 
 
 def endpoint() -> str:
@@ -179,7 +177,7 @@ def _fetch(remote: RemoteFile, on_progress: ProgressCallback | None) -> None:
             partial = _partial_path(remote.artifact, remote.etag)
             have = partial.stat().st_size if partial.is_file() else 0
             if have > remote.size:
-                log.warning("discarding an oversized partial download of %s", remote.spec.name)
+                logger.warning("discarding an oversized partial download of %s", remote.spec.name)
                 partial.unlink()
                 have = 0
             digest = _hash_prefix(partial, have)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ltx2cli.errors import CheckpointError, ModelNotInstalledError, UsageError
-from ltx2cli.hub.catalog import DEMO_MODEL, KINDS, Artifact, Catalog, did_you_mean, load_catalog
+from ltx2cli.hub.catalog import DEMO_MODEL, KINDS, Artifact, Catalog, Requirement, load_catalog
 from ltx2cli.hub.store import cache_path, read_registry
+from ltx2cli.text import did_you_mean
 
 
 def is_demo(name_or_path: str | Path) -> bool:
@@ -71,6 +72,28 @@ def installed_path(artifact: Artifact, catalog: Catalog) -> Path | None:
     for alternative in catalog.alternatives(artifact.name):
         found = found or _installed_import(alternative.name) or cache_path(alternative)
     return found
+
+
+def fill_role(requirement: Requirement, catalog: Catalog) -> tuple[Artifact, str | None]:
+    """The artifact that fills a role, and a note to show when the choice needs saying.
+
+    An installed candidate fills it; otherwise the preferred one, except that an ungated
+    candidate is taken over a gated one (it downloads without a licence click-through).
+    """
+    for artifact in requirement.candidates:
+        if installed_path(artifact, catalog):
+            return artifact, None
+    preferred = requirement.candidates[0]
+    chosen = min(requirement.candidates, key=lambda a: _GATING_ORDER[a.gated])
+    if chosen is preferred:
+        return chosen, None
+    return chosen, (
+        f"{requirement.role}: using {chosen.name}, the ungated alternative to {preferred.name} "
+        f"(pull {preferred.name} by name to use it instead)"
+    )
+
+
+_GATING_ORDER = {False: 0, None: 1, True: 2}
 
 
 def not_installed(artifact: Artifact, catalog: Catalog) -> ModelNotInstalledError:

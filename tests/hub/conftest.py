@@ -186,6 +186,7 @@ GATED_REPO = "test-org/Gated-Encoder"
 CKPT_BYTES = bytes(range(256)) * 4096  # 1 MiB, LFS-style
 BIG_BYTES = bytes(reversed(range(256))) * 4096 * 12  # 12 MiB: more than one hub read chunk
 LORA_BYTES = b"lora-weights-" * 2000
+UP_BYTES = b"upsampler-weights-" * 1000
 ENC_CONFIG = b'{"model_type": "gemma3"}\n'
 ENC_WEIGHTS = b"encoder-weights" * 3000
 
@@ -204,12 +205,14 @@ def catalog_dict() -> dict:
             art("tiny-ckpt", "checkpoint", TINY_REPO, [_file("tiny.safetensors", CKPT_BYTES)]),
             art("big-ckpt", "checkpoint", TINY_REPO, [_file("big.safetensors", BIG_BYTES)]),
             art("tiny-lora", "lora", TINY_REPO, [_file("lora.safetensors", LORA_BYTES)]),
+            art("tiny-upsampler", "upsampler", TINY_REPO, [_file("up.safetensors", UP_BYTES)]),
             art(
                 "tiny-encoder",
                 "text-encoder",
                 TINY_REPO,
                 [_file("enc/config.json", ENC_CONFIG), _file("enc/model.safetensors", ENC_WEIGHTS)],
                 licence="Tiny Terms",
+                provides="gated-encoder",
             ),
             art(
                 "gated-encoder",
@@ -227,7 +230,13 @@ def catalog_dict() -> dict:
             ),
             art("missing-file", "lora", TINY_REPO, [_file("nope.safetensors", b"x")]),
         ],
-        "pipelines": {"2.3": {"distilled": ["tiny-ckpt", "tiny-encoder"]}},
+        "roles": {
+            "2.3": {
+                "distilled-checkpoint": ["tiny-ckpt"],
+                "spatial-upsampler": ["tiny-upsampler"],
+                "text-encoder": ["gated-encoder", "tiny-encoder"],
+            }
+        },
     }
 
 
@@ -237,6 +246,7 @@ def hub_env(fake_hub, tmp_path, monkeypatch, _isolated_home):
     fake_hub.repos[TINY_REPO] = {
         "tiny.safetensors": CKPT_BYTES,
         "lora.safetensors": LORA_BYTES,
+        "up.safetensors": UP_BYTES,
         "enc/config.json": ENC_CONFIG,
         "enc/model.safetensors": ENC_WEIGHTS,
         "huge.safetensors": LORA_BYTES,

@@ -37,7 +37,7 @@ def test_pull_shows_plan_licence_and_free_space_then_prints_paths(hub_env):
     assert "Total" in proc.stderr and "free in" in proc.stderr
     assert proc.stderr.count("Licence:") == 1 and "Tiny Terms" in proc.stderr
     lines = dict(line.split("\t")[:2] for line in proc.stdout.splitlines())
-    assert set(lines) == {"tiny-ckpt", "tiny-encoder"}
+    assert set(lines) == {"tiny-ckpt", "tiny-upsampler", "tiny-encoder"}
     with open(lines["tiny-ckpt"], "rb") as f:
         assert f.read() == CKPT_BYTES
 
