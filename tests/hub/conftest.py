@@ -181,12 +181,32 @@ def fake_hub():
 
 # -- test catalog -------------------------------------------------------------------------------
 
+
+def safetensors_header(key: str, total: int) -> bytes:
+    """The first bytes of a `total`-byte safetensors file holding one U8 tensor `key` that
+    fills the rest (the header is sized so the whole file is exactly `total` bytes)."""
+    data = total
+    while True:
+        entry = {key: {"dtype": "U8", "shape": [data], "data_offsets": [0, data]}}
+        header = json.dumps(entry).encode()
+        if 8 + len(header) + data == total:
+            return len(header).to_bytes(8, "little") + header
+        data = total - 8 - len(header)
+
+
+def safetensors_bytes(key: str, total: int, pattern: bytes) -> bytes:
+    header = safetensors_header(key, total)
+    body = pattern * (total // len(pattern) + 1)
+    return header + body[: total - len(header)]
+
+
 TINY_REPO = "test-org/Tiny-LTX"
 GATED_REPO = "test-org/Gated-Encoder"
-CKPT_BYTES = bytes(range(256)) * 4096  # 1 MiB, LFS-style
+# Real safetensors files (headers are checked on import) of round sizes, LFS-style.
+CKPT_BYTES = safetensors_bytes("model.diffusion_model.proj_out.weight", 2**20, bytes(range(256)))
 BIG_BYTES = bytes(reversed(range(256))) * 4096 * 12  # 12 MiB: more than one hub read chunk
-LORA_BYTES = b"lora-weights-" * 2000
-UP_BYTES = b"upsampler-weights-" * 1000
+LORA_BYTES = safetensors_bytes("diffusion_model.proj_out.lora_A.weight", 26_000, b"lora-")
+UP_BYTES = safetensors_bytes("initial_conv.weight", 18_000, b"upsampler-")
 ENC_CONFIG = b'{"model_type": "gemma3"}\n'
 ENC_WEIGHTS = b"encoder-weights" * 3000
 

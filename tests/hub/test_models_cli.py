@@ -12,7 +12,6 @@ import pytest
 from conftest import (
     BIG_BYTES,
     CKPT_BYTES,
-    ENC_WEIGHTS,
     GATED_REPO,
     LORA_BYTES,
     TINY_REPO,
@@ -171,7 +170,7 @@ def test_rm_reports_bytes_freed_and_deletes(hub_env, _isolated_home):
 def test_import_uses_the_file_in_place(hub_env, tmp_path):
     own = tmp_path / "ComfyUI" / "my.safetensors"
     own.parent.mkdir()
-    own.write_bytes(ENC_WEIGHTS)
+    own.write_bytes(LORA_BYTES)
     proc = run_ltx2("models", "import", str(own), "--as", "my-style", "--kind", "lora")
     assert proc.returncode == 0, proc.stderr
     path = run_ltx2("models", "path", "my-style")
@@ -181,7 +180,7 @@ def test_import_uses_the_file_in_place(hub_env, tmp_path):
     absent = run_ltx2("models", "import", str(tmp_path / "nope"), "--as", "x", "--kind", "lora")
     assert absent.returncode == 2
     forgotten = run_ltx2("models", "rm", "my-style", "-y")
-    assert forgotten.returncode == 0 and own.read_bytes() == ENC_WEIGHTS
+    assert forgotten.returncode == 0 and own.read_bytes() == LORA_BYTES
     assert run_ltx2("models", "path", "my-style").returncode == 2
 
 

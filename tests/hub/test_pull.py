@@ -15,6 +15,7 @@ from conftest import (
     GOOD_TOKEN,
     TINY_REPO,
     blob_path,
+    safetensors_header,
     sha256,
 )
 
@@ -235,8 +236,10 @@ def test_import_checks_approximate_catalog_sizes_too(tmp_path, scale, accepted):
     artifact = BUILTIN.artifacts[APPROX_SIZED]
     assert not artifact.size_exact
     own = tmp_path / "checkpoint.safetensors"
+    size = int(artifact.size * scale)
     with open(own, "wb") as f:
-        f.truncate(int(artifact.size * scale))
+        f.write(safetensors_header("model.diffusion_model.proj_out.weight", size))
+        f.truncate(size)
     if accepted:
         store.import_model(BUILTIN, own, APPROX_SIZED)
         assert store.read_registry()[APPROX_SIZED]["path"] == str(own)
