@@ -143,7 +143,7 @@ def _torch_build(torch: Any) -> str:
 
 
 def _data_dir_info() -> dict[str, Any]:
-    from ltx2cli.hub.paths import data_dir
+    from ltx2cli.hub.paths import data_dir, data_dir_problem, home_from_env
 
     path = data_dir()
     probe = path
@@ -152,8 +152,9 @@ def _data_dir_info() -> dict[str, Any]:
     usage = shutil.disk_usage(probe)
     return {
         "path": str(path),
-        "exists": path.exists(),
-        "from_env": "LTX2_HOME" in os.environ,
+        "exists": path.is_dir(),
+        "problem": data_dir_problem(path),
+        "from_env": home_from_env() is not None,
         "free_gib": round(usage.free / GIB, 1),
         "total_gib": round(usage.total / GIB, 1),
     }
@@ -224,6 +225,8 @@ def _render(info: dict[str, Any]) -> Any:
     d = info["data_dir"]
     note = " (LTX2_HOME)" if d["from_env"] else ""
     missing = "" if d["exists"] else " [dim](not created yet)[/]"
+    if d["problem"]:
+        missing = f" [red](unusable: {esc(d['problem'])})[/]"
     table.add_row("  data dir", f"{esc(d['path'])}{note}{missing}")
     table.add_row("  free space", f"{d['free_gib']} GiB of {d['total_gib']} GiB")
 

@@ -16,6 +16,7 @@ from ltx2cli.hub import store
 from ltx2cli.hub.errors import ChecksumError
 from ltx2cli.hub.paths import hub_cache_dir
 from ltx2cli.hub.resolve import fill_role, installed_path, resolve_model
+from ltx2cli.pipelines import registry
 
 app = typer.Typer(
     help="Download, list, verify and remove model files (catalog names or your own files).",
@@ -84,24 +85,32 @@ def available(generation: Generation = None, kind: Kind = None, json: Json = Fal
     epilog=examples(
         "ltx2 models pull ltx-2.3-22b-distilled",
         "ltx2 models pull --for two-stage --generation 2.3 -y",
+        "ltx2 models pull --for distilled --dry-run",
         "ltx2 models pull gemma-3-12b-lightricks ltx-2.3-spatial-upscaler-x2",
     ),
 )
 def pull(
     names: Annotated[list[str] | None, typer.Argument(help="Catalog names to download.")] = None,
     for_pipeline: Annotated[
-        str | None, typer.Option("--for", help="Everything one pipeline needs (e.g. distilled).")
+        str | None,
+        typer.Option(
+            "--for",
+            help=f"Everything one pipeline needs: {', '.join(registry.NAMES)}.",
+            show_default=False,
+        ),
     ] = None,
     generation: Generation = DEFAULT_GENERATION,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the plan (from the catalog) and stop.")
+    ] = False,
     yes: Yes = False,
     json: Json = False,
 ) -> None:
-    """Download catalog models into the cache: shows the plan and free space, then fetches.
+    """Download catalog models into the cache: shows the plan (files, sizes, licence, gating)
+    from the catalog first, then asks the hub, checks free space and fetches.
 
     An interrupted pull resumes where it stopped; concurrent pulls of one file share it.
     """
-    from ltx2cli.hub import download
-
     out.configure(json=json)
     catalog = cat.load_catalog()
     if not names and not for_pipeline:
@@ -109,44 +118,88 @@ def pull(
     wanted = [catalog.get(n) for n in dict.fromkeys(names or [])]
     if for_pipeline:
         for requirement in catalog.required(for_pipeline, generation or DEFAULT_GENERATION):
-            artifact, note = fill_role(requirement, catalog)
+            artifact, note = fill_role(requirement)
             if note:
                 out.info(note)
             if artifact not in wanted:
                 wanted.append(artifact)
+    steps = [(a, store.missing_files(a)) for a in wanted]
+    if dry_run:
+        for a, missing in steps:
+            out.result(_planned(a, missing), _planned_line(a, missing))
+        return
+    _show_catalog_plan(steps)
+    if not any(missing for _, missing in steps):
+        _report(wanted, {})
+        return
+    from ltx2cli.hub import download
+    from ltx2cli.hub.paths import usable_data_dir
+
+    usable_data_dir()
     plan = download.plan(wanted)
     for line in plan.warnings:
         out.warn(line)
     if plan.files:
-        _show_plan(plan)
+        resumed = sum(f.partial for f in plan.files)
+        extra = f" ({cat.human_size(resumed)} already here, resumed)" if resumed else ""
+        out.info(
+            f"Total {cat.human_size(plan.to_fetch)} to download{extra}, "
+            f"{cat.human_size(plan.free_space())} free in {hub_cache_dir()}"
+        )
         plan.check_space()
-        if not yes and not typer.confirm("Download?", default=True, err=True):
+        if not yes and not out.confirm("Download?"):
             raise typer.Exit(1)
         with out.transfer_bars() as advance:
             download.pull(plan, on_progress=advance)
+    fetched: dict[str, int] = {}
+    for f in plan.files:
+        fetched[f.artifact.name] = fetched.get(f.artifact.name, 0) + f.size - f.partial
+    _report(wanted, fetched)
+
+
+def _report(wanted: list[cat.Artifact], fetched: dict[str, int]) -> None:
     for a in wanted:
         path = store.cache_path(a)
-        fetched = sum(f.size - f.partial for f in plan.files if f.artifact is a)
+        got = fetched.get(a.name, 0)
         out.result(
-            {"name": a.name, "path": str(path), "downloaded": fetched},
-            f"{a.name}\t{path}" + ("" if fetched else "\t(already installed)"),
+            {"name": a.name, "path": str(path), "downloaded": got},
+            f"{a.name}\t{path}" + ("" if got else "\t(already installed)"),
         )
 
 
-def _show_plan(plan) -> None:
-    by_artifact: dict[str, list] = {}
-    for f in plan.files:
-        by_artifact.setdefault(f.artifact.name, []).append(f)
-    for name, files in by_artifact.items():
-        size = sum(f.size for f in files)
-        resumed = sum(f.partial for f in files)
-        extra = f", resuming {cat.human_size(resumed)} already here" if resumed else ""
-        out.info(f"  {name}: {len(files)} file(s), {cat.human_size(size)}{extra}")
-    out.info(
-        f"Total {cat.human_size(plan.to_fetch)} to download, "
-        f"{cat.human_size(plan.free_space())} free in {hub_cache_dir()}"
-    )
-    out.info("Licence: " + "; ".join(plan.licences))
+_GATING = {
+    True: "gated: accept the licence on the hub first",
+    False: "not gated",
+    None: "gating unverified",
+}
+
+
+def _planned(a: cat.Artifact, missing: list[cat.FileSpec]) -> dict:
+    return {
+        "name": a.name,
+        "repo": a.repo,
+        "files": [f.name for f in missing],
+        "size": sum(f.size or 0 for f in missing),
+        "size_exact": all(f.exact and f.size is not None for f in missing),
+        "licence": a.licence,
+        "gated": a.gated,
+        "installed": not missing,
+    }
+
+
+def _planned_line(a: cat.Artifact, missing: list[cat.FileSpec]) -> str:
+    if not missing:
+        return f"{a.name}\talready installed"
+    size = cat.human_size(sum(f.size or 0 for f in missing))
+    return f"{a.name}\t{len(missing)} file(s), {size}\t{a.licence}\t{_GATING[a.gated]}"
+
+
+def _show_catalog_plan(steps: list[tuple[cat.Artifact, list[cat.FileSpec]]]) -> None:
+    for a, missing in steps:
+        out.info("  " + _planned_line(a, missing).replace("\t", ": ", 1).replace("\t", ", "))
+    licences = sorted({a.licence for a, missing in steps if missing})
+    if licences:
+        out.info("Licence: " + "; ".join(licences))
 
 
 @app.command("list", epilog=examples("ltx2 models list", "ltx2 models list --json"))
@@ -207,7 +260,7 @@ def rm(names: Names, yes: Yes = False, json: Json = False) -> None:
         (name, None if name in imports else _installed_artifact(catalog, name))
         for name in dict.fromkeys(names)
     ]
-    if not yes and not typer.confirm(f"Remove {', '.join(n for n, _ in targets)}?", err=True):
+    if not yes and not out.confirm(f"Remove {', '.join(n for n, _ in targets)}?", default=False):
         raise typer.Exit(1)
     for name, artifact in targets:
         if artifact is None:

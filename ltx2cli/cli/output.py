@@ -32,6 +32,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from ltx2cli.errors import Ltx2Error, UsageError
 from ltx2cli.text import env_flag
 
 #: Wide enough that Rich never wraps or truncates a table written to a pipe.
@@ -138,6 +139,27 @@ class Output:
         self.stderr.print(f"[bold red]Error:[/] {escape(message)}")
         if hint:
             self.stderr.print(f"[dim]Hint:[/] {escape(hint)}")
+
+    def confirm(self, question: str, *, default: bool = True) -> bool:
+        """Ask on stderr, read the answer from stdin (nothing is echoed to stdout). Under
+        `--json` there is no one to ask: that is a usage error unless `-y` skipped the question."""
+        if self.json:
+            raise UsageError(
+                f"--json needs -y: {question.rstrip('?')} was not confirmed",
+                "add -y (--yes) to go ahead without asking",
+            )
+        choices = "[Y/n]" if default else "[y/N]"
+        while True:
+            self.stderr.print(f"{question} {choices} ", end="", markup=False)
+            line = sys.stdin.readline()
+            if not line:  # end of input: nobody said yes
+                raise Ltx2Error("aborted: no answer on stdin", "pass -y to skip the question")
+            answer = line.strip().lower()
+            if not answer:
+                return default
+            if answer in ("y", "yes", "n", "no"):
+                return answer.startswith("y")
+            self.stderr.print("Please answer y or n.", markup=False)
 
     @contextmanager
     def progress(self, *, transfer: bool = False) -> Iterator[Progress]:

@@ -59,7 +59,7 @@ def list_presets(json: Json = False) -> None:
     table.add_column("description")
     for p in presets:
         source = "user (shadows built-in)" if p.shadows_builtin else p.source
-        text = f"[red]unreadable:[/] {escape(p.error)}" if p.error else escape(p.description)
+        text = f"[red]invalid:[/] {escape(p.error)}" if p.error else escape(p.description)
         table.add_row(p.name, source, text)
     out.table(table)
     out.info(f"User presets go in {user_dir()} (NAME.yaml); `ltx2 presets show NAME` for details.")

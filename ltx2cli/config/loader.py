@@ -14,7 +14,8 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
@@ -38,7 +39,8 @@ class FieldError(ConfigError, ParameterError):
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """The top-level mapping of a YAML file; an empty file is an empty mapping."""
+    """The top-level mapping of a YAML file; an empty file is an empty mapping. A key written
+    twice in one mapping is an error (plain YAML loaders keep the last one silently)."""
     import yaml
 
     file = Path(path).expanduser()
@@ -47,23 +49,51 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {file}", "check the path") from None
     except IsADirectoryError:
-        raise ConfigError(f"{file} is a directory, not a YAML file") from None
+        raise ConfigError(f"{file} is a directory, not a YAML file", "name a .yaml file") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{file} is not UTF-8 text") from None
+        raise ConfigError(f"{file} is not UTF-8 text", "save it as UTF-8") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read {file}: {exc.strerror or exc}") from None
+        raise ConfigError(
+            f"cannot read {file}: {exc.strerror or exc}", "check the file's permissions"
+        ) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_strict_loader())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+        raise ConfigError(f"{where}: invalid YAML: {problem}", "fix the file") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{file}: expected a mapping of keys to values, got {_kind(data)}")
+        raise ConfigError(
+            f"{file}: expected a mapping of keys to values, got {_kind(data)}",
+            "write one `key: value` per line",
+        )
     return data
+
+
+@lru_cache(maxsize=1)
+def _strict_loader() -> type:
+    """yaml.SafeLoader that refuses a key written twice in one mapping."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if isinstance(key, Hashable) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key '{key}'", key_node.start_mark
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep)
+
+    StrictLoader.add_constructor(
+        yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, StrictLoader.construct_mapping
+    )
+    return StrictLoader
 
 
 def load(schema: type[T], path: str | Path) -> T:

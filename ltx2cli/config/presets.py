@@ -102,9 +102,15 @@ def _scan(folder: Path) -> dict[str, Path]:
 def _read_or_report(
     name: str, path: Path, source: PresetSource, *, shadows_builtin: bool = False
 ) -> Preset:
-    """One broken user file must not hide the other presets from the listing."""
+    """One broken user file must not hide the other presets from the listing; a preset that
+    reads but would not resolve (unknown key, bad value) is reported with its first problem."""
+    from ltx2cli.config.generation import GenerationSettings
+    from ltx2cli.config.resolve import resolve
+
     try:
-        return _read(name, path, source, shadows_builtin=shadows_builtin)
+        preset = _read(name, path, source, shadows_builtin=shadows_builtin)
+        resolve(GenerationSettings, preset=preset)
+        return preset
     except ConfigError as exc:
         return Preset(name, source, path, shadows_builtin=shadows_builtin, error=exc.message)
 

@@ -85,14 +85,14 @@ def installed_path(artifact: Artifact, catalog: Catalog) -> Path | None:
     return found
 
 
-def fill_role(requirement: Requirement, catalog: Catalog) -> tuple[Artifact, str | None]:
+def fill_role(requirement: Requirement) -> tuple[Artifact, str | None]:
     """The artifact that fills a role, and a note to show when the choice needs saying.
 
     An installed candidate fills it; otherwise the preferred one, except that an ungated
     candidate is taken over a gated one (it downloads without a licence click-through).
     """
     for artifact in requirement.candidates:
-        if installed_path(artifact, catalog):
+        if _installed_import(artifact.name) or cache_path(artifact):
             return artifact, None
     preferred = requirement.candidates[0]
     chosen = min(requirement.candidates, key=lambda a: _GATING_ORDER[a.gated])

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ltx2cli.errors import UsageError
 from ltx2cli.hub.catalog import KINDS, Artifact, Catalog, FileSpec, hash_matches, human_size
-from ltx2cli.hub.paths import hub_cache_dir, model_registry_path
+from ltx2cli.hub.paths import hub_cache_dir, model_registry_path, usable_data_dir
 
 ProgressCallback = Callable[[str, int, "int | None"], None]
 """`(label, bytes_done, bytes_total)`, called as work advances (downloads, hashing)."""
@@ -62,6 +62,11 @@ def cached_file(artifact: Artifact, spec: FileSpec) -> Path | None:
     return path if path.is_file() else None
 
 
+def missing_files(artifact: Artifact) -> list[FileSpec]:
+    """The artifact's files not yet in the cache."""
+    return [spec for spec in artifact.files if cached_file(artifact, spec) is None]
+
+
 def cache_path(artifact: Artifact) -> Path | None:
     """The pulled file (or folder, for whole-repo artifacts) if every file is present."""
     paths = [cached_file(artifact, spec) for spec in artifact.files]
@@ -87,8 +92,8 @@ def read_registry() -> dict[str, dict]:
 
 
 def _write_registry(imports: dict[str, dict]) -> None:
+    usable_data_dir()
     path = model_registry_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".models-", suffix=".json", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:

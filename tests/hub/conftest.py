@@ -290,7 +290,9 @@ def hub_env(fake_hub, tmp_path, monkeypatch, _isolated_home):
     return fake_hub
 
 
-def run_ltx2(*args: str, stdin: str | None = None, **extra_env: str) -> subprocess.CompletedProcess:
+def run_ltx2(
+    *args: str, stdin: str | None = None, cwd: str | None = None, **extra_env: str
+) -> subprocess.CompletedProcess:
     """The real CLI as a subprocess, with the test's environment (plus `extra_env`)."""
     # Wide COLUMNS: Rich wraps stderr at 80 columns off a terminal, which splits messages.
     env = {**os.environ, "COLUMNS": "250", **extra_env}
@@ -300,6 +302,7 @@ def run_ltx2(*args: str, stdin: str | None = None, **extra_env: str) -> subproce
         text=True,
         env=env,
         input=stdin,
+        cwd=cwd,
         timeout=120,
     )
 

@@ -254,7 +254,10 @@ def test_ctrl_c_during_a_pull_exits_130_and_keeps_the_partial_for_resume(hub_env
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=START_TIMEOUT_S)
     assert proc.returncode == EXIT_INTERRUPTED
-    assert stdout == "" and stderr.splitlines()[-1] == "Error: interrupted"
+    assert stdout == "" and stderr.splitlines()[-2:] == [
+        "Error: interrupted",
+        "Hint: run the command again",
+    ]
     blob = blob_path(_isolated_home, TINY_REPO, BIG_BYTES)
     assert not blob.exists()
     assert blob.with_name(blob.name + ".incomplete").exists()
