@@ -162,8 +162,8 @@ def get_family(value: str) -> Family:
 
 
 def generation_choices() -> str:
-    """The runnable generations as help and hints write them: "2.0 (LTX-2 (19B)) or ..."."""
-    return " or ".join(f"{n} ({FAMILIES[n].label})" for n in GENERATIONS)
+    """The runnable generations as help and hints write them: "2.0 for LTX-2 (19B), ..."."""
+    return ", ".join(f"{n} for {FAMILIES[n].label}" for n in GENERATIONS)
 
 
 def parse_model_version(model_version: str | None) -> tuple[int, ...]:

@@ -20,7 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # plain help: Rich help rendering costs more than the rest of --help
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -138,7 +138,8 @@ def _is_usage_error(exc: Exception) -> bool:
 
 
 def _usage_error(exc: Exception) -> None:
-    if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: Typer printed its help
+    if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help, as --help shows it
+        sys.stdout.write(exc.format_message().rstrip("\n") + "\n")  # type: ignore[attr-defined]
         sys.exit(exc.exit_code)  # type: ignore[attr-defined]
     ctx = getattr(exc, "ctx", None)
     hint = f"see `{ctx.command_path} --help`" if ctx is not None else _default_hint(_USAGE)

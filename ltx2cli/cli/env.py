@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -53,6 +51,8 @@ def env(json: Json = False) -> None:
 
 def collect() -> dict[str, Any]:
     """Everything `ltx2 env` reports, as plain JSON-able data."""
+    import platform
+
     return {
         "python": {
             "version": platform.python_version(),
@@ -117,6 +117,8 @@ def _torch_info() -> dict[str, Any]:
         "built": bool(mps_backend and mps_backend.is_built()),
     }
     if mps_ok:
+        import platform
+
         mps["name"] = platform.processor() or "Apple GPU"
         limit = getattr(getattr(torch, "mps", None), "recommended_max_memory", None)
         if callable(limit):
@@ -143,6 +145,8 @@ def _torch_build(torch: Any) -> str:
 
 
 def _data_dir_info() -> dict[str, Any]:
+    import shutil
+
     from ltx2cli.hub.paths import data_dir, data_dir_problem, home_from_env
 
     path = data_dir()

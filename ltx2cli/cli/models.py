@@ -1,9 +1,11 @@
-"""`ltx2 models`: the catalog, pulls, and the local model cache."""
+"""`ltx2 models`: the catalog, pulls, and the local model cache.
+
+The hub modules are imported inside the commands, so `ltx2 --help` does not pay for them."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,12 +13,11 @@ from ltx2cli.cli.options import Generation, Json, Kind, Yes, examples
 from ltx2cli.cli.output import out
 from ltx2cli.errors import ModelNotInstalledError, UsageError
 from ltx2cli.families import DEFAULT_GENERATION, get_family
-from ltx2cli.hub import catalog as cat
-from ltx2cli.hub import store
-from ltx2cli.hub.errors import ChecksumError
-from ltx2cli.hub.paths import hub_cache_dir
-from ltx2cli.hub.resolve import fill_role, installed_path, resolve_model
 from ltx2cli.pipelines import registry
+from ltx2cli.text import did_you_mean
+
+if TYPE_CHECKING:
+    from ltx2cli.hub import catalog as cat
 
 app = typer.Typer(
     help="Download, list, verify and remove model files (catalog names or your own files).",
@@ -27,16 +28,18 @@ app = typer.Typer(
         "ltx2 models path ltx-2.3-22b-distilled",
     ),
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # plain help: Rich help rendering costs more than the rest of --help
 )
 
 Names = Annotated[list[str], typer.Argument(help="Catalog names (see `ltx2 models available`).")]
 
 
 def _check_kind(kind: str | None) -> None:
+    from ltx2cli.hub import catalog as cat
+
     if kind is not None and kind not in cat.KINDS:
         raise UsageError(
-            f"unknown kind '{kind}'{cat.did_you_mean(kind, cat.KINDS)}",
+            f"unknown kind '{kind}'{did_you_mean(kind, cat.KINDS)}",
             f"choose one of: {', '.join(cat.KINDS)}",
         )
 
@@ -51,6 +54,9 @@ def _check_kind(kind: str | None) -> None:
 )
 def available(generation: Generation = None, kind: Kind = None, json: Json = False) -> None:
     """Show the catalog: name, kind, generation, size, gating and whether it is installed."""
+    from ltx2cli.hub import catalog as cat
+    from ltx2cli.hub.resolve import installed_path
+
     out.configure(json=json)
     _check_kind(kind)
     catalog = cat.load_catalog()
@@ -111,6 +117,11 @@ def pull(
 
     An interrupted pull resumes where it stopped; concurrent pulls of one file share it.
     """
+    from ltx2cli.hub import catalog as cat
+    from ltx2cli.hub import store
+    from ltx2cli.hub.paths import hub_cache_dir
+    from ltx2cli.hub.resolve import fill_role
+
     out.configure(json=json)
     catalog = cat.load_catalog()
     if not names and not for_pipeline:
@@ -158,6 +169,8 @@ def pull(
 
 
 def _report(wanted: list[cat.Artifact], fetched: dict[str, int]) -> None:
+    from ltx2cli.hub import store
+
     for a in wanted:
         path = store.cache_path(a)
         got = fetched.get(a.name, 0)
@@ -188,6 +201,8 @@ def _planned(a: cat.Artifact, missing: list[cat.FileSpec]) -> dict:
 
 
 def _planned_line(a: cat.Artifact, missing: list[cat.FileSpec]) -> str:
+    from ltx2cli.hub import catalog as cat
+
     if not missing:
         return f"{a.name}\talready installed"
     size = cat.human_size(sum(f.size or 0 for f in missing))
@@ -205,6 +220,9 @@ def _show_catalog_plan(steps: list[tuple[cat.Artifact, list[cat.FileSpec]]]) -> 
 @app.command("list", epilog=examples("ltx2 models list", "ltx2 models list --json"))
 def list_(json: Json = False) -> None:
     """Installed models (pulled and imported) with their size on disk and path."""
+    from ltx2cli.hub import catalog as cat
+    from ltx2cli.hub import store
+
     out.configure(json=json)
     found = store.installed(cat.load_catalog())
     if out.json:
@@ -239,6 +257,8 @@ def path(
     name: Annotated[str, typer.Argument(help="A catalog or imported name.")], json: Json = False
 ) -> None:
     """Print the local path of an installed model (exit 1 if it is not installed)."""
+    from ltx2cli.hub.resolve import resolve_model
+
     out.configure(json=json)
     found = resolve_model(name)
     out.result({"name": name, "path": str(found)}, str(found))
@@ -253,6 +273,9 @@ def path(
 )
 def rm(names: Names, yes: Yes = False, json: Json = False) -> None:
     """Delete pulled models from the cache (imported files are only forgotten, never deleted)."""
+    from ltx2cli.hub import catalog as cat
+    from ltx2cli.hub import store
+
     out.configure(json=json)
     catalog = cat.load_catalog()
     imports = store.read_registry()
@@ -276,6 +299,8 @@ app.command("remove", hidden=True)(rm)
 
 def _installed_artifact(catalog: cat.Catalog, name: str) -> cat.Artifact:
     """The catalog entry `name`, if at least one of its files is in the cache."""
+    from ltx2cli.hub import store
+
     artifact = catalog.get(name)
     if not any(store.cached_file(artifact, s) for s in artifact.files):
         raise ModelNotInstalledError(f"model '{name}' is not installed", "see `ltx2 models list`")
@@ -295,6 +320,10 @@ def verify(
     json: Json = False,
 ) -> None:
     """Re-hash installed files against the hub's recorded hashes; exit 1 if any is corrupt."""
+    from ltx2cli.hub import catalog as cat
+    from ltx2cli.hub import store
+    from ltx2cli.hub.errors import ChecksumError
+
     out.configure(json=json)
     catalog = cat.load_catalog()
     imports = store.read_registry()
@@ -339,6 +368,9 @@ def import_(
 
     --kind is needed for names of your own (not in the catalog).
     """
+    from ltx2cli.hub import catalog as cat
+    from ltx2cli.hub import store
+
     out.configure(json=json)
     record = store.import_model(cat.load_catalog(), file, name, kind)
     out.result(record, f"{name}\t{record['path']}")
@@ -348,6 +380,8 @@ _DESCRIBED = ("name", "kind", "generation", "repo", "size", "size_exact", "licen
 
 
 def _describe(a: cat.Artifact, catalog: cat.Catalog) -> dict:
+    from ltx2cli.hub.resolve import installed_path
+
     path = installed_path(a, catalog)
     return {
         **{key: getattr(a, key) for key in _DESCRIBED},

@@ -27,5 +27,5 @@ EXAMPLES_HEADING = "Examples:"
 
 def examples(*commands: str) -> str:
     """A help epilog listing `commands` one per line (keep each under 78 characters, so it
-    stays on one line in an 80-column terminal)."""
-    return "\n".join((EXAMPLES_HEADING, *commands))
+    stays on one line in an 80-column terminal). `\\b` keeps click from rewrapping them."""
+    return "\n".join(("\b", EXAMPLES_HEADING, *(f"  {c}" for c in commands)))

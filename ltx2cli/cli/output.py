@@ -14,26 +14,14 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
-
-from rich.console import Console
-from rich.logging import RichHandler
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from typing import TYPE_CHECKING, Any
 
 from ltx2cli.errors import Ltx2Error, UsageError
 from ltx2cli.text import env_flag
+
+if TYPE_CHECKING:  # Rich is imported when something is printed, not for `ltx2 --help`
+    from rich.console import Console
+    from rich.progress import Progress
 
 #: Wide enough that Rich never wraps or truncates a table written to a pipe.
 _UNBOUNDED_WIDTH = 10_000
@@ -50,6 +38,8 @@ class Output:
     @property
     def stderr(self) -> Console:
         if self._stderr is None:
+            from rich.console import Console
+
             self._stderr = Console(stderr=True, highlight=False, soft_wrap=True)
         return self._stderr
 
@@ -84,6 +74,8 @@ class Output:
             level = logging.DEBUG
         if self.quiet:
             level = logging.ERROR
+        from rich.logging import RichHandler
+
         root = logging.getLogger("ltx2cli")
         root.handlers[:] = [
             RichHandler(
@@ -113,6 +105,8 @@ class Output:
         width instead, so no row wraps or loses a column (`| grep`, `| less -S` work), without
         colour codes or trailing blanks.
         """
+        from rich.console import Console
+
         console = Console(highlight=False, soft_wrap=True)
         if console.is_terminal:
             console.print(table)
@@ -132,10 +126,14 @@ class Output:
             self.stderr.print(message, markup=False)
 
     def warn(self, message: str) -> None:
+        from rich.markup import escape
+
         if not self.quiet:
             self.stderr.print(f"[yellow]Warning:[/] {escape(message)}")
 
     def error(self, message: str, hint: str | None = None) -> None:
+        from rich.markup import escape
+
         self.stderr.print(f"[bold red]Error:[/] {escape(message)}")
         if hint:
             self.stderr.print(f"[dim]Hint:[/] {escape(hint)}")
@@ -164,6 +162,18 @@ class Output:
     @contextmanager
     def progress(self, *, transfer: bool = False) -> Iterator[Progress]:
         """A Rich progress display on stderr; disabled off a terminal or when silenced."""
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         columns: list[Any] = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn()]
         if transfer:
             columns += [DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
@@ -179,7 +189,7 @@ class Output:
         """A `(label, bytes_done, bytes_total)` callback drawing one byte bar per label, for
         library code that reports progress through callbacks (downloads, hashing)."""
         with self.progress(transfer=True) as bar:
-            tasks: dict[str, TaskID] = {}
+            tasks: dict[str, Any] = {}
 
             def advance(label: str, done: int, total: int | None) -> None:
                 if label not in tasks:

@@ -16,7 +16,7 @@ app = typer.Typer(
         "ltx2 presets list", "ltx2 presets show fast", "ltx2 presets show fast > ~/my.yaml"
     ),
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # plain help: Rich help rendering costs more than the rest of --help
 )
 
 

@@ -286,7 +286,7 @@ def check_supported(
     """Refuse, naming the key, layouts this tool cannot run (LTX-2.5, old video-only files)."""
     metadata = metadata or {}
     version = str(metadata.get("model_version") or "")
-    runs = f"ltx2 runs {generation_choices()} checkpoints"
+    runs = f"use a checkpoint of a generation ltx2 runs: {generation_choices()}"
     family = family_of_version(version)
     if not family.runnable:
         raise CheckpointError(

@@ -96,7 +96,8 @@ def test_traceback_only_with_debug(capsys, monkeypatch, failing_command, how):
     code, _, stderr = run_failing(capsys, failing_command, UsageError("value 7 is odd"), *flags)
     assert code == EXIT_USAGE
     assert ("Traceback" in stderr) is (how != "off")
-    assert stderr.rstrip().splitlines()[-1] == "Error: value 7 is odd"
+    error, hint = stderr.rstrip().splitlines()[-2:]
+    assert error == "Error: value 7 is odd" and hint.startswith("Hint: ")
 
 
 def test_unexpected_exception_is_exit_1_and_points_at_debug(capsys, failing_command):
