@@ -18,7 +18,7 @@ from ltx2cli.hub.catalog import (
 )
 from ltx2cli.pipelines.registry import PIPELINES
 
-# Exact sizes quoted in reference/catalog.md
+# Exact sizes from the hub's LFS pointers and public download manifests
 REFERENCE_SIZES = {
     "ltx-2-19b-distilled": 43_333_932_124,
     "ltx-2-19b-dev-fp8": 27_078_716_018,

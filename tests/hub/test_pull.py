@@ -231,7 +231,7 @@ def test_remove_keeps_blobs_other_artifacts_still_use(hub_env, _isolated_home):
     [(1.0, True), (1 - APPROX_SIZE_TOLERANCE / 2, True), (1 - 2 * APPROX_SIZE_TOLERANCE, False)],
 )
 def test_import_checks_approximate_catalog_sizes_too(tmp_path, scale, accepted):
-    # ltx-2-19b-dev's size is only quoted approximately (catalog.md): near it is accepted, a
+    # ltx-2-19b-dev's size is only known approximately (≈43.3 GB): near it is accepted, a
     # file far from it is not. Sparse files: no disk space is used.
     artifact = BUILTIN.artifacts[APPROX_SIZED]
     assert not artifact.size_exact
