@@ -133,7 +133,7 @@ def test_same_seed_same_weights_and_outputs(generation: str) -> None:
         assert torch.equal(a, b), key
     video, audio = inputs(generation)
     with torch.no_grad():
-        out1, out2 = first(video, audio), first(video, audio)
+        out1, out2 = first(video, audio), second(video, audio)
     assert torch.equal(out1[0], out2[0]) and torch.equal(out1[1], out2[1])
 
 
