@@ -107,6 +107,25 @@ def fill_role(requirement: Requirement) -> tuple[Artifact, str | None]:
 _GATING_ORDER = {False: 0, None: 1, True: 2}
 
 
+def role_path(pipeline: str, generation: str, role: str, catalog: Catalog | None = None) -> Path:
+    """Where the installed artifact that fills one role of a pipeline is (the first installed
+    candidate, pulled or imported), or a not-installed error naming the pull that fixes it."""
+    catalog = catalog or load_catalog()
+    requirements = {r.role: r for r in catalog.required(pipeline, generation)}
+    if role not in requirements:
+        raise ValueError(f"the {pipeline} pipeline has no role {role!r}")
+    for artifact in requirements[role].candidates:
+        found = _installed_import(artifact.name) or cache_path(artifact)
+        if found:
+            return found
+    wanted, _ = fill_role(requirements[role])
+    raise ModelNotInstalledError(
+        f"no {role} for the {pipeline} pipeline is installed "
+        f"({wanted.name}: {wanted.size_text()} download)",
+        f"ltx2 models pull --for {pipeline} --generation {generation}",
+    )
+
+
 def not_installed(artifact: Artifact, catalog: Catalog) -> ModelNotInstalledError:
     alternatives = [a.name for a in catalog.alternatives(artifact.name)]
     gated = " (gated: accept its licence first)" if artifact.gated else ""

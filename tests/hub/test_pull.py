@@ -31,7 +31,7 @@ from ltx2cli.hub.errors import (
     RemoteNotFoundError,
     TokenRejectedError,
 )
-from ltx2cli.hub.resolve import resolve_model
+from ltx2cli.hub.resolve import resolve_model, role_path
 from ltx2cli.hub.store import APPROX_SIZE_TOLERANCE
 
 CUT_AT = 300_000
@@ -247,3 +247,13 @@ def test_import_checks_approximate_catalog_sizes_too(tmp_path, scale, accepted):
     with pytest.raises(UsageError, match=f"about {re.escape(human_size(artifact.size))}"):
         store.import_model(BUILTIN, own, APPROX_SIZED)
     assert store.read_registry() == {}
+
+
+def test_role_path_finds_any_installed_candidate_or_names_the_pull(hub_env):
+    with pytest.raises(ModelNotInstalledError) as info:
+        role_path("distilled", "2.3", "text-encoder")
+    assert info.value.hint == "ltx2 models pull --for distilled --generation 2.3"
+    assert "tiny-encoder" in info.value.message  # the ungated copy is what a pull would take
+    pull("tiny-encoder")
+    folder = role_path("distilled", "2.3", "text-encoder")
+    assert (folder / "enc" / "config.json").read_bytes() == ENC_CONFIG
