@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from ltx2cli.errors import UsageError
 from ltx2cli.families import GENERATIONS, get_family
+from ltx2cli.geometry import SPATIAL_STEP
 from ltx2cli.text import did_you_mean
 
 # Roles a catalog entry (or the user's own file) can fill.
@@ -30,9 +31,8 @@ DISTILLED_LORA = "distilled-lora"  # the stage-2 LoRA for the dev checkpoint
 IC_LORA = "ic-lora"
 ROLES = (CHECKPOINT, DISTILLED_CHECKPOINT, TEXT_ENCODER, SPATIAL_UPSAMPLER, DISTILLED_LORA, IC_LORA)
 
-VAE_SPATIAL_GRID = 32  # pixels per latent cell side
-SIZE_MULTIPLE_ONE_STAGE = VAE_SPATIAL_GRID
-SIZE_MULTIPLE_TWO_STAGE = 2 * VAE_SPATIAL_GRID
+SIZE_MULTIPLE_ONE_STAGE = SPATIAL_STEP
+SIZE_MULTIPLE_TWO_STAGE = 2 * SPATIAL_STEP  # stage 1 runs at half size
 
 
 @dataclass(frozen=True)
