@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ltx2cli.errors import CheckpointError
-from ltx2cli.versions import GEN_2_0, GEN_2_3, generation_of_version
+from ltx2cli.families import FAMILIES, GEN_2_0, GEN_2_3, family_of_version, generation_choices
 
 logger = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ def detect_generation(
     if by_keys or by_config:
         return by_keys or by_config  # type: ignore[return-value]
     # The official pipelines treat a missing or unparseable version as LTX-2.0.
-    return generation_of_version(str((metadata or {}).get("model_version") or ""))
+    return family_of_version(str((metadata or {}).get("model_version") or "")).name
 
 
 def _generation_from_config(config: Mapping[str, Any] | None) -> str | None:
@@ -263,16 +263,19 @@ def check_supported(
     """Refuse, naming the key, layouts this tool cannot run (LTX-2.5, old video-only files)."""
     metadata = metadata or {}
     version = str(metadata.get("model_version") or "")
-    if version and not version.startswith(("2.0", "2.1", "2.3")) and version[:1].isdigit():
+    runs = f"use a checkpoint of a generation ltx2 runs: {generation_choices()}"
+    family = family_of_version(version)
+    if not family.runnable:
         raise CheckpointError(
-            f"unsupported model_version {version!r} (metadata key 'model_version')",
-            "ltx2 runs LTX-2 (19B) and LTX-2.3 (22B) checkpoints",
+            f"unsupported model_version {version!r} (metadata key 'model_version', {family.label})",
+            runs,
         )
-    if "gemma_source_checkpoint" in metadata:
-        raise CheckpointError(
-            "unsupported metadata key 'gemma_source_checkpoint' (an LTX-2.5 checkpoint)",
-            "ltx2 runs LTX-2 (19B) and LTX-2.3 (22B) checkpoints",
-        )
+    for family in FAMILIES.values():
+        marker = next((m for m in family.metadata_markers if m in metadata), None)
+        if marker and not family.runnable:
+            raise CheckpointError(
+                f"unsupported metadata key {marker!r} (an {family.label} checkpoint)", runs
+            )
     vae = (config or {}).get("vae")
     if isinstance(vae, Mapping) and vae.get("_class_name", "CausalVideoAutoencoder") not in (
         "CausalVideoAutoencoder",
@@ -290,5 +293,5 @@ def check_supported(
         if "keyframes_abs_pos_embedding" in key:
             raise CheckpointError(
                 f"unsupported key {key!r}: an LTX-2.5 checkpoint",
-                "ltx2 runs LTX-2 (19B) and LTX-2.3 (22B) checkpoints",
+                runs,
             )

@@ -31,9 +31,9 @@ from typing import Any
 import torch
 
 from ltx2cli.errors import UsageError
+from ltx2cli.families import GEN_2_0, GEN_2_3
 from ltx2cli.models.loading import COMPONENTS, component_builder
 from ltx2cli.models.tiny_gemma import TinyGemmaConfig, write_tiny_gemma
-from ltx2cli.versions import GEN_2_0, GEN_2_3
 
 __all__ = ["write_tiny_checkpoint", "write_tiny_gemma", "write_tiny_upsampler"]
 

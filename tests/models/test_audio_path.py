@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from ltx2cli.families import GEN_2_0, GEN_2_3
 from ltx2cli.models.audio_path import latent_to_waveform, waveform_to_latent
 from ltx2cli.models.audio_vae import build_audio_decoder, build_audio_encoder
 from ltx2cli.models.mel import MelConfig, log_mel_spectrogram
 from ltx2cli.models.tiny import tiny_config
 from ltx2cli.models.vocoder import build_vocoder
-from ltx2cli.versions import GEN_2_0, GEN_2_3
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 

@@ -9,6 +9,7 @@ import torch
 from torch.nn import functional as F
 
 from ltx2cli.errors import CheckpointError
+from ltx2cli.families import GEN_2_3
 from ltx2cli.models.audio_vae import (
     AudioVAEConfig,
     PerChannelStatistics,
@@ -17,7 +18,6 @@ from ltx2cli.models.audio_vae import (
     build_audio_encoder,
 )
 from ltx2cli.models.tiny import tiny_config
-from ltx2cli.versions import GEN_2_3
 
 RELEASED_LATENT_BINS = 16  # 64 mel bins through two stride-2 levels
 # Two shrunk configs; the statistics need ch == z_channels · latent mel bins (= mel_bins / 4).

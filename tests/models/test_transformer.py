@@ -12,6 +12,7 @@ from ltx2cli.diffusion.patchify import (
     video_positions,
 )
 from ltx2cli.errors import CheckpointError
+from ltx2cli.families import GEN_2_0, GEN_2_3
 from ltx2cli.models import tiny
 from ltx2cli.models.transformer import (
     BatchedPerturbations,
@@ -21,7 +22,6 @@ from ltx2cli.models.transformer import (
     build_transformer,
     velocity_to_x0,
 )
-from ltx2cli.versions import GEN_2_0, GEN_2_3
 
 SEED = 0
 SIGMA = 0.7

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ltx2cli.errors import CheckpointError, UsageError
+from ltx2cli.families import GEN_2_0, GEN_2_3
 from ltx2cli.models import tiny
 from ltx2cli.models.video_vae import (
     DECODE_NOISE_SCALE,
@@ -24,7 +25,6 @@ from ltx2cli.models.video_vae_blocks import (
     pixel_patchify,
     pixel_unpatchify,
 )
-from ltx2cli.versions import GEN_2_0, GEN_2_3
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 

@@ -11,6 +11,7 @@ import torch
 from torch.nn import functional as F
 
 from ltx2cli.errors import CheckpointError
+from ltx2cli.families import GEN_2_0, GEN_2_3
 from ltx2cli.models.audio_vae import build_audio_decoder, build_audio_encoder
 from ltx2cli.models.mel import MelConfig, log_mel_spectrogram, mel_filterbank
 from ltx2cli.models.tiny import tiny_config
@@ -24,7 +25,6 @@ from ltx2cli.models.vocoder import (
     stft_bases,
     vocoder_fixed_buffers,
 )
-from ltx2cli.versions import GEN_2_0, GEN_2_3
 
 MEL_BINS = 64
 HIFIGAN_HOP = 240  # 6·5·2·2·2: 100 mel frames/s → 24 kHz
