@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ltx2cli.errors import CheckpointError, UsageError
-from ltx2cli.versions import GEN_2_0, GEN_2_3
+from ltx2cli.families import GEN_2_0, GEN_2_3
 
 STYLES = ("official", "comfy", "diffusers")
 DOWN, UP = "down", "up"  # A / lora_down [r, in], B / lora_up [out, r]

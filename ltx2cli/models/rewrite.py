@@ -36,8 +36,9 @@ import torch
 
 from ltx2cli.compat import Compat
 from ltx2cli.errors import CheckpointError, UsageError
-from ltx2cli.models.checkpoint import FP8_DTYPES, TRANSFORMER_PREFIX, CheckpointInfo
+from ltx2cli.models.checkpoint import TRANSFORMER_PREFIX, CheckpointInfo
 from ltx2cli.models.fp8 import (
+    FP8_DTYPES,
     FP8_MAX,
     QUANTIZATIONS,
     is_fp8_cast_layer,
@@ -57,6 +58,7 @@ from ltx2cli.models.lora import (
     read_lora,
 )
 from ltx2cli.models.stream import (
+    DTYPE_NAMES,
     Entry,
     ProgressFn,
     TensorReader,
@@ -72,6 +74,7 @@ logger = logging.getLogger(__name__)
 FUSED_LORAS_KEY = "fused_loras"
 QUANTIZATION_KEY = "quantization"
 _SCALE = "_scale"
+_FP8_NAMES = frozenset(DTYPE_NAMES[d] for d in FP8_DTYPES)  # safetensors dtype names
 _F8 = "F8_E4M3"
 _F32 = "F32"
 
@@ -145,7 +148,7 @@ def fuse_checkpoint(
     moved = {
         raw + _SCALE
         for raw in fused_raw
-        if info.tensors[raw].dtype in FP8_DTYPES and raw + _SCALE in info.tensors
+        if info.tensors[raw].dtype in _FP8_NAMES and raw + _SCALE in info.tensors
     }
     entries: list[Entry] = []
     for raw, t in info.tensors.items():
@@ -155,7 +158,7 @@ def fuse_checkpoint(
             entries.append(copy_entry(reader, raw))
             continue
         scale_raw = raw + _SCALE if raw + _SCALE in moved else None
-        out_dtype = _F8 if t.dtype in FP8_DTYPES else t.dtype
+        out_dtype = _F8 if t.dtype in _FP8_NAMES else t.dtype
         entries.append(
             Entry(raw, out_dtype, t.shape, partial(fused, raw, fused_raw[raw], scale_raw))
         )
@@ -201,7 +204,7 @@ def _fused_record(
 
 
 def _check_unquantized(info: CheckpointInfo, mapping: Mapping[str, str]) -> None:
-    fp8 = [k for k, raw in mapping.items() if info.tensors[raw].dtype in FP8_DTYPES]
+    fp8 = [k for k, raw in mapping.items() if info.tensors[raw].dtype in _FP8_NAMES]
     if fp8:
         scaled = any(k.endswith(".weight" + _SCALE) for k in mapping)
         policy = "fp8-scaled-mm or fp8-cast" if scaled else "fp8-cast"
