@@ -10,8 +10,6 @@ import typer
 
 from ltx2cli.cli.options import Json, examples
 from ltx2cli.cli.output import out
-from ltx2cli.hub.catalog import human_size
-from ltx2cli.hub.resolve import resolve_model
 
 app = typer.Typer(
     help="Inspect, convert and fuse LoRA files (official, ComfyUI/kohya and diffusers keys).",
@@ -59,6 +57,7 @@ def inspect(
     with --model, which of its keys the model has and a one-line verdict.
     """
     from ltx2cli.compat import get_compat
+    from ltx2cli.hub.resolve import resolve_model
 
     out.configure(json=json)
     settings = get_compat(compat)
@@ -115,6 +114,8 @@ def convert(
     json: Json = False,
 ) -> None:
     """Rewrite a LoRA in another key style; it fuses to the same weights."""
+    from ltx2cli.hub.catalog import human_size
+    from ltx2cli.hub.resolve import resolve_model
     from ltx2cli.models.lora_keys import check_style
 
     out.configure(json=json)
@@ -162,6 +163,8 @@ def fuse(
     copied unchanged; the input is never overwritten.
     """
     from ltx2cli.compat import get_compat
+    from ltx2cli.hub.catalog import human_size
+    from ltx2cli.hub.resolve import resolve_model
 
     out.configure(json=json)
     settings = get_compat(compat)
@@ -191,6 +194,7 @@ def fuse(
 
 def _lora_spec(text: str) -> tuple[Path, float]:
     """`LORA[:STRENGTH]` with LORA a file or a name: its resolved path and the strength."""
+    from ltx2cli.hub.resolve import resolve_model
     from ltx2cli.models.lora_keys import split_strength
 
     name, strength = split_strength(text)

@@ -9,8 +9,6 @@ import typer
 
 from ltx2cli.cli.options import Json, examples
 from ltx2cli.cli.output import out
-from ltx2cli.hub.catalog import human_size
-from ltx2cli.hub.resolve import resolve_model
 
 POLICIES = ("fp8-cast", "fp8-scaled-mm")
 EXAMPLES = examples(
@@ -46,6 +44,8 @@ def quantize(
     layers are kept; a file already in fp8 is reported, not cast again.
     """
     from ltx2cli.errors import UsageError
+    from ltx2cli.hub.catalog import human_size
+    from ltx2cli.hub.resolve import resolve_model
 
     out.configure(json=json)
     if policy not in POLICIES:
