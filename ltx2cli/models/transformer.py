@@ -7,6 +7,10 @@ Design choices:
   `caption_proj_before_connector` (no in-model caption projection). Keys of newer checkpoints
   that current ltx-core honours are read too: `use_prompt_adaln_single` (false: the text K/V
   modulation is the per-block table alone), `ff_bias` / `audio_ff_bias` (bias-free FFs).
+- LTX-2.5 (ltx-2.5.md §3.1) is 2.3 plus two switches: `ff_bias: false` (video FFN without
+  biases) and `use_keyframes_abs_pos_embedding` (a learned [1, D] vector added right after
+  `patchify_proj` to the video tokens that `Modality.keyframes_mask` marks; the reference
+  marks the target's first latent frame in every video run, see `first_frame_keyframes_mask`).
 - Inputs are one `Modality` per stream; a stream may be absent (`None`, video-only or audio-only
   use) or present but disabled (`enabled=False`: its tokens still feed the other stream's A↔V
   attention and still go through the output head).
@@ -72,7 +76,6 @@ _FIXED_CONFIG_VALUES: dict[str, Any] = {
     "av_cross_ada_norm": True,
     "use_middle_indices_grid": True,
     "rope_type": "split",
-    "use_keyframes_abs_pos_embedding": False,
 }
 
 
@@ -115,6 +118,7 @@ class TransformerConfig:
     use_prompt_adaln_single: bool = True
     ff_bias: bool = True
     audio_ff_bias: bool = True
+    use_keyframes_abs_pos_embedding: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_layers, int) or self.num_layers < 0:
@@ -227,6 +231,7 @@ class TransformerConfig:
             use_prompt_adaln_single=bool(get("use_prompt_adaln_single", True)),
             ff_bias=bool(get("ff_bias", True)),
             audio_ff_bias=bool(get("audio_ff_bias", True)),
+            use_keyframes_abs_pos_embedding=bool(get("use_keyframes_abs_pos_embedding", False)),
         )
 
 
@@ -244,6 +249,8 @@ class Modality:
     positions: (B, n_axes, T, 2) `[start, end)` bounds (video: seconds, px, px; audio: seconds).
     context: (B, S, C_ctx) text context. context_mask: optional (B, S) binary mask.
     attention_mask: optional (B, T, T) self-attention strengths in [0, 1].
+    keyframes_mask: optional (B, T) or (B, T, 1); tokens with a value > 0 get the 2.5 keyframe
+    embedding (ignored by transformers without one). None: no token is marked.
     """
 
     latent: torch.Tensor
@@ -254,6 +261,20 @@ class Modality:
     enabled: bool = True
     context_mask: torch.Tensor | None = None
     attention_mask: torch.Tensor | None = None
+    keyframes_mask: torch.Tensor | None = None
+
+
+def first_frame_keyframes_mask(
+    batch_size: int, num_tokens: int, tokens_per_frame: int, device: torch.device | None = None
+) -> torch.Tensor:
+    """(B, T) float mask marking the first latent frame's tokens of a target video.
+
+    The reference's initial video state always marks them (the first latent frame encodes a
+    single pixel frame); appended conditioning tokens stay unmarked.
+    """
+    mask = torch.zeros(batch_size, num_tokens, device=device)
+    mask[:, : min(tokens_per_frame, num_tokens)] = 1.0
+    return mask
 
 
 class PerturbationType(IntEnum):
@@ -591,6 +612,8 @@ class LTXTransformer(nn.Module):
         vd, ad = cfg.video_dim, cfg.audio_dim
 
         self.patchify_proj = nn.Linear(cfg.in_channels, vd)
+        if cfg.use_keyframes_abs_pos_embedding:
+            self.keyframes_abs_pos_embedding = nn.Parameter(torch.empty(1, vd))
         self.audio_patchify_proj = nn.Linear(cfg.audio_in_channels, ad)
         if not cfg.caption_proj_before_connector:
             # 19B in-model text projection (PixArt style): linear_1 → tanh-GELU → linear_2.
@@ -642,8 +665,10 @@ class LTXTransformer(nn.Module):
         dtype = m.latent.dtype
         b = m.latent.shape[0]
 
-        # 1. Patchify projection (B, T, C) → (B, T, D).
+        # 1. Patchify projection (B, T, C) → (B, T, D), then the 2.5 keyframe marker.
         x = getattr(self, f"{prefix}patchify_proj")(m.latent)
+        if video:
+            x = self._mark_keyframes(x, m.keyframes_mask)
         # 2. Timestep modulation; per token or per sample, whatever `timesteps` carries.
         scaled = m.timesteps * mult
         mod, embedded = _unique_adaln(getattr(self, f"{prefix}adaln_single"), scaled, b, dtype)
@@ -718,6 +743,15 @@ class LTXTransformer(nn.Module):
             getattr(self, gate_name), other_sigma * mult * av_factor, b, dtype
         )
         return stream
+
+    def _mark_keyframes(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """`x + (mask > 0)·keyframes_abs_pos_embedding`, both cast to the activation dtype."""
+        embedding = getattr(self, "keyframes_abs_pos_embedding", None)
+        if embedding is None or mask is None:
+            return x
+        if mask.ndim == 2:
+            mask = mask.unsqueeze(-1)
+        return x + (mask > 0).to(x.dtype) * embedding.to(x.dtype)
 
     def _block_perturbation(
         self, perturbations: BatchedPerturbations | None, block: int, like: torch.Tensor

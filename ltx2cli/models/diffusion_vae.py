@@ -1,0 +1,648 @@
+"""LTX-2.5 diffusion video VAE decoder ("DiffVAE", ltx-2.5.md §3.3).
+
+A neighbourhood-attention transformer decodes the latent in two parts:
+- stages 1-4 (deterministic): un-normalise, `conv_in` (Linear 128→C1), then per stage `depth` ×
+  NABlock and a Linear pixel-shuffle upsample; this yields a context volume at 1/4 pixel size;
+- stage 5 (diffusion): Gaussian noise in pixel space, patchified 4×4, is denoised by
+  DiffusionNABlocks that read the context through `context_proj` and the timestep through a
+  shared AdaLN. The released file takes one step at t = 1 with an x0 output, so the decode is
+  one evaluation on pure noise drawn from the caller's generator.
+
+Design choices:
+- Channels-last `(B, T, H, W, C)` inside, `(B, C, T, H, W)` at the interface, pixels in
+  ~[−1, 1] like the conv decoder (pipelines map them to [0, 1]).
+- Module keys are the reference module's; the file stores fused `attn.qkv` and
+  `t_embedder.mlp.{0,2}` instead: `decoder_state_from_raw` applies the loader's key rules
+  (split, rename, fold legacy gates, drop `coarse_*` and the module-less `type_emb`) and
+  `raw_decoder_state` is its inverse for writing files.
+- Border handling follows the reference decode: latents smaller than the stage kernels are
+  edge-padded first, the last latent frame is replicated `(k_t//2)·2` times through stages
+  1-4 (NATTEN shifts windows inward at the last frame) and that context is cropped again
+  before stage 5, never below the stage-5 kernel.
+- The decode is one tile (the reference decoder's `forward`): the whole stage-4 volume goes
+  through stages 4-5 at once. Memory-driven stage-4/5 tiling is not implemented.
+- Numerics as the reference: RoPE angles and rotation in float32, attention inputs cast to
+  V's dtype, noise drawn in the compute dtype, the pixel buffer kept in float16 when computing
+  in bfloat16, the model output taken in float32 for Euler steps when there are several.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ltx2cli.errors import CheckpointError
+from ltx2cli.models.layers import TimestepEmbedder
+from ltx2cli.models.neighborhood_attention import neighborhood_attention_3d
+from ltx2cli.models.noise import gaussian
+from ltx2cli.models.video_vae_blocks import PerChannelStatistics, pixel_patchify, pixel_unpatchify
+
+logger = logging.getLogger(__name__)
+
+DIFFUSION_VAE_CLASS = "CausalDiffusionVAE"
+ROPE_BASE = 10000.0
+ADALN_CHUNKS = 7  # scale_msa, shift_msa, gate_msa, scale_mlp, shift_mlp, gate_mlp, gate_ctx
+OUTPUT_TYPES = ("x0", "v")
+Kernel = tuple[int, int, int]
+Upsample = tuple[Kernel, int]
+
+# What the reference builds for a field the config omits (differs from the released file).
+_CODE_DEFAULTS: dict[str, Any] = {
+    "stage_channels": (1024, 512, 256, 256, 128),
+    "stage_depths": (4, 6, 4, 2, 8),
+    "stage_kernels": ((3, 7, 7), (3, 7, 7), (3, 5, 5), (3, 5, 5), (3, 3, 3)),
+    "upsamples": (((1, 2, 2), 2), ((2, 1, 1), 2), ((2, 2, 2), 1), ((2, 2, 2), 2)),
+    "stage5_kernel": (3, 7, 7),
+    "default_num_inference_steps": 2,
+    "timestep_scale_multiplier": 1.0,
+    "model_output_type": "v",
+}
+
+
+def default_rope_split(head_dim: int) -> Kernel:
+    """Head-dim split over (T, H, W): a quarter (even) for time, the rest halved (64 → 16/24/24)."""
+    d_t = (head_dim // 4) // 2 * 2
+    d_hw = (head_dim - d_t) // 2
+    if d_hw % 2:
+        d_t -= 2
+        d_hw = (head_dim - d_t) // 2
+    return (d_t, d_hw, d_hw)
+
+
+@dataclass(frozen=True)
+class DiffusionDecoderConfig:
+    """Architecture of `DiffusionVideoDecoder`; defaults equal the released 2.5 file."""
+
+    in_channels: int = 128
+    out_channels: int = 3
+    patch_size: int = 4
+    head_dim: int = 64
+    stage_channels: tuple[int, ...] = (2048, 1024, 512, 512, 256)
+    stage_depths: tuple[int, ...] = (4, 6, 4, 2, 8)
+    stage_kernels: tuple[Kernel, ...] = ((3, 7, 7), (3, 7, 7), (3, 5, 5), (3, 5, 5), (3, 3, 3))
+    upsamples: tuple[Upsample, ...] = (
+        ((1, 2, 2), 2),
+        ((2, 1, 1), 2),
+        ((2, 2, 2), 1),
+        ((2, 2, 2), 2),
+    )
+    stage5_kernel: Kernel = (11, 11, 11)
+    stage5_channels: int | None = None
+    t_emb_dim: int = 384
+    default_num_inference_steps: int = 1
+    timestep_scale_multiplier: float = 1000.0
+    model_output_type: str = "x0"
+
+    def __post_init__(self) -> None:
+        n = len(self.stage_channels)
+        if not (n == len(self.stage_depths) == len(self.stage_kernels)) or n < 2:
+            raise CheckpointError(
+                f"diffusion VAE config: stage_channels/stage_depths/stage_kernels must have the "
+                f"same length >= 2 (got {n}, {len(self.stage_depths)}, {len(self.stage_kernels)})"
+            )
+        if len(self.upsamples) != n - 1:
+            raise CheckpointError(
+                f"diffusion VAE config: {len(self.upsamples)} upsamples for {n} stages "
+                f"(need {n - 1})"
+            )
+        if n != 5:
+            raise CheckpointError(
+                f"diffusion VAE config: {n} stages; the decoder has 4 deterministic stages + 1"
+            )
+        for c in (*self.stage_channels, self.stage5_width):
+            if c % self.head_dim:
+                raise CheckpointError(
+                    f"diffusion VAE config: width {c} is not a multiple of head_dim {self.head_dim}"
+                )
+        for i, (_, reduction) in enumerate(self.upsamples):
+            if self.stage_channels[i] // reduction != self.stage_channels[i + 1]:
+                raise CheckpointError(
+                    f"diffusion VAE config: stage {i + 1} has {self.stage_channels[i]} channels, "
+                    f"its upsample (reduction {reduction}) cannot feed "
+                    f"{self.stage_channels[i + 1]}"
+                )
+        if self.head_dim % 8 or min(default_rope_split(self.head_dim)) <= 0:
+            raise CheckpointError(
+                f"diffusion VAE config: head_dim {self.head_dim} must be a multiple of 8 with "
+                "a positive RoPE share per axis"
+            )
+        if self.model_output_type not in OUTPUT_TYPES:
+            raise CheckpointError(
+                f"diffusion VAE config: model_output_type={self.model_output_type!r}; "
+                f"expected one of {OUTPUT_TYPES}"
+            )
+        if self.default_num_inference_steps < 1:
+            raise CheckpointError(
+                "diffusion VAE config: default_num_inference_steps must be >= 1, got "
+                f"{self.default_num_inference_steps}"
+            )
+
+    @property
+    def stage5_width(self) -> int:
+        return self.stage_channels[-1] if self.stage5_channels is None else self.stage5_channels
+
+    @property
+    def scale(self) -> Kernel:
+        """Pixels per latent cell along (time, height, width), e.g. (8, 32, 32)."""
+        t = h = w = 1
+        for (st, sh, sw), _ in self.upsamples:
+            t, h, w = t * st, h * sh, w * sw
+        return (t, h * self.patch_size, w * self.patch_size)
+
+    @property
+    def trailing_pad_frames(self) -> int:
+        """Latent frames replicated at the end through stages 1-4 (NATTEN last-frame border)."""
+        return (self.stage_kernels[0][0] // 2) * 2
+
+    @property
+    def min_latent_size(self) -> Kernel:
+        """Per-axis latent floor so that every stage's neighbourhood fits its volume."""
+        mins = [1, 1, 1]
+        cumulative = (1, 1, 1)
+        kernels = (*self.stage_kernels[: len(self.upsamples)], self.stage5_kernel)
+        strides = [(1, 1, 1)]
+        for stride, _ in self.upsamples:
+            cumulative = tuple(c * s for c, s in zip(cumulative, stride, strict=True))
+            strides.append(cumulative)
+        for kernel, stride in zip(kernels, strides, strict=True):
+            for axis in range(3):
+                mins[axis] = max(mins[axis], -(-kernel[axis] // stride[axis]))
+        return (mins[0], mins[1], mins[2])
+
+    @classmethod
+    def from_checkpoint_config(cls, config: Mapping[str, Any]) -> DiffusionDecoderConfig:
+        """Read `config.vae.decoder` (+ `config.vae.model_output_type`) like the reference.
+
+        A missing architecture field takes the reference's code default, which is NOT the
+        released value; a warning names it.
+        """
+        vae = config.get("vae", config)
+        decoder = vae.get("decoder", vae)
+
+        def get(key: str, section: Mapping[str, Any] = decoder) -> Any:
+            if key in section:
+                return section[key]
+            logger.warning(
+                "diffusion VAE config has no %s; using the reference code default %r",
+                key,
+                _CODE_DEFAULTS[key],
+            )
+            return _CODE_DEFAULTS[key]
+
+        return cls(
+            in_channels=int(decoder.get("in_channels", vae.get("latent_channels", 128))),
+            out_channels=int(decoder.get("out_channels", 3)),
+            patch_size=int(decoder.get("patch_size", 4)),
+            head_dim=int(decoder.get("head_dim", decoder.get("na_head_dim", 64))),
+            stage_channels=tuple(int(c) for c in get("stage_channels")),
+            stage_depths=tuple(int(d) for d in get("stage_depths")),
+            stage_kernels=tuple(_kernel(k) for k in get("stage_kernels")),
+            upsamples=tuple((_kernel(s), int(r)) for s, r in get("upsamples")),
+            stage5_kernel=_kernel(get("stage5_kernel")),
+            stage5_channels=decoder.get("stage5_channels"),
+            t_emb_dim=int(decoder.get("t_emb_dim", 384)),
+            default_num_inference_steps=int(get("default_num_inference_steps")),
+            timestep_scale_multiplier=float(get("timestep_scale_multiplier")),
+            model_output_type=str(get("model_output_type", vae)),
+        )
+
+
+def _kernel(values: Any) -> Kernel:
+    t, h, w = (int(v) for v in values)
+    return (t, h, w)
+
+
+def is_diffusion_vae_config(config: Mapping[str, Any]) -> bool:
+    """The reference's choice: any `vae._class_name` other than the conv VAE's."""
+    vae = config.get("vae", {}) if isinstance(config, Mapping) else {}
+    return vae.get("_class_name", "CausalVideoAutoencoder") != "CausalVideoAutoencoder"
+
+
+# ---------------------------------------------------------------------------------------------
+# Layers
+# ---------------------------------------------------------------------------------------------
+
+
+def _rotate_axis(x: torch.Tensor, inv_freq: torch.Tensor, axis: int) -> torch.Tensor:
+    """Interleaved-pair RoPE of `x` (B, T, H, W, heads, d) along spatial `axis` (1, 2 or 3),
+    positions 0..n−1 of that axis; angles and rotation in float32, result in x's dtype."""
+    n = x.shape[axis]
+    pairs = x.reshape(*x.shape[:-1], -1, 2).to(torch.float32)
+    even, odd = pairs[..., 0], pairs[..., 1]
+    pos = torch.arange(n, dtype=torch.float32, device=x.device)
+    angle_shape = [1, 1, 1, 1, 1, inv_freq.shape[0]]
+    angle_shape[axis] = n
+    angle = (pos[:, None] * inv_freq.to(x.device)[None, :]).reshape(angle_shape)
+    cos, sin = angle.cos(), angle.sin()
+    rotated = torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1)
+    return rotated.reshape(x.shape).to(x.dtype)
+
+
+def rope_inv_freq(dim: int, base: float = ROPE_BASE) -> torch.Tensor:
+    """`base^(−2i/dim)` for i < dim/2, computed in float64 and stored as float32."""
+    exponents = torch.arange(0, dim, 2, dtype=torch.float64) / dim
+    return (1.0 / base**exponents).to(torch.float32)
+
+
+class QKV(nn.Module):
+    """Separate q/k/v Linears (the file stores them fused as `qkv`)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.to_q = nn.Linear(dim, dim)
+        self.to_k = nn.Linear(dim, dim)
+        self.to_v = nn.Linear(dim, dim)
+
+
+class NeighborhoodAttention3D(nn.Module):
+    """q/k/v → per-head RMSNorm → q·d^−½ → 3-axis absolute RoPE → 3-D NA → `proj`."""
+
+    def __init__(self, dim: int, kernel: Kernel, head_dim: int) -> None:
+        super().__init__()
+        self.dim, self.head_dim, self.kernel = dim, head_dim, kernel
+        self.heads = dim // head_dim
+        self.rope_split = default_rope_split(head_dim)
+        self.qkv = QKV(dim)
+        self.proj = nn.Linear(dim, dim)
+        self.q_norm = nn.RMSNorm(head_dim, eps=1e-6)
+        self.k_norm = nn.RMSNorm(head_dim, eps=1e-6)
+
+    def _rope(self, x: torch.Tensor) -> torch.Tensor:
+        d_t, d_h, _ = self.rope_split
+        parts = (x[..., :d_t], x[..., d_t : d_t + d_h], x[..., d_t + d_h :])
+        return torch.cat(
+            [
+                _rotate_axis(part, rope_inv_freq(part.shape[-1]), axis)
+                for axis, part in enumerate(parts, start=1)
+            ],
+            dim=-1,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, h, w, _ = x.shape
+        shape = (b, t, h, w, self.heads, self.head_dim)
+        q = self.q_norm(self.qkv.to_q(x).view(shape)) * self.head_dim**-0.5
+        k = self.k_norm(self.qkv.to_k(x).view(shape))
+        v = self.qkv.to_v(x).view(shape)
+        out = neighborhood_attention_3d(self._rope(q), self._rope(k), v, self.kernel)
+        return self.proj(out.reshape(b, t, h, w, self.dim))
+
+
+class SwiGLU(nn.Module):
+    """`w_down(silu(w_gate·x) · w_up·x)`, no biases; hidden = round_up(4·dim, 16)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        hidden = (4 * dim + 15) // 16 * 16
+        self.w_up = nn.Linear(dim, hidden, bias=False)
+        self.w_gate = nn.Linear(dim, hidden, bias=False)
+        self.w_down = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.w_gate.weight.dtype)
+        return self.w_down(F.silu(self.w_gate(x)) * self.w_up(x))
+
+
+class NABlock(nn.Module):
+    """Deterministic-stage block: `x += NA(norm1 x)`, `x += SwiGLU(norm2 x)`."""
+
+    def __init__(self, dim: int, kernel: Kernel, head_dim: int) -> None:
+        super().__init__()
+        self.norm1 = nn.RMSNorm(dim, eps=1e-6)
+        self.attn = NeighborhoodAttention3D(dim, kernel, head_dim)
+        self.norm2 = nn.RMSNorm(dim, eps=1e-6)
+        self.mlp = SwiGLU(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class DiffusionNABlock(nn.Module):
+    """Stage-5 block: context injection, then AdaLN-modulated NA and SwiGLU (gates unused)."""
+
+    def __init__(self, dim: int, kernel: Kernel, context_dim: int, head_dim: int) -> None:
+        super().__init__()
+        self.context_proj = nn.Linear(context_dim, dim)
+        self.scale_shift_table = nn.Parameter(torch.zeros(ADALN_CHUNKS, dim))
+        self.norm1 = nn.RMSNorm(dim, eps=1e-6)
+        self.attn = NeighborhoodAttention3D(dim, kernel, head_dim)
+        self.norm2 = nn.RMSNorm(dim, eps=1e-6)
+        self.mlp = SwiGLU(dim)
+
+    def forward(
+        self, x: torch.Tensor, context: torch.Tensor, modulation: tuple[torch.Tensor, ...]
+    ) -> torch.Tensor:
+        scale_msa, shift_msa, _, scale_mlp, shift_mlp, _, _ = (
+            m + self.scale_shift_table[i].view(1, 1, 1, 1, -1) for i, m in enumerate(modulation)
+        )
+        x = x + self.context_proj(context)
+        x = x + self.attn(self.norm1(x) * (1.0 + scale_msa) + shift_msa)
+        return x + self.mlp(self.norm2(x) * (1.0 + scale_mlp) + shift_mlp)
+
+
+class SharedAdaLN(nn.Module):
+    """`proj(SiLU(t_emb))` cut into 7 chunks, each shaped (B, 1, 1, 1, C)."""
+
+    def __init__(self, dim: int, t_emb_dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(t_emb_dim, ADALN_CHUNKS * dim)
+
+    def forward(self, t_emb: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        chunks = self.proj(F.silu(t_emb)).chunk(ADALN_CHUNKS, dim=-1)
+        return tuple(c[:, None, None, None, :] for c in chunks)
+
+
+class PixelShuffleUpsample(nn.Module):
+    """Linear C → prod(stride)·C/reduction, then depth-to-space with channels `(c, pt, ph, pw)`.
+
+    With a temporal stride of 2 the first output frame duplicates the causal first frame and
+    is dropped when `drop_leading_frame` (the volume containing t = 0).
+    """
+
+    def __init__(self, dim: int, stride: Kernel, reduction: int) -> None:
+        super().__init__()
+        self.stride = stride
+        self.proj = nn.Linear(dim, math.prod(stride) * dim // reduction)
+
+    def forward(self, x: torch.Tensor, drop_leading_frame: bool = True) -> torch.Tensor:
+        b, t, h, w, _ = x.shape
+        pt, ph, pw = self.stride
+        x = self.proj(x)
+        x = x.view(b, t, h, w, -1, pt, ph, pw).permute(0, 1, 5, 2, 6, 3, 7, 4)
+        x = x.reshape(b, t * pt, h * ph, w * pw, -1)
+        if pt == 2 and drop_leading_frame:
+            x = x[:, 1:]
+        return x
+
+
+# ---------------------------------------------------------------------------------------------
+# Padding helpers (latent size floor, NATTEN trailing border)
+# ---------------------------------------------------------------------------------------------
+
+
+def _repeat_last(x: torch.Tensor, dim: int, size: int) -> torch.Tensor:
+    """Grow `dim` to `size` by repeating its last slice, or cut it from the end."""
+    n = x.shape[dim]
+    if n >= size:
+        return x.narrow(dim, 0, size)
+    last = x.narrow(dim, n - 1, 1)
+    shape = list(x.shape)
+    shape[dim] = size - n
+    return torch.cat([x, last.expand(shape)], dim=dim)
+
+
+def _edge_pad_symmetric(x: torch.Tensor, dim: int, size: int) -> tuple[torch.Tensor, int]:
+    """Edge-replicate `dim` up to `size`, `need//2` before (the rest after); → (x, before)."""
+    need = size - x.shape[dim]
+    if need <= 0:
+        return x, 0
+    before = need // 2
+    first, last = x.narrow(dim, 0, 1), x.narrow(dim, x.shape[dim] - 1, 1)
+    parts = []
+    for edge, count in ((first, before), (None, 0), (last, need - before)):
+        if edge is None:
+            parts.append(x)
+        elif count:
+            shape = list(x.shape)
+            shape[dim] = count
+            parts.append(edge.expand(shape))
+    return torch.cat(parts, dim=dim), before
+
+
+def _center_crop(x: torch.Tensor, dim: int, size: int) -> torch.Tensor:
+    need = x.shape[dim] - size
+    return x.narrow(dim, need // 2, size) if need > 0 else x
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoder
+# ---------------------------------------------------------------------------------------------
+
+
+class DiffusionVideoDecoder(nn.Module):
+    """Normalised latent (B, 128, F', H', W') → pixels (B, 3, 8(F'−1)+1, 32H', 32W') in ~[−1, 1]."""
+
+    def __init__(self, config: DiffusionDecoderConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or DiffusionDecoderConfig()
+        channels, hd = cfg.stage_channels, cfg.head_dim
+        self.per_channel_statistics = PerChannelStatistics(cfg.in_channels)
+        self.conv_in = nn.Linear(cfg.in_channels, channels[0])
+        self.det_stages = nn.ModuleList()
+        self.upsamples = nn.ModuleList()
+        for i, (stride, reduction) in enumerate(cfg.upsamples):
+            self.det_stages.append(
+                nn.ModuleList(
+                    NABlock(channels[i], cfg.stage_kernels[i], hd)
+                    for _ in range(cfg.stage_depths[i])
+                )
+            )
+            self.upsamples.append(PixelShuffleUpsample(channels[i], stride, reduction))
+        c5, pixel_channels = cfg.stage5_width, cfg.out_channels * cfg.patch_size**2
+        self.t_embedder = TimestepEmbedder(cfg.t_emb_dim)
+        self.conv_in_x_t = nn.Linear(pixel_channels, c5)
+        self.shared_adaln = SharedAdaLN(c5, cfg.t_emb_dim)
+        self.diff_blocks = nn.ModuleList(
+            DiffusionNABlock(c5, cfg.stage5_kernel, channels[-1], hd)
+            for _ in range(cfg.stage_depths[-1])
+        )
+        self.norm_out = nn.RMSNorm(c5, eps=1e-6)
+        self.conv_out = nn.Linear(c5, pixel_channels)
+
+    @property
+    def scale(self) -> Kernel:
+        return self.config.scale
+
+    @torch.no_grad()
+    def init_weights(self, generator: torch.Generator | None = None) -> None:
+        """Deterministic random weights of a sensible scale (tiny checkpoints, tests)."""
+        for name, param in self.named_parameters():
+            if name.endswith("norm.weight") or ".norm" in name or name.startswith("norm_out"):
+                values = 1 + 0.1 * torch.randn(param.shape, generator=generator)
+            elif param.ndim == 2 and name.endswith("weight"):
+                values = torch.randn(param.shape, generator=generator) / param.shape[1] ** 0.5
+            else:
+                values = 0.1 * torch.randn(param.shape, generator=generator)
+            param.copy_(values.to(param.dtype))
+
+    def _stage(self, x: torch.Tensor, i: int, drop_leading_frame: bool) -> torch.Tensor:
+        for block in self.det_stages[i]:
+            x = block(x)
+        return self.upsamples[i](x, drop_leading_frame=drop_leading_frame)
+
+    def _context(self, latent: torch.Tensor) -> torch.Tensor:
+        """Stages 1-4 on the trailing-padded latent, the padding's context cropped again."""
+        cfg = self.config
+        x = self.per_channel_statistics.denormalize(latent).permute(0, 2, 3, 4, 1)
+        x = self.conv_in(x)
+        for i in range(len(self.det_stages)):
+            x = self._stage(x, i, drop_leading_frame=True)
+        ghost = cfg.trailing_pad_frames * cfg.scale[0]
+        if ghost:
+            content = max(x.shape[1] - ghost, 1)
+            x = x[:, : min(x.shape[1], max(content, cfg.stage5_kernel[0]))]
+        return x
+
+    def _predict(self, x_t: torch.Tensor, context: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """One stage-5 evaluation: noised pixels (B, 3, F, H, W) at time t (B,) → prediction."""
+        cfg = self.config
+        x = self.conv_in_x_t(pixel_patchify(x_t, cfg.patch_size).permute(0, 2, 3, 4, 1))
+        t_emb = self.t_embedder(cfg.timestep_scale_multiplier * t, x.dtype)
+        modulation = self.shared_adaln(t_emb)
+        for block in self.diff_blocks:
+            x = block(x, context, modulation)
+        x = self.conv_out(self.norm_out(x)).permute(0, 4, 1, 2, 3)
+        return pixel_unpatchify(x, cfg.patch_size)
+
+    def _euler(
+        self, x_t: torch.Tensor, out: torch.Tensor, t_now: torch.Tensor, t_next: torch.Tensor
+    ) -> torch.Tensor:
+        shape = (-1,) + (1,) * (x_t.ndim - 1)
+        x = x_t.to(torch.float32)
+        t = t_now.to(torch.float32).view(shape)
+        dt = (t_now - t_next).to(torch.float32).view(shape)
+        velocity = out if self.config.model_output_type == "v" else (x - out) / t
+        return (x - dt * velocity).to(x_t.dtype)
+
+    def forward(
+        self, latent: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Decode; the stage-5 noise comes from `generator` (a fresh CPU one when None)."""
+        cfg = self.config
+        if generator is None:
+            generator = torch.Generator(device="cpu")
+        dtype = next(self.parameters()).dtype
+        b, _, frames, height, width = latent.shape
+        t_scale, h_scale, w_scale = cfg.scale
+        out_shape = ((frames - 1) * t_scale + 1, height * h_scale, width * w_scale)
+
+        # Size floor: the latent is edge-padded (time: repeat the last frame; space: both
+        # sides), its pixels cropped at the end.
+        min_t, min_h, min_w = cfg.min_latent_size
+        x = _repeat_last(latent.to(dtype), 2, max(frames, min_t))
+        x, h_before = _edge_pad_symmetric(x, 3, min_h)
+        x, w_before = _edge_pad_symmetric(x, 4, min_w)
+        x = _repeat_last(x, 2, x.shape[2] + cfg.trailing_pad_frames)
+        context = self._context(x)
+
+        # Stage 5 on pure noise the size of the context (its frame count is at least k_t).
+        pixels = (
+            b,
+            cfg.out_channels,
+            context.shape[1],
+            context.shape[2] * cfg.patch_size,
+            context.shape[3] * cfg.patch_size,
+        )
+        steps = cfg.default_num_inference_steps
+        timesteps = torch.linspace(1.0, 1.0 / steps, steps).to(latent.device)
+        x_t = gaussian(pixels, generator, dtype=dtype, device=latent.device)
+        for i in range(steps):
+            t_now = timesteps[i].expand(b)
+            out = self._predict(x_t, context, t_now)
+            if i + 1 < steps:
+                x_t = self._euler(x_t, out.to(torch.float32), t_now, timesteps[i + 1].expand(b))
+            elif cfg.model_output_type == "x0":
+                x_t = out
+            else:
+                x_t = self._euler(x_t, out.to(torch.float32), t_now, torch.zeros_like(t_now))
+
+        # The reference blends tiles in a float16 buffer when computing in bfloat16.
+        if x_t.dtype == torch.bfloat16:
+            x_t = x_t.to(torch.float16)
+        x_t = x_t[:, :, : out_shape[0]]
+        x_t = x_t.narrow(3, h_before * h_scale, out_shape[1])
+        x_t = x_t.narrow(4, w_before * w_scale, out_shape[2])
+        return x_t.to(latent.dtype)
+
+
+def build_diffusion_decoder(config: Mapping[str, Any]) -> DiffusionVideoDecoder:
+    """Build the decoder from a checkpoint's `config` metadata (or its `vae` section)."""
+    return DiffusionVideoDecoder(DiffusionDecoderConfig.from_checkpoint_config(config))
+
+
+# ---------------------------------------------------------------------------------------------
+# On-disk key layout
+# ---------------------------------------------------------------------------------------------
+
+_RAW_T_EMBEDDER = {
+    "t_embedder.mlp.0.": "t_embedder.timestep_embedder.linear_1.",
+    "t_embedder.mlp.2.": "t_embedder.timestep_embedder.linear_2.",
+}
+_GATE_TARGETS = {
+    "gate_msa": ("attn.proj.weight", "attn.proj.bias"),
+    "gate_mlp": ("mlp.w_down.weight", "mlp.w_down.bias"),
+    "gate_ctx": ("context_proj.weight", "context_proj.bias"),
+}
+IGNORED_RAW_KEYS = ("type_emb",)
+
+
+def decoder_state_from_raw(raw: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """File keys (`decoder.` prefix removed) → module keys (ltx-2.5.md §2.2).
+
+    Fused `…attn.qkv.{weight,bias}` are split row-wise into thirds (q, k, v); `t_embedder.mlp.0/2`
+    are renamed; legacy `gate_msa`/`gate_mlp`/`gate_ctx` tensors are folded into the Linear
+    they scale (W ← g·W, b ← g·b in float32, cast back) and dropped; `coarse_*` heads and
+    `type_emb` have no module and are dropped.
+    """
+    state: dict[str, torch.Tensor] = {}
+    gates: dict[str, torch.Tensor] = {}
+    for key, value in raw.items():
+        leaf = key.rsplit(".", 1)[-1]
+        if key in IGNORED_RAW_KEYS or key.startswith("coarse_") or ".coarse_" in key:
+            continue
+        if leaf in _GATE_TARGETS:
+            gates[key] = value
+            continue
+        for old, new in _RAW_T_EMBEDDER.items():
+            if key.startswith(old):
+                key = new + key.removeprefix(old)
+        if ".attn.qkv." in key and leaf in ("weight", "bias"):
+            if value.shape[0] % 3:
+                raise CheckpointError(
+                    f"fused {key} has {value.shape[0]} rows, not a multiple of 3",
+                    "is this an LTX-2.5 diffusion VAE file?",
+                )
+            base = key.removesuffix(f".{leaf}")
+            for name, part in zip(("to_q", "to_k", "to_v"), value.chunk(3, dim=0), strict=True):
+                state[f"{base}.{name}.{leaf}"] = part.clone()
+            continue
+        state[key] = value
+    for key, gate in gates.items():
+        block, leaf = key.rsplit(".", 1)
+        g = gate.to(torch.float32).reshape(-1)
+        for target in _GATE_TARGETS[leaf]:
+            name = f"{block}.{target}"
+            if name not in state:
+                continue
+            tensor = state[name]
+            scaled = tensor.to(torch.float32) * (g.view(-1, 1) if tensor.ndim == 2 else g)
+            state[name] = scaled.to(tensor.dtype)
+    return state
+
+
+def raw_decoder_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Module keys → the file's layout (fused `qkv`, `t_embedder.mlp.{0,2}`); inverse of
+    `decoder_state_from_raw` for files without gates."""
+    raw: dict[str, torch.Tensor] = {}
+    fused: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        for new, old in ((v, k) for k, v in _RAW_T_EMBEDDER.items()):
+            if key.startswith(new):
+                key = old + key.removeprefix(new)
+        if ".attn.qkv.to_" in key:
+            base, rest = key.split(".attn.qkv.", 1)
+            proj, leaf = rest.split(".", 1)
+            fused.setdefault(f"{base}.attn.qkv.{leaf}", {})[proj] = value
+            continue
+        raw[key] = value
+    for key, parts in fused.items():
+        raw[key] = torch.cat([parts["to_q"], parts["to_k"], parts["to_v"]], dim=0)
+    return raw

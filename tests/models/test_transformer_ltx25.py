@@ -1,0 +1,75 @@
+"""LTX-2.5 transformer deltas (ltx-2.5.md §3.1): bias-free video FFN, keyframe marker embedding."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from test_transformer import SEED, inputs, tiny_config
+
+from ltx2cli.models.transformer import build_transformer, first_frame_keyframes_mask
+
+
+def tiny_25(**overrides) -> dict:
+    config = tiny_config("2.3")
+    config["transformer"] |= {"ff_bias": False, "use_keyframes_abs_pos_embedding": True} | overrides
+    return config
+
+
+def build(config: dict):
+    model = build_transformer(config).eval()
+    model.init_weights(torch.Generator().manual_seed(SEED))
+    return model
+
+
+def test_video_ffn_has_no_bias_and_audio_ffn_keeps_it() -> None:
+    keys = set(build(tiny_25()).state_dict())
+    assert "transformer_blocks.0.ff.net.0.proj.weight" in keys
+    assert "transformer_blocks.0.ff.net.0.proj.bias" not in keys
+    assert "transformer_blocks.0.ff.net.2.bias" not in keys
+    assert "transformer_blocks.0.audio_ff.net.0.proj.bias" in keys
+    assert "transformer_blocks.0.audio_ff.net.2.bias" in keys
+
+
+def test_keyframe_embedding_is_one_row_of_the_video_width() -> None:
+    model = build(tiny_25())
+    assert model.keyframes_abs_pos_embedding.shape == (1, 16)
+    assert not hasattr(build(tiny_config("2.3")), "keyframes_abs_pos_embedding")
+
+
+def test_marked_tokens_get_the_embedding_right_after_patchify() -> None:
+    model = build(tiny_25())
+    video, audio = inputs("2.3", batch=2)
+    n = video.latent.shape[1]
+    mask = first_frame_keyframes_mask(2, n, tokens_per_frame=6)
+    mask[1, 7] = 0.5  # any positive value marks a token
+    marked = (mask > 0).float().unsqueeze(-1)
+
+    # Expected: the same model without a mask, its patchify output shifted on marked tokens.
+    embedding = model.keyframes_abs_pos_embedding.detach().clone()
+    hook = model.patchify_proj.register_forward_hook(lambda m, i, out: out + marked * embedding)
+    with torch.no_grad():
+        expected_v, expected_a = model(video, audio)
+    hook.remove()
+    with torch.no_grad():
+        v, a = model(dataclasses.replace(video, keyframes_mask=mask), audio)
+        plain_v, _ = model(video, audio)
+    torch.testing.assert_close(v, expected_v, rtol=0, atol=1e-6)
+    torch.testing.assert_close(a, expected_a, rtol=0, atol=1e-6)
+    assert not torch.allclose(v, plain_v, atol=1e-4)
+
+
+def test_a_mask_without_the_embedding_changes_nothing() -> None:
+    model = build(tiny_config("2.3"))
+    video, audio = inputs("2.3")
+    mask = first_frame_keyframes_mask(1, video.latent.shape[1], 6)
+    with torch.no_grad():
+        marked = model(dataclasses.replace(video, keyframes_mask=mask), audio)
+        plain = model(video, audio)
+    torch.testing.assert_close(marked, plain, rtol=0, atol=0)
+
+
+def test_first_frame_mask_marks_exactly_the_first_latent_frame() -> None:
+    mask = first_frame_keyframes_mask(2, 10, tokens_per_frame=4)
+    assert mask.shape == (2, 10)
+    assert mask[:, :4].eq(1).all() and mask[:, 4:].eq(0).all()
