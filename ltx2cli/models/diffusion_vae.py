@@ -19,8 +19,10 @@ Design choices:
   edge-padded first, the last latent frame is replicated `(k_t//2)·2` times through stages
   1-4 (NATTEN shifts windows inward at the last frame) and that context is cropped again
   before stage 5, never below the stage-5 kernel.
-- The decode is one tile (the reference decoder's `forward`): the whole stage-4 volume goes
-  through stages 4-5 at once. Memory-driven stage-4/5 tiling is not implemented.
+- Stages 1-3 run once on the whole latent; stages 4-5 run per tile of the stage-4 grid
+  (`diffusion_vae_tiling`), each tile with its own noise, blended in pixel space and emitted
+  per temporal group as soon as its frames are final. No tiling is one tile (the reference
+  decoder's `forward`).
 - Numerics as the reference: RoPE angles and rotation in float32, attention inputs cast to
   V's dtype, noise drawn in the compute dtype, the pixel buffer kept in float16 when computing
   in bfloat16, the model output taken in float32 for Euler steps when there are several.
@@ -28,9 +30,10 @@ Design choices:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +42,17 @@ from torch import nn
 from torch.nn import functional as F
 
 from ltx2cli.errors import CheckpointError
+from ltx2cli.models.diffusion_vae_tiling import (
+    DiffusionTiling,
+    Tile,
+    masks_sum_to_one,
+    min_tile_size,
+    stage4_shape,
+    stage5_shape,
+    tile_halos,
+    tile_schedule,
+    weight_floor,
+)
 from ltx2cli.models.layers import TimestepEmbedder
 from ltx2cli.models.neighborhood_attention import neighborhood_attention_3d
 from ltx2cli.models.noise import gaussian
@@ -417,9 +431,12 @@ def _edge_pad_symmetric(x: torch.Tensor, dim: int, size: int) -> tuple[torch.Ten
     return torch.cat(parts, dim=dim), before
 
 
-def _center_crop(x: torch.Tensor, dim: int, size: int) -> torch.Tensor:
+def _resize_symmetric(x: torch.Tensor, dim: int, size: int) -> torch.Tensor:
+    """Edge-pad or crop `dim` to `size`, the odd element going to the end either way."""
     need = x.shape[dim] - size
-    return x.narrow(dim, need // 2, size) if need > 0 else x
+    if need > 0:
+        return x.narrow(dim, need // 2, size)
+    return _edge_pad_symmetric(x, dim, size)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -478,15 +495,21 @@ class DiffusionVideoDecoder(nn.Module):
             x = block(x)
         return self.upsamples[i](x, drop_leading_frame=drop_leading_frame)
 
-    def _context(self, latent: torch.Tensor) -> torch.Tensor:
-        """Stages 1-4 on the trailing-padded latent, the padding's context cropped again."""
-        cfg = self.config
+    def _stage4_input(self, latent: torch.Tensor) -> torch.Tensor:
+        """Stages 1-3 on the whole (trailing-padded) latent → channels-last stage-4 input."""
         x = self.per_channel_statistics.denormalize(latent).permute(0, 2, 3, 4, 1)
         x = self.conv_in(x)
-        for i in range(len(self.det_stages)):
+        for i in range(len(self.det_stages) - 1):
             x = self._stage(x, i, drop_leading_frame=True)
+        return x
+
+    def _context(self, feat: torch.Tensor, origin: bool, trailing: bool) -> torch.Tensor:
+        """Stage 4 on one stage-4 tile; a trailing tile's replicated-frame context is cropped
+        again (never below the stage-5 kernel)."""
+        cfg = self.config
+        x = self._stage(feat, len(self.det_stages) - 1, drop_leading_frame=origin)
         ghost = cfg.trailing_pad_frames * cfg.scale[0]
-        if ghost:
+        if trailing and ghost:
             content = max(x.shape[1] - ghost, 1)
             x = x[:, : min(x.shape[1], max(content, cfg.stage5_kernel[0]))]
         return x
@@ -512,55 +535,184 @@ class DiffusionVideoDecoder(nn.Module):
         velocity = out if self.config.model_output_type == "v" else (x - out) / t
         return (x - dt * velocity).to(x_t.dtype)
 
-    def forward(
-        self, latent: torch.Tensor, generator: torch.Generator | None = None
+    def _denoise(
+        self, x_t: torch.Tensor, context: torch.Tensor, timesteps: torch.Tensor
     ) -> torch.Tensor:
-        """Decode; the stage-5 noise comes from `generator` (a fresh CPU one when None)."""
+        """Sample stage 5 from `x_t` along `timesteps` (B, n); x0 output: the last prediction."""
+        steps = timesteps.shape[1]
+        for i in range(steps - 1):
+            out = self._predict(x_t, context, timesteps[:, i]).to(torch.float32)
+            x_t = self._euler(x_t, out, timesteps[:, i], timesteps[:, i + 1])
+        t_now = timesteps[:, -1]
+        out = self._predict(x_t, context, t_now)
+        if self.config.model_output_type == "x0":
+            return out
+        return self._euler(x_t, out.to(torch.float32), t_now, torch.zeros_like(t_now))
+
+    def tile_schedule(self, latent_shape: tuple[int, ...], tiling: DiffusionTiling | None):
+        """The stage-4/5 tiles of a (size-floored) latent of `latent_shape` (B, C, T, H, W)."""
+        cfg = self.config
+        strides = [stride for stride, _ in cfg.upsamples]
+        s4 = stage4_shape(strides, *latent_shape[2:5])
+        halos = tile_halos(
+            cfg.stage_kernels[3],
+            cfg.stage_depths[3],
+            cfg.stage5_kernel,
+            cfg.stage_depths[-1],
+            strides[3],
+        )
+        tiles = tile_schedule(
+            s4,
+            tiling,
+            upsample_stride=strides[3],
+            patch_size=cfg.patch_size,
+            min_tile=min_tile_size(cfg.stage_kernels[3], cfg.stage5_kernel, strides[3]),
+            halos=halos,
+        )
+        return s4, tiles
+
+    def iter_decode(
+        self,
+        latent: torch.Tensor,
+        generator: torch.Generator | None = None,
+        tiling: DiffusionTiling | None = None,
+    ) -> Iterator[torch.Tensor]:
+        """Decode, yielding (B, 3, f, H, W) chunks in frame order as their frames are final.
+
+        `tiling` None: one tile (the reference decoder's `forward`). The stage-5 noise is drawn
+        per tile, in tile order, from `generator` (a fresh CPU one when None).
+        """
         cfg = self.config
         if generator is None:
             generator = torch.Generator(device="cpu")
         dtype = next(self.parameters()).dtype
+        device = latent.device
         b, _, frames, height, width = latent.shape
         t_scale, h_scale, w_scale = cfg.scale
-        out_shape = ((frames - 1) * t_scale + 1, height * h_scale, width * w_scale)
+        content = ((frames - 1) * t_scale + 1, height * h_scale, width * w_scale)
 
-        # Size floor: the latent is edge-padded (time: repeat the last frame; space: both
-        # sides), its pixels cropped at the end.
+        # Size floor: time repeats the last frame, space is edge-padded on both sides.
         min_t, min_h, min_w = cfg.min_latent_size
         x = _repeat_last(latent.to(dtype), 2, max(frames, min_t))
         x, h_before = _edge_pad_symmetric(x, 3, min_h)
         x, w_before = _edge_pad_symmetric(x, 4, min_w)
-        x = _repeat_last(x, 2, x.shape[2] + cfg.trailing_pad_frames)
-        context = self._context(x)
+        full = ((x.shape[2] - 1) * t_scale + 1, x.shape[3] * h_scale, x.shape[4] * w_scale)
+        s4, tiles = self.tile_schedule(x.shape, tiling)
 
-        # Stage 5 on pure noise the size of the context (its frame count is at least k_t).
-        pixels = (
-            b,
-            cfg.out_channels,
-            context.shape[1],
-            context.shape[2] * cfg.patch_size,
-            context.shape[3] * cfg.patch_size,
-        )
+        feat = self._stage4_input(_repeat_last(x, 2, x.shape[2] + cfg.trailing_pad_frames))
         steps = cfg.default_num_inference_steps
-        timesteps = torch.linspace(1.0, 1.0 / steps, steps).to(latent.device)
-        x_t = gaussian(pixels, generator, dtype=dtype, device=latent.device)
-        for i in range(steps):
-            t_now = timesteps[i].expand(b)
-            out = self._predict(x_t, context, t_now)
-            if i + 1 < steps:
-                x_t = self._euler(x_t, out.to(torch.float32), t_now, timesteps[i + 1].expand(b))
-            elif cfg.model_output_type == "x0":
-                x_t = out
-            else:
-                x_t = self._euler(x_t, out.to(torch.float32), t_now, torch.zeros_like(t_now))
+        timesteps = torch.linspace(1.0, 1.0 / steps, steps).to(device).unsqueeze(0).expand(b, -1)
+        initial = None
+        if not (steps == 1 and cfg.model_output_type == "x0"):
+            initial = gaussian((b, cfg.out_channels, *full), generator, dtype=dtype, device=device)
 
-        # The reference blends tiles in a float16 buffer when computing in bfloat16.
-        if x_t.dtype == torch.bfloat16:
-            x_t = x_t.to(torch.float16)
-        x_t = x_t[:, :, : out_shape[0]]
-        x_t = x_t.narrow(3, h_before * h_scale, out_shape[1])
-        x_t = x_t.narrow(4, w_before * w_scale, out_shape[2])
-        return x_t.to(latent.dtype)
+        complementary = masks_sum_to_one(tiles, full)
+        accumulate = torch.float16 if dtype == torch.bfloat16 else dtype
+        groups = [list(g) for _, g in itertools.groupby(tiles, key=lambda t: t.target[0])]
+        starts = [range(full[0])[g[0].target[0]].start if full[0] else 0 for g in groups]
+        stub: tuple[torch.Tensor, torch.Tensor | None] | None = None
+
+        def emit(buf: torch.Tensor, wts: torch.Tensor | None, start: int) -> torch.Tensor | None:
+            keep = min(buf.shape[2], content[0] - start)
+            if keep < 1:
+                return None
+            chunk = buf[:, :, :keep]
+            if wts is not None:
+                chunk = chunk / wts[:, :, :keep].clamp(min=weight_floor(wts.dtype))
+            chunk = chunk.narrow(3, h_before * h_scale, content[1])
+            return chunk.narrow(4, w_before * w_scale, content[2]).to(latent.dtype).contiguous()
+
+        for gi, group in enumerate(groups):
+            length = len(range(full[0])[group[0].target[0]])
+            buffer = torch.zeros(
+                b, cfg.out_channels, length, *full[1:], dtype=accumulate, device=device
+            )
+            weights = None if complementary else torch.zeros_like(buffer)
+            for tile in group:
+                self._decode_tile(
+                    tile, feat, s4, full, initial, timesteps, generator, buffer, weights
+                )
+            if stub is not None:
+                previous, previous_weights = stub
+                n = previous.shape[2]
+                previous += buffer[:, :, :n]
+                buffer[:, :, :n] = previous
+                if weights is not None and previous_weights is not None:
+                    previous_weights += weights[:, :, :n]
+                    weights[:, :, :n] = previous_weights
+                stub = None
+            if gi + 1 < len(groups):
+                exclusive = min(max(0, starts[gi + 1] - starts[gi]), buffer.shape[2])
+                chunk = emit(
+                    buffer[:, :, :exclusive],
+                    None if weights is None else weights[:, :, :exclusive],
+                    starts[gi],
+                )
+                stub = (
+                    buffer[:, :, exclusive:].clone(),
+                    None if weights is None else weights[:, :, exclusive:].clone(),
+                )
+            else:
+                chunk = emit(buffer, weights, starts[gi])
+            if chunk is not None:
+                yield chunk
+
+    def _decode_tile(
+        self,
+        tile: Tile,
+        feat: torch.Tensor,
+        s4: tuple[int, int, int],
+        full: tuple[int, int, int],
+        initial: torch.Tensor | None,
+        timesteps: torch.Tensor,
+        generator: torch.Generator,
+        buffer: torch.Tensor,
+        weights: torch.Tensor | None,
+    ) -> None:
+        """Stages 4-5 on one tile, blended into the temporal group's `buffer`."""
+        cfg = self.config
+        t_src, h_src, w_src = tile.source
+        t0, t1, _ = t_src.indices(s4[0])
+        origin, trailing = t0 == 0, t1 == s4[0]
+        rows, cols = range(feat.shape[2])[h_src], range(feat.shape[3])[w_src]
+        part = (t1 - t0, len(rows), len(cols))
+        tile_feat = feat[:, t0 : (feat.shape[1] if trailing else t1), h_src, w_src]
+        target = [len(range(n)[sl]) for n, sl in zip(full, tile.target, strict=True)]
+        stride = cfg.upsamples[-1][0]
+        noise_shape = stage5_shape(
+            part, stride, cfg.patch_size, cfg.stage5_kernel[0], origin=origin, trailing=trailing
+        )
+        b = buffer.shape[0]
+        if initial is None:
+            x_t = gaussian(
+                (b, cfg.out_channels, *noise_shape), generator, dtype=feat.dtype, device=feat.device
+            )
+        else:
+            # Cut from the whole-video noise, resized with the latent padding's edge rules.
+            x_t = initial[:, :, tile.target[0], tile.target[1], tile.target[2]]
+            x_t = _repeat_last(x_t, 2, noise_shape[0])
+            for dim, size in ((3, noise_shape[1]), (4, noise_shape[2])):
+                x_t = _resize_symmetric(x_t, dim, size)
+        pixels = self._denoise(x_t, self._context(tile_feat, origin, trailing), timesteps)
+        pixels = _repeat_last(pixels, 2, target[0])
+        pixels = _resize_symmetric(_resize_symmetric(pixels, 3, target[1]), 4, target[2])
+        pixels = pixels.to(buffer.dtype)
+        region = (slice(None), slice(None), slice(0, target[0]), tile.target[1], tile.target[2])
+        masks = [m.to(device=buffer.device, dtype=torch.float32) for m in tile.masks]
+        scaled = pixels * masks[0].view(-1, 1, 1) * masks[1].view(-1, 1) * masks[2]
+        buffer[region] += scaled
+        if weights is not None:
+            ones = torch.ones(pixels.shape, device=buffer.device, dtype=buffer.dtype)
+            weights[region] += ones * masks[0].view(-1, 1, 1) * masks[1].view(-1, 1) * masks[2]
+
+    def forward(
+        self,
+        latent: torch.Tensor,
+        generator: torch.Generator | None = None,
+        tiling: DiffusionTiling | None = None,
+    ) -> torch.Tensor:
+        """Decode the whole latent (chunks of `iter_decode` joined along time)."""
+        return torch.cat(list(self.iter_decode(latent, generator, tiling)), dim=2)
 
 
 def build_diffusion_decoder(config: Mapping[str, Any]) -> DiffusionVideoDecoder:

@@ -187,7 +187,7 @@ def test_single_x0_step_is_the_model_prediction_on_noise() -> None:
     with torch.no_grad():
         pixels = decoder(latent, generator=torch.Generator().manual_seed(11))
         padded = torch.cat([latent, latent[:, :, -1:].expand(-1, -1, 2, -1, -1)], dim=2)
-        context = decoder._context(padded)
+        context = decoder._context(decoder._stage4_input(padded), origin=True, trailing=True)
         noise = torch.randn(
             1, 3, context.shape[1], 96, 96, generator=torch.Generator().manual_seed(11)
         )
@@ -204,7 +204,7 @@ def test_v_output_takes_euler_steps() -> None:
     with torch.no_grad():
         pixels = decoder(latent, generator=torch.Generator().manual_seed(11))
         padded = torch.cat([latent, latent[:, :, -1:].expand(-1, -1, 2, -1, -1)], dim=2)
-        context = decoder._context(padded)
+        context = decoder._context(decoder._stage4_input(padded), origin=True, trailing=True)
         x = torch.randn(1, 3, context.shape[1], 96, 96, generator=torch.Generator().manual_seed(11))
         x = x - 0.5 * decoder._predict(x, context, torch.ones(1))  # t 1 → 0.5
         x = x - 0.5 * decoder._predict(x, context, torch.full((1,), 0.5))  # t 0.5 → 0
