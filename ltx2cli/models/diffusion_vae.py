@@ -233,6 +233,29 @@ def _kernel(values: Any) -> Kernel:
     return (t, h, w)
 
 
+def encoder_vae_section(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The diffusion file's nested `vae.encoder` config as the flat conv-VAE `vae` section the
+    conv encoder is built from (`out_channels` there is the latent width), read the reference's
+    way; a flat section passes through unchanged."""
+    vae = config.get("vae", config)
+    if "encoder" not in vae:
+        return dict(vae)
+    encoder = vae["encoder"]
+    return {
+        "_class_name": "CausalVideoAutoencoder",
+        "dims": encoder.get("dims", vae.get("dims", 3)),
+        "in_channels": encoder.get("in_channels", 3),
+        "latent_channels": encoder.get("out_channels", vae.get("latent_channels", 128)),
+        "encoder_blocks": encoder.get("blocks", encoder.get("encoder_blocks", [])),
+        "patch_size": encoder.get("patch_size", 4),
+        "norm_layer": encoder.get("norm_layer", "pixel_norm"),
+        "latent_log_var": encoder.get("latent_log_var", "uniform"),
+        "encoder_spatial_padding_mode": encoder.get(
+            "spatial_padding_mode", vae.get("encoder_spatial_padding_mode", "zeros")
+        ),
+    }
+
+
 def is_diffusion_vae_config(config: Mapping[str, Any]) -> bool:
     """The reference's choice: any `vae._class_name` other than the conv VAE's."""
     vae = config.get("vae", {}) if isinstance(config, Mapping) else {}

@@ -10,9 +10,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from ltx2cli.models.diffusion_vae import build_diffusion_decoder, raw_decoder_state
-from ltx2cli.models.text_connectors import build_audio_connector, build_video_connector
+from ltx2cli.models.audio_vae import build_audio_decoder, build_audio_encoder
+from ltx2cli.models.diffusion_vae import (
+    build_diffusion_decoder,
+    encoder_vae_section,
+    raw_decoder_state,
+)
+from ltx2cli.models.text_connectors import (
+    build_audio_connector,
+    build_text_projection,
+    build_video_connector,
+)
 from ltx2cli.models.transformer import build_transformer
+from ltx2cli.models.upsampler import build_upsampler
+from ltx2cli.models.video_vae import build_video_decoder, build_video_encoder
+from ltx2cli.models.vocoder import VocoderWithBWE, build_vocoder
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "data" / "manifests"
 
@@ -25,6 +37,19 @@ def manifest(name: str) -> dict:
 def expected_keys(data: dict, component: str) -> dict[str, list[int]]:
     part = data["components"][component]
     return {k.removeprefix(part["prefix"]): v for k, v in part["keys"].items()}
+
+
+def shapes(module: torch.nn.Module) -> dict[str, list[int]]:
+    return {k: list(t.shape) for k, t in module.state_dict().items()}
+
+
+def with_stats(data: dict, component: str, stats: str, module_prefix: str) -> dict:
+    """A component's keys plus the file's shared latent statistics under `module_prefix`."""
+    keys = expected_keys(data, component)
+    part = data["components"][stats]
+    for key, shape in part["keys"].items():
+        keys[module_prefix + key.removeprefix(part["prefix"])] = shape
+    return keys
 
 
 def assert_same_keys(actual: dict[str, list[int]], expected: dict[str, list[int]]) -> None:
@@ -73,3 +98,91 @@ def test_diffusion_decoder_matches_manifest_raw_layout() -> None:
     # The manifest counts `type_emb` (listed as a scalar) as one parameter.
     params = sum(p.numel() for p in decoder.parameters())
     assert params + 1 == data["components"]["vae_decoder"]["num_params"]
+
+
+@pytest.mark.parametrize("name", ["ltx-2.5-video-vae", "ltx-2.5-video-vae-conv"])
+def test_video_encoder_of_both_vae_files_matches_manifest(name) -> None:
+    data = manifest(name)
+    with torch.device("meta"):
+        encoder = build_video_encoder({"vae": encoder_vae_section(data["config"])})
+    expected = with_stats(
+        data, "vae_encoder", "vae_per_channel_statistics", "per_channel_statistics."
+    )
+    assert_same_keys(shapes(encoder), expected)
+    assert (
+        sum(p.numel() for p in encoder.parameters())
+        == (data["components"]["vae_encoder"]["num_params"])
+    )
+
+
+def test_conv_decoder_matches_manifest() -> None:
+    data = manifest("ltx-2.5-video-vae-conv")
+    with torch.device("meta"):
+        decoder = build_video_decoder(data["config"])
+    expected = with_stats(
+        data, "vae_decoder", "vae_per_channel_statistics", "per_channel_statistics."
+    )
+    assert_same_keys(shapes(decoder), expected)
+    assert (
+        sum(p.numel() for p in decoder.parameters())
+        == (data["components"]["vae_decoder"]["num_params"])
+    )
+
+
+@pytest.mark.parametrize(
+    ("component", "build"),
+    [("audio_vae_encoder", build_audio_encoder), ("audio_vae_decoder", build_audio_decoder)],
+)
+def test_audio_vae_matches_manifest(component, build) -> None:
+    data = manifest("ltx-2.5-audio-vae")
+    with torch.device("meta"):
+        module = build(data["config"])
+    expected = with_stats(
+        data, component, "audio_vae_per_channel_statistics", "per_channel_statistics."
+    )
+    assert_same_keys(shapes(module), expected)
+
+
+def test_vocoder_matches_manifest() -> None:
+    data = manifest("ltx-2.5-audio-vae")
+    with torch.device("meta"):
+        vocoder = build_vocoder(data["config"])
+    assert type(vocoder) is VocoderWithBWE
+    assert vocoder.output_sampling_rate == 48000
+    assert_same_keys(shapes(vocoder), expected_keys(data, "vocoder"))
+    assert (
+        sum(p.numel() for p in vocoder.parameters())
+        == (data["components"]["vocoder"]["num_params"])
+    )
+
+
+@pytest.mark.parametrize("name", ["ltx-2.5-spatial-upscaler-x2", "ltx-2.5-temporal-upscaler-x2"])
+def test_upsamplers_match_manifest(name) -> None:
+    data = manifest(name)
+    with torch.device("meta"):
+        upsampler = build_upsampler(data["config"])
+    assert_same_keys(shapes(upsampler), expected_keys(data, "upsampler"))
+    assert sum(p.numel() for p in upsampler.parameters()) == data["total_params"]
+
+
+def test_text_projection_matches_manifest() -> None:
+    # The manifest assumes a Gemma hidden size of 3840 and 48 layers + embeddings.
+    data = manifest("ltx-2.5-text-projection")
+    with torch.device("meta"):
+        projection = build_text_projection(
+            data["config"], gemma_hidden_size=3840, gemma_hidden_states=49
+        )
+    assert_same_keys(shapes(projection), expected_keys(data, "text_embedding_projection"))
+
+
+def test_distilled_lora_covers_every_transformer_linear_at_rank_min_450() -> None:
+    data = manifest("ltx-2.5-22b-distilled-lora-450")
+    with torch.device("meta"):
+        model = build_transformer(manifest("ltx-2.5-22b-transformer")["config"])
+    expected: dict[str, list[int]] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            rank = min(450, module.in_features, module.out_features)
+            expected[f"{name}.lora_A.weight"] = [rank, module.in_features]
+            expected[f"{name}.lora_B.weight"] = [module.out_features, rank]
+    assert_same_keys(expected, expected_keys(data, "lora"))
