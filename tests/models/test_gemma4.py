@@ -1,0 +1,141 @@
+"""The LTX-2.5 Gemma 4 text-encoder file: loading, tokenisation, hidden states, pairing check."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from ltx2cli.errors import CheckpointError
+from ltx2cli.models.gemma4 import (
+    LTX25_GEMMA_VERSION,
+    check_text_encoder_pairing,
+    gemma_config_of,
+    load_gemma4_text_encoder,
+    projection_sizes,
+    write_tiny_gemma4_text_encoder,
+)
+
+PROMPT = "a red fox runs in the snow"
+
+
+@pytest.fixture(scope="module")
+def te_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("te") / "gemma4-tiny.safetensors"
+    return write_tiny_gemma4_text_encoder(path, video_dim=16, audio_dim=8, seed=1)
+
+
+def test_file_layout_matches_the_release(te_file) -> None:
+    with safe_open(te_file, "pt") as f:
+        keys = set(f.keys())
+        metadata = f.metadata()
+    assert "model.layers.0.post_feedforward_layernorm.weight" in keys
+    assert "model.embed_tokens.weight" in keys and "model.norm.weight" in keys
+    assert {
+        "text_embedding_projection.video_aggregate_embed.weight",
+        "text_embedding_projection.audio_aggregate_embed.bias",
+        "tokenizer_json",
+        "hf_asset__tokenizer_config.json",
+    } <= keys
+    config = json.loads(metadata["gemma_config"])
+    assert config["model_type"] == "gemma4_unified"
+    assert config["gemma_version"] == LTX25_GEMMA_VERSION
+    assert projection_sizes(config) == (32, 3)
+
+
+def test_tokens_get_one_bos_and_left_padding(te_file) -> None:
+    encoder = load_gemma4_text_encoder(te_file, dtype=torch.float32, max_length=16)
+    tok = encoder.tokenizer
+    assert tok(PROMPT)["input_ids"][0] != tok.bos_token_id  # Gemma 4 adds none itself
+    ids, mask = encoder.tokenize([f"  {PROMPT} "])
+    words = tok(PROMPT)["input_ids"]
+    n = len(words) + 1
+    assert ids.shape == (1, 16)
+    assert ids[0, -n:].tolist() == [tok.bos_token_id, *words]
+    assert ids[0, :-n].eq(tok.pad_token_id).all()
+    assert mask[0].tolist() == [0] * (16 - n) + [1] * n
+
+
+def test_hidden_states_are_every_layer_of_the_flat_weights(te_file) -> None:
+    from transformers import AutoConfig, Gemma4UnifiedForConditionalGeneration
+
+    encoder = load_gemma4_text_encoder(te_file, dtype=torch.float32, max_length=24)
+    encoding = encoder.encode([PROMPT])
+    assert encoding.hidden_states.shape == (1, 24, 32, 3)
+
+    # Independently: the file's flat keys renamed by hand into a model built from its config.
+    config = gemma_config_of(te_file)
+    hf = AutoConfig.for_model(**config)
+    model = Gemma4UnifiedForConditionalGeneration(hf).eval()
+    with safe_open(te_file, "pt") as f:
+        state = {
+            "model.language_model." + k.removeprefix("model."): f.get_tensor(k).float()
+            for k in f.keys()  # noqa: SIM118 (safe_open is not a Mapping)
+            if k.startswith("model.")
+        }
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert unexpected == [] and set(missing) <= {"lm_head.weight"}
+    ids, mask = encoder.tokenize([PROMPT])
+    with torch.no_grad():
+        out = model.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    expected = torch.stack(out.hidden_states, dim=-1)
+    torch.testing.assert_close(encoding.hidden_states, expected)
+    torch.testing.assert_close(encoding.hidden_states[..., -1], out.last_hidden_state)
+
+
+def test_a_file_without_gemma_config_is_refused(tmp_path) -> None:
+    path = tmp_path / "plain.safetensors"
+    save_file({"x": torch.zeros(1)}, path)
+    with pytest.raises(CheckpointError, match="gemma_config"):
+        load_gemma4_text_encoder(path)
+
+
+def test_missing_weights_are_listed(te_file, tmp_path) -> None:
+    with safe_open(te_file, "pt") as f:
+        names = [k for k in f.keys() if k != "model.norm.weight"]  # noqa: SIM118
+        tensors = {k: f.get_tensor(k) for k in names}
+        metadata = f.metadata()
+    broken = tmp_path / "broken.safetensors"
+    save_file(tensors, broken, metadata=metadata)
+    with pytest.raises(CheckpointError, match=r"norm\.weight"):
+        load_gemma4_text_encoder(broken, dtype=torch.float32)
+
+
+SOURCE = {
+    "gemma_source_checkpoint": {"gemma_version": LTX25_GEMMA_VERSION},
+    "model_version": "2.5.0",
+}
+GEMMA4 = {"model_type": "gemma4_unified", "gemma_version": LTX25_GEMMA_VERSION}
+
+
+def test_pairing_accepts_the_matching_version() -> None:
+    check_text_encoder_pairing(SOURCE, GEMMA4)
+    as_string = SOURCE | {
+        "gemma_source_checkpoint": json.dumps({"gemma_version": LTX25_GEMMA_VERSION})
+    }
+    check_text_encoder_pairing(as_string, GEMMA4)
+    check_text_encoder_pairing({"model_version": "2.3.0"}, None)  # LTX-2.3 with Gemma 3
+
+
+@pytest.mark.parametrize(
+    ("transformer", "gemma"),
+    [
+        (SOURCE, {"model_type": "gemma4_unified", "gemma_version": "gemma4-12b"}),  # stock Gemma 4
+        (SOURCE, None),  # a Gemma 3 directory
+        ({"model_version": "2.5.0"}, GEMMA4),  # 2.5 without the declaration
+        ({"model_version": "2.3.0"}, GEMMA4),  # 2.3 needs Gemma 3
+    ],
+)
+def test_pairing_mismatches_are_one_line_errors(transformer, gemma) -> None:
+    with pytest.raises(CheckpointError) as info:
+        check_text_encoder_pairing(transformer, gemma)
+    assert "\n" not in str(info.value)
+
+
+def test_undeclared_on_both_sides_is_a_warning(caplog) -> None:
+    with caplog.at_level("WARNING"):
+        check_text_encoder_pairing({"model_version": "2.5.0"}, {"model_type": "gemma4_unified"})
+    assert "cannot be checked" in caplog.text
