@@ -47,6 +47,7 @@ from ltx2cli.models.diffusion_vae_tiling import (
     Tile,
     masks_sum_to_one,
     min_tile_size,
+    recommended_tiling,
     stage4_shape,
     stage5_shape,
     tile_halos,
@@ -593,6 +594,45 @@ class DiffusionVideoDecoder(nn.Module):
             halos=halos,
         )
         return s4, tiles
+
+    def recommended_tiling(
+        self,
+        frames: int,
+        height: int,
+        width: int,
+        free_bytes: int,
+        *,
+        model_bytes: int = 0,
+        element_size: int = 2,
+    ) -> DiffusionTiling:
+        """The reference's automatic tile sizes for a `frames`×`height`×`width` decode with
+        `free_bytes` of device memory free (`model_bytes`: the weights already resident)."""
+        cfg = self.config
+        strides = [stride for stride, _ in cfg.upsamples]
+        stride = strides[3]
+        return recommended_tiling(
+            frames=frames,
+            height=height,
+            width=width,
+            free_bytes=free_bytes,
+            halos=tile_halos(
+                cfg.stage_kernels[3],
+                cfg.stage_depths[3],
+                cfg.stage5_kernel,
+                cfg.stage_depths[-1],
+                stride,
+            ),
+            pixel_scale=(stride[0], stride[1] * cfg.patch_size, stride[2] * cfg.patch_size),
+            min_tile=min_tile_size(cfg.stage_kernels[3], cfg.stage5_kernel, stride),
+            patch_size=cfg.patch_size,
+            stage4_channels=cfg.stage_channels[3],
+            stage5_channels=cfg.stage5_width,
+            upsample_strides=strides,
+            trailing_pad_frames=cfg.trailing_pad_frames,
+            model_bytes=model_bytes,
+            element_size=element_size,
+            out_channels=cfg.out_channels,
+        )
 
     def iter_decode(
         self,

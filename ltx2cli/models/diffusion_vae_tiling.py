@@ -14,6 +14,7 @@ Pure geometry: no module weights are touched here.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -237,3 +238,92 @@ def stage5_shape(
 def weight_floor(dtype: torch.dtype) -> float:
     """Smallest divisor used when blend weights do not sum to one."""
     return max(1e-8, torch.finfo(dtype).tiny)
+
+
+# Memory model of the reference's automatic choice for its eager chunked path (the one this
+# decoder follows): stage-5 working set = tokens · channels · element size · 5, 1 GiB kept
+# free, at least 1 GiB assumed for the weights; the pixel accumulator covers two tile depths.
+STAGE5_MEMORY_COEFFICIENT = 5
+SAFETY_BYTES = 1 << 30
+MIN_MODEL_BYTES = 1 << 30
+VIDEO_SCALE = (8, 32, 32)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _candidates(length: int, overlap: int, smallest: int, step: int) -> list[tuple[int, int]]:
+    """`(tile size, tile count)` for every size on `step`'s grid from `smallest` up."""
+    out = []
+    for size in range(smallest, max(_round_up(length, step), smallest) + step, step):
+        if size > overlap:
+            out.append((size, len(split_by_size(length, size, overlap))))
+    return out
+
+
+def recommended_tiling(
+    *,
+    frames: int,
+    height: int,
+    width: int,
+    free_bytes: int,
+    halos: tuple[Triple, Triple],
+    pixel_scale: Triple,
+    min_tile: Triple,
+    patch_size: int,
+    stage4_channels: int,
+    stage5_channels: int,
+    upsample_strides: list[Triple],
+    trailing_pad_frames: int,
+    model_bytes: int = 0,
+    element_size: int = 2,
+    out_channels: int = 3,
+) -> DiffusionTiling:
+    """The tile sizes the reference picks for a video of `frames`×`height`×`width` pixels when
+    `free_bytes` of device memory are free: among the sizes that fit, the least recomputed
+    overlap volume, then the largest tile, then the fewest tiles. Both axes are always tiled."""
+    overlap_t, overlap_hw = recommended_overlaps(halos, pixel_scale)
+    ft, fh, fw = pixel_scale
+    steps = [math.lcm(f, v) for f, v in zip(pixel_scale, VIDEO_SCALE, strict=True)]
+    smallest_t = _round_up(
+        max(2 * ft, 2 * overlap_t, _round_up(min_tile[0] * ft, ft), 16), steps[0]
+    )
+    smallest_h = _round_up(
+        max(2 * fh, 2 * overlap_hw, _round_up(min_tile[1] * fh, fh), 64), steps[1]
+    )
+    smallest_w = _round_up(
+        max(2 * fw, 2 * overlap_hw, _round_up(min_tile[2] * fw, fw), 64), steps[2]
+    )
+    latent = ((frames - 1) // VIDEO_SCALE[0] + 1, height // VIDEO_SCALE[1], width // VIDEO_SCALE[2])
+    s4 = stage4_shape(upsample_strides, latent[0] + trailing_pad_frames, latent[1], latent[2])
+    features = math.prod(s4) * stage4_channels * element_size
+    usable = max(0, free_bytes - max(model_bytes, MIN_MODEL_BYTES) - SAFETY_BYTES - features)
+    per_token = max(1.0, float(stage5_channels * element_size * STAGE5_MEMORY_COEFFICIENT))
+    scored = []
+    for tile_t, n_t in _candidates(frames, overlap_t, smallest_t, steps[0]):
+        accumulator = 2 * tile_t * height * width * out_channels * element_size
+        if accumulator >= usable:
+            continue
+        max_tokens = int((usable - accumulator) // per_token)
+        for tile_h, n_h in _candidates(height, overlap_hw, smallest_h, steps[1]):
+            for tile_w, n_w in _candidates(width, overlap_hw, smallest_w, steps[2]):
+                tokens = tile_t * max(1, tile_h // patch_size) * max(1, tile_w // patch_size)
+                if tokens > max_tokens:
+                    continue
+                processed = n_t * n_h * n_w * tile_t * tile_h * tile_w
+                waste = processed / max(1, frames * height * width)
+                volume = tile_t * tile_h * tile_w
+                scored.append((waste, -volume, n_t * n_h * n_w, tile_t, tile_h, tile_w))
+    if not scored:
+        raise UsageError(
+            f"no diffusion VAE decode tile of {frames}×{height}×{width} fits in "
+            f"{free_bytes / 2**30:.1f} GiB of free memory",
+            "lower the resolution or the frame count, or free device memory",
+        )
+    _, _, _, tile_t, tile_h, tile_w = min(scored)
+    return DiffusionTiling(
+        frames=AxisTiling(tile_t, overlap_t),
+        height=AxisTiling(tile_h, overlap_hw),
+        width=AxisTiling(tile_w, overlap_hw),
+    )

@@ -146,3 +146,35 @@ def test_each_tile_draws_its_own_noise_in_tile_order() -> None:
         for _ in range(4):  # 2 × 2 spatial tiles of 64 × 64 pixels
             torch.randn(1, 3, frames, 64, 64, generator=fresh)
     assert torch.equal(torch.randn(4, generator=used), torch.randn(4, generator=fresh))
+
+
+def _released_meta_decoder() -> DiffusionVideoDecoder:
+    with torch.device("meta"):
+        return DiffusionVideoDecoder(DiffusionDecoderConfig())
+
+
+def test_with_ample_memory_one_tile_covers_the_video() -> None:
+    tiling = _released_meta_decoder().recommended_tiling(121, 1088, 1920, 80 * 2**30)
+    # Smallest sizes on the 8-frame / 32-pixel grid that cover 121 × 1088 × 1920.
+    assert tiling == DiffusionTiling(
+        frames=AxisTiling(128, 40), height=AxisTiling(1088, 160), width=AxisTiling(1920, 160)
+    )
+
+
+def test_recommended_tiles_fit_the_memory_budget() -> None:
+    free, model = 8 * 2**30, 2**30
+    tiling = _released_meta_decoder().recommended_tiling(121, 1088, 1920, free, model_bytes=model)
+    t, h, w = tiling.frames.size, tiling.height.size, tiling.width.size
+    assert t % 8 == 0 and h % 32 == 0 and w % 32 == 0
+    assert t >= 80 and h >= 320 and w >= 320  # at least two overlaps (40 frames, 160 px)
+    # Resident stage-4 input: (16 + 2 latent frames → 4·18 − 3 = 69) × 136 × 240 × 512 ch × 2 B.
+    usable = free - model - 2**30 - 69 * 136 * 240 * 512 * 2
+    accumulator = 2 * t * 1088 * 1920 * 3 * 2
+    stage5 = t * (h // 4) * (w // 4) * 256 * 2 * 5
+    assert accumulator + stage5 <= usable
+    assert tiling != _released_meta_decoder().recommended_tiling(121, 1088, 1920, 80 * 2**30)
+
+
+def test_too_little_memory_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="free memory"):
+        _released_meta_decoder().recommended_tiling(121, 1088, 1920, 3 * 2**30)
