@@ -13,6 +13,10 @@ the text projection in one safetensors file (ltx-2.5.md §2.2, §3.2).
   tokenizer does not add it, left padding to 1024, all L+1 hidden states of `model.model`).
 - A transformer declares the Gemma it was trained with (`gemma_source_checkpoint`); the pair is
   checked before anything heavy loads (`check_text_encoder_pairing`).
+- The 2.5 encoder only encodes. Prompt enhancement uses a separate generative Gemma directory;
+  a Gemma 4 one (`gemma4`, `gemma4_text`) decodes greedily (no 5-gram repeated, at most 600 new
+  tokens) with our system prompts (`enhance_with_gemma4`); Gemma 3 keeps
+  `GemmaTextEncoder.enhance`.
 """
 
 from __future__ import annotations
@@ -27,14 +31,24 @@ from typing import Any
 
 import torch
 
-from ltx2cli.errors import CheckpointError
+from ltx2cli.errors import CheckpointError, UsageError
 from ltx2cli.models.checkpoint import read_checkpoint
-from ltx2cli.models.text_encoder import GEMMA_MAX_LENGTH, GemmaTextEncoder, build_tiny_tokenizer
+from ltx2cli.models.text_encoder import (
+    GEMMA_MAX_LENGTH,
+    GemmaTextEncoder,
+    build_tiny_tokenizer,
+    clean_enhanced_prompt,
+    find_gemma_dir,
+    system_prompt,
+)
 from ltx2cli.versions import parse_model_version
 
 logger = logging.getLogger(__name__)
 
 GEMMA4_MODEL_TYPE = "gemma4_unified"
+ENHANCER_MODEL_TYPES = ("gemma4", "gemma4_text")
+# Gemma 4 enhancers decode greedily (ltx-2.5.md §3.2).
+GEMMA4_ENHANCE_SETTINGS = {"do_sample": False, "no_repeat_ngram_size": 5, "max_new_tokens": 600}
 LTX25_GEMMA_VERSION = "gemma4-12b-ltx-v1"
 TOKENIZER_KEY = "tokenizer_json"
 ASSET_PREFIX = "hf_asset__"
@@ -301,3 +315,49 @@ def write_tiny_gemma4_text_encoder(
     save_file(tensors, partial, metadata={"format": "pt", "gemma_config": json.dumps(gemma_config)})
     partial.replace(path)
     return path
+
+
+def load_gemma4_enhancer(
+    root: str | os.PathLike[str],
+    *,
+    dtype: torch.dtype = torch.bfloat16,
+    device: torch.device | str = "cpu",
+) -> GemmaTextEncoder:
+    """A generative Gemma 4 model directory (dense, e.g. E2B-it) for prompt enhancement."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    folder = find_gemma_dir(Path(root))
+    config = AutoConfig.from_pretrained(folder)
+    if config.model_type not in ENHANCER_MODEL_TYPES:
+        raise UsageError(
+            f"{folder} holds a {config.model_type!r} model, not a generative Gemma 4",
+            "point --prompt-enhancer at a Gemma 4 (gemma4) or Gemma 3 model directory",
+        )
+    if config.model_type == "gemma4":
+        from transformers import Gemma4ForConditionalGeneration as model_class
+    else:
+        from transformers import Gemma4ForCausalLM as model_class
+    model = model_class.from_pretrained(folder, dtype=dtype).to(device)
+    return GemmaTextEncoder(model, AutoTokenizer.from_pretrained(folder))
+
+
+@torch.inference_mode()
+def enhance_with_gemma4(enhancer: GemmaTextEncoder, prompt: str) -> str:
+    """Rewrite `prompt` with a Gemma 4 enhancer: our text-to-video system prompt, greedy."""
+    tokenizer = enhancer.tokenizer
+    chat = [
+        {"role": "system", "content": system_prompt("t2v")},
+        {"role": "user", "content": f"user prompt: {prompt.strip()}"},
+    ]
+    text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+    ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]])
+    ids = ids.to(enhancer.device)
+    generated = enhancer.model.generate(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        pad_token_id=tokenizer.pad_token_id,
+        **GEMMA4_ENHANCE_SETTINGS,
+    )
+    return clean_enhanced_prompt(
+        tokenizer.decode(generated[0, ids.shape[1] :], skip_special_tokens=True)
+    )

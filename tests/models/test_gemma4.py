@@ -139,3 +139,78 @@ def test_undeclared_on_both_sides_is_a_warning(caplog) -> None:
     with caplog.at_level("WARNING"):
         check_text_encoder_pairing({"model_version": "2.5.0"}, {"model_type": "gemma4_unified"})
     assert "cannot be checked" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def enhancer_dir(tmp_path_factory):
+    from transformers import Gemma4ForCausalLM, Gemma4TextConfig
+
+    from ltx2cli.models.text_encoder import build_tiny_tokenizer
+
+    folder = tmp_path_factory.mktemp("gemma4-enhancer")
+    tokenizer = build_tiny_tokenizer()
+    config = Gemma4TextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        layer_types=["sliding_attention", "full_attention"],
+        sliding_window=64,
+        max_position_embeddings=4096,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    Gemma4ForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_gemma4_enhancement_decodes_greedily_with_our_system_prompt(enhancer_dir) -> None:
+    from transformers import AutoTokenizer, Gemma4ForCausalLM
+
+    from ltx2cli.models.gemma4 import enhance_with_gemma4, load_gemma4_enhancer
+    from ltx2cli.models.text_encoder import clean_enhanced_prompt, system_prompt
+
+    enhancer = load_gemma4_enhancer(enhancer_dir, dtype=torch.float32)
+    text = enhance_with_gemma4(enhancer, f" {PROMPT} ")
+    assert text == enhance_with_gemma4(enhancer, PROMPT)  # greedy: no randomness
+
+    tokenizer = AutoTokenizer.from_pretrained(enhancer_dir)
+    model = Gemma4ForCausalLM.from_pretrained(enhancer_dir, dtype=torch.float32).eval()
+    chat = tokenizer.apply_chat_template(
+        [
+            {"role": "system", "content": system_prompt("t2v")},
+            {"role": "user", "content": f"user prompt: {PROMPT}"},
+        ],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
+    ids = torch.tensor([tokenizer(chat, add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            do_sample=False,
+            no_repeat_ngram_size=5,
+            max_new_tokens=600,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    expected = clean_enhanced_prompt(
+        tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+    )
+    assert text == expected
+
+
+def test_a_gemma3_directory_is_not_a_gemma4_enhancer(tmp_path) -> None:
+    from ltx2cli.errors import UsageError
+    from ltx2cli.models.gemma4 import load_gemma4_enhancer
+    from ltx2cli.models.text_encoder import TinyGemmaConfig, write_tiny_gemma
+
+    folder = write_tiny_gemma(tmp_path / "g3", config=TinyGemmaConfig(vision=False))
+    with pytest.raises(UsageError, match="not a generative Gemma 4"):
+        load_gemma4_enhancer(folder)
