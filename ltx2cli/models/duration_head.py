@@ -127,9 +127,9 @@ def frames_for_duration(
 ) -> int:
     """Predicted seconds → a frame count of the form 8k+1 (ltx-2.5.md §3.6).
 
-    `round(seconds·fps)` is clamped to `[round(min·fps), round(max·fps)]` (a clamp is logged),
-    then snapped down to 8k+1; if that falls below the minimum it is snapped up to the next
-    8k+1, capped at the maximum.
+    `round(seconds·fps)` is clamped to `[round(min·fps), round(max·fps)]`, then snapped down to
+    8k+1; if that falls below the minimum it goes up to the next 8k+1, capped at the maximum.
+    A prediction outside the range is logged as a warning.
     """
     if fps <= 0:
         raise UsageError(f"fps must be positive, got {fps}", "pass --fps with a positive value")
@@ -139,18 +139,39 @@ def frames_for_duration(
             "give --auto-duration MIN MAX with 0 < MIN <= MAX",
         )
     lo, hi = round(min_seconds * fps), round(max_seconds * fps)
-    raw = round(seconds * fps)
-    frames = min(max(raw, lo), hi)
-    if frames != raw:
+    frames = _snap_down(min(max(round(seconds * fps), lo), hi))
+    if frames < lo:
+        frames = min(-(-(lo - 1) // 8) * 8 + 1, hi)
+    if not min_seconds <= seconds <= max_seconds:
         logger.warning(
-            "predicted duration %.2f s (%d frames) clamped to %d frames (range %s..%s s)",
+            "predicted duration %.2f s is outside %.2f..%.2f s; using %.2f s (%d frames, %.2f fps)",
             seconds,
-            raw,
-            frames,
             min_seconds,
             max_seconds,
+            frames / fps,
+            frames,
+            fps,
         )
-    snapped = _snap_down(frames)
-    if snapped < lo:
-        snapped = min(snapped + 8, hi)
-    return snapped
+    else:
+        logger.info("predicted duration %.2f s (%d frames at %.2f fps)", seconds, frames, fps)
+    return frames
+
+
+@torch.no_grad()
+def predict_num_frames(
+    head: DurationHead,
+    fps: float,
+    *,
+    video_encoding: torch.Tensor | None = None,
+    audio_encoding: torch.Tensor | None = None,
+    min_seconds: float = DEFAULT_DURATION_RANGE[0],
+    max_seconds: float = DEFAULT_DURATION_RANGE[1],
+) -> int:
+    """Frames for one prompt from its connector outputs (the positive prompt's only)."""
+    seconds = head(video_encoding, audio_encoding)
+    if seconds.numel() != 1:
+        raise UsageError(
+            f"auto-duration predicts one prompt at a time, got a batch of {seconds.numel()}",
+            "pass --num-frames for batched prompts",
+        )
+    return frames_for_duration(float(seconds.item()), fps, min_seconds, max_seconds)

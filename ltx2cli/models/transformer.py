@@ -186,7 +186,7 @@ class TransformerConfig:
                 raise CheckpointError(
                     f"unsupported transformer config: {key}={section[key]!r} "
                     f"(expected {expected!r})",
-                    "only the released LTX-2 19B and LTX-2.3 architectures are supported",
+                    "only the released LTX-2 19B, LTX-2.3 and LTX-2.5 architectures are supported",
                 )
         if "av_ca_timestep_scale_multiplier" not in section:
             logger.warning(

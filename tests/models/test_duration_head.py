@@ -16,6 +16,7 @@ from ltx2cli.models.duration_head import (
     DurationHeadConfig,
     build_duration_head,
     frames_for_duration,
+    predict_num_frames,
 )
 
 MANIFEST = Path(__file__).resolve().parents[1] / "data" / "manifests" / "ltx-2.5-duration-head.json"
@@ -97,10 +98,26 @@ def test_snapping_up_is_capped_at_the_maximum() -> None:
     assert frames_for_duration(0.875, 24.0, min_seconds=20 / 24, max_seconds=22 / 24) == 22
 
 
-def test_a_clamp_is_logged(caplog) -> None:
+def test_a_prediction_outside_the_range_is_logged(caplog) -> None:
+    with caplog.at_level("WARNING"):
+        frames_for_duration(1.5, 24.0, 1.0, 2.0)
+    assert caplog.text == ""
     with caplog.at_level("WARNING"):
         frames_for_duration(100.0, 24.0, 1.0, 2.0)
-    assert "clamped" in caplog.text
+    assert "outside" in caplog.text
+
+
+def test_predicted_frames_come_from_one_prompts_seconds() -> None:
+    cfg = DurationHeadConfig(video_dim=12, audio_dim=8, pooler_hidden_dim=16, mlp_hidden=10)
+    head = DurationHead(cfg).eval()
+    head.init_weights(torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        head.mlp_out.weight.zero_()
+        head.mlp_out.bias.fill_(math.log(5.0))  # exp → exactly 5 s whatever the prompt
+    audio = torch.randn(1, 4, 8)
+    assert predict_num_frames(head, 24.0, audio_encoding=audio) == 113
+    with pytest.raises(UsageError, match="one prompt"):
+        predict_num_frames(head, 24.0, audio_encoding=audio.expand(2, -1, -1))
 
 
 @pytest.mark.parametrize(("fps", "lo", "hi"), [(0.0, 1.0, 2.0), (24.0, 3.0, 2.0), (24.0, 0.0, 2.0)])
