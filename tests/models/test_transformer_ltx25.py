@@ -73,3 +73,30 @@ def test_first_frame_mask_marks_exactly_the_first_latent_frame() -> None:
     mask = first_frame_keyframes_mask(2, 10, tokens_per_frame=4)
     assert mask.shape == (2, 10)
     assert mask[:, :4].eq(1).all() and mask[:, 4:].eq(0).all()
+
+
+def test_fp8_cast_covers_the_bias_free_video_ffn() -> None:
+    from ltx2cli.models.fp8 import Fp8CastLinear, apply_fp8_cast
+
+    model = build(tiny_25())
+    video, audio = inputs("2.3")
+    video = dataclasses.replace(video, keyframes_mask=first_frame_keyframes_mask(1, 12, 6))
+    # Expected: the same weights rounded through float8 and back, kept in a plain model.
+    rounded = build(tiny_25())
+    with torch.no_grad():
+        for name, module in rounded.named_modules():
+            if name.startswith("transformer_blocks.") and name.endswith(
+                (".to_q", ".to_k", ".to_v", ".to_out.0", "ff.net.0.proj", "ff.net.2")
+            ):
+                module.weight.copy_(module.weight.to(torch.float8_e4m3fn).float())
+                if module.bias is not None:
+                    module.bias.copy_(module.bias.to(torch.float8_e4m3fn).float())
+        expected = rounded(video, audio)
+    names = apply_fp8_cast(model)
+    assert "transformer_blocks.0.ff.net.2" in names
+    ff = model.get_submodule("transformer_blocks.0.ff.net.2")
+    assert isinstance(ff, Fp8CastLinear) and ff.bias is None
+    with torch.no_grad():
+        v, a = model(video, audio)
+    torch.testing.assert_close(v, expected[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(a, expected[1], rtol=1e-5, atol=1e-5)
