@@ -65,6 +65,7 @@ DIFFUSION_VAE_CLASS = "CausalDiffusionVAE"
 ROPE_BASE = 10000.0
 ADALN_CHUNKS = 7  # scale_msa, shift_msa, gate_msa, scale_mlp, shift_mlp, gate_mlp, gate_ctx
 OUTPUT_TYPES = ("x0", "v")
+SWIGLU_TOKENS = 16_384  # the reference's token slice for the gated MLP
 Kernel = tuple[int, int, int]
 Upsample = tuple[Kernel, int]
 
@@ -334,7 +335,11 @@ class NeighborhoodAttention3D(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    """`w_down(silu(w_gate·x) · w_up·x)`, no biases; hidden = round_up(4·dim, 16)."""
+    """`w_down(silu(w_gate·x) · w_up·x)`, no biases; hidden = round_up(4·dim, 16).
+
+    Tokens go through in slices of `SWIGLU_TOKENS` (as the reference does), so the 4×-wide
+    hidden activation never exists for the whole volume at once.
+    """
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -345,7 +350,14 @@ class SwiGLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.w_gate.weight.dtype)
-        return self.w_down(F.silu(self.w_gate(x)) * self.w_up(x))
+        flat = x.reshape(-1, x.shape[-1])
+        out = torch.empty_like(flat)
+        for start in range(0, flat.shape[0], SWIGLU_TOKENS):
+            part = flat[start : start + SWIGLU_TOKENS]
+            out[start : start + SWIGLU_TOKENS] = self.w_down(
+                F.silu(self.w_gate(part)) * self.w_up(part)
+            )
+        return out.view(x.shape)
 
 
 class NABlock(nn.Module):

@@ -263,3 +263,18 @@ def test_bfloat16_decode_runs_and_returns_the_latent_dtype() -> None:
     assert pixels.dtype == torch.bfloat16
     assert torch.isfinite(pixels.float()).all()
     assert F.mse_loss(pixels.float(), pixels.float()) == 0
+
+
+def test_gated_mlp_in_token_slices_equals_the_whole_formula(monkeypatch) -> None:
+    from ltx2cli.models.diffusion_vae import SwiGLU
+
+    mlp = SwiGLU(16)
+    x = torch.randn(2, 3, 5, 7, 16)
+    with torch.no_grad():
+        expected = F.linear(
+            F.silu(F.linear(x, mlp.w_gate.weight)) * F.linear(x, mlp.w_up.weight), mlp.w_down.weight
+        )
+        monkeypatch.setattr("ltx2cli.models.diffusion_vae.SWIGLU_TOKENS", 37)
+        sliced = mlp(x)
+    assert mlp.w_up.weight.shape == (64, 16)
+    torch.testing.assert_close(sliced, expected)
