@@ -790,6 +790,13 @@ class DiffusionVideoDecoder(nn.Module):
         return torch.cat(list(self.iter_decode(latent, generator, tiling)), dim=2)
 
 
+def build_diffusion_vae_encoder(config: Mapping[str, Any]) -> nn.Module:
+    """The conv encoder of a diffusion-VAE file (nested `vae.encoder` config) or of a conv one."""
+    from ltx2cli.models.video_vae import build_video_encoder
+
+    return build_video_encoder({"vae": encoder_vae_section(config)})
+
+
 def build_diffusion_decoder(config: Mapping[str, Any]) -> DiffusionVideoDecoder:
     """Build the decoder from a checkpoint's `config` metadata (or its `vae` section)."""
     return DiffusionVideoDecoder(DiffusionDecoderConfig.from_checkpoint_config(config))

@@ -28,7 +28,7 @@ from torch import nn
 from ltx2cli.models.audio_vae import build_audio_decoder, build_audio_encoder
 from ltx2cli.models.diffusion_vae import (
     build_diffusion_decoder,
-    encoder_vae_section,
+    build_diffusion_vae_encoder,
     raw_decoder_state,
 )
 from ltx2cli.models.duration_head import build_duration_head
@@ -203,7 +203,7 @@ def write_tiny_ltx25(
 
     def video_vae() -> dict[str, torch.Tensor]:
         tensors = _prefixed(
-            _init(build_video_encoder({"vae": encoder_vae_section(vae)}), generator),
+            _init(build_diffusion_vae_encoder(vae), generator),
             "encoder.",
             stats,
         )

@@ -13,7 +13,7 @@ import torch
 from ltx2cli.models.audio_vae import build_audio_decoder, build_audio_encoder
 from ltx2cli.models.diffusion_vae import (
     build_diffusion_decoder,
-    encoder_vae_section,
+    build_diffusion_vae_encoder,
     raw_decoder_state,
 )
 from ltx2cli.models.text_connectors import (
@@ -23,7 +23,7 @@ from ltx2cli.models.text_connectors import (
 )
 from ltx2cli.models.transformer import build_transformer
 from ltx2cli.models.upsampler import build_upsampler
-from ltx2cli.models.video_vae import build_video_decoder, build_video_encoder
+from ltx2cli.models.video_vae import build_video_decoder
 from ltx2cli.models.vocoder import VocoderWithBWE, build_vocoder
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "data" / "manifests"
@@ -104,7 +104,7 @@ def test_diffusion_decoder_matches_manifest_raw_layout() -> None:
 def test_video_encoder_of_both_vae_files_matches_manifest(name) -> None:
     data = manifest(name)
     with torch.device("meta"):
-        encoder = build_video_encoder({"vae": encoder_vae_section(data["config"])})
+        encoder = build_diffusion_vae_encoder(data["config"])
     expected = with_stats(
         data, "vae_encoder", "vae_per_channel_statistics", "per_channel_statistics."
     )
