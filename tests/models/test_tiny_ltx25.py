@@ -123,3 +123,27 @@ def test_tiny_diffusion_vae_file_loads_through_the_key_rules_and_decodes(tiny) -
         pixels = decoder(torch.randn(1, 16, 2, 1, 1), generator=torch.Generator().manual_seed(0))
     assert pixels.shape == (1, 3, 9, 32, 32)
     assert torch.isfinite(pixels).all()
+
+
+def test_distilled_lora_fuses_into_every_linear_at_its_own_rank(tiny) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    from ltx2cli.models.lora import fuse_loras
+    from ltx2cli.models.tiny_ltx25 import tiny_ltx25_config
+    from ltx2cli.models.transformer import build_transformer
+
+    model = build_transformer(tiny_ltx25_config()).to(torch.bfloat16)
+    model.init_weights(torch.Generator().manual_seed(0))
+    linears = {n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    gate = "transformer_blocks.1.audio_attn2.to_gate_logits"
+    before = model.get_submodule(gate).weight.detach().clone()
+    fusion = fuse_loras(model, [tiny["distilled_lora"]])
+    assert fusion.unmatched == {str(tiny["distilled_lora"]): []}
+    assert {t.removesuffix(".weight") for t in fusion.targeted} == linears
+    lora = load_file(tiny["distilled_lora"])
+    a = lora[f"diffusion_model.{gate}.lora_A.weight"]
+    b = lora[f"diffusion_model.{gate}.lora_B.weight"]
+    assert a.shape[0] == 2  # rank min(8, in, out = 2 heads)
+    expected = ((b @ a).to(torch.bfloat16) + before).to(torch.bfloat16)
+    assert torch.equal(model.get_submodule(gate).weight, expected)
