@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
+import pytest
 import torch
 from test_transformer import SEED, inputs, tiny_config
 
@@ -100,3 +102,28 @@ def test_fp8_cast_covers_the_bias_free_video_ffn() -> None:
         v, a = model(video, audio)
     torch.testing.assert_close(v, expected[0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(a, expected[1], rtol=1e-5, atol=1e-5)
+
+
+AUDIO_KEYS = re.compile(
+    r"^(audio_patchify_proj|audio_adaln_single|audio_prompt_adaln_single|audio_scale_shift_table"
+    r"|audio_proj_out|transformer_blocks\.\d+\.(audio_attn1|audio_attn2|audio_ff"
+    r"|audio_scale_shift_table|audio_prompt_scale_shift_table))"
+)
+
+
+def test_audio_only_build_holds_the_audio_keys_and_computes_video_none() -> None:
+    full = build(tiny_25())
+    audio_only = build_transformer(tiny_25(), audio_only=True).eval()
+    state = full.state_dict()
+    audio_state = {k: v for k, v in state.items() if AUDIO_KEYS.match(k)}
+    assert set(audio_only.state_dict()) == set(audio_state)
+    audio_only.load_state_dict(audio_state, strict=True)
+    _, audio = inputs("2.3", batch=2)
+    with torch.no_grad():
+        v, a = audio_only(None, audio)
+        _, expected = full(None, audio)
+    assert v is None
+    torch.testing.assert_close(a, expected, rtol=0, atol=0)
+    video, _ = inputs("2.3")
+    with pytest.raises(ValueError, match="audio-only"):
+        audio_only(video, audio)
