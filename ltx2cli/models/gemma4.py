@@ -342,8 +342,13 @@ def load_gemma4_enhancer(
 
 
 @torch.inference_mode()
-def enhance_with_gemma4(enhancer: GemmaTextEncoder, prompt: str) -> str:
-    """Rewrite `prompt` with a Gemma 4 enhancer: our text-to-video system prompt, greedy."""
+def enhance_with_gemma4(
+    enhancer: GemmaTextEncoder, prompt: str, *, static_cache: bool = False
+) -> str:
+    """Rewrite `prompt` with a Gemma 4 enhancer: our text-to-video system prompt, greedy.
+
+    `static_cache` decodes with a preallocated (static) KV cache, as `--enhance-static-cache`.
+    """
     tokenizer = enhancer.tokenizer
     chat = [
         {"role": "system", "content": system_prompt("t2v")},
@@ -357,6 +362,7 @@ def enhance_with_gemma4(enhancer: GemmaTextEncoder, prompt: str) -> str:
         attention_mask=torch.ones_like(ids),
         pad_token_id=tokenizer.pad_token_id,
         **GEMMA4_ENHANCE_SETTINGS,
+        **({"cache_implementation": "static"} if static_cache else {}),
     )
     return clean_enhanced_prompt(
         tokenizer.decode(generated[0, ids.shape[1] :], skip_special_tokens=True)

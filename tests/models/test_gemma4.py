@@ -170,15 +170,27 @@ def enhancer_dir(tmp_path_factory):
     return folder
 
 
-def test_gemma4_enhancement_decodes_greedily_with_our_system_prompt(enhancer_dir) -> None:
+def test_gemma4_enhancement_decodes_greedily_with_our_system_prompt(
+    enhancer_dir, monkeypatch
+) -> None:
     from transformers import AutoTokenizer, Gemma4ForCausalLM
 
+    from ltx2cli.models import gemma4
     from ltx2cli.models.gemma4 import enhance_with_gemma4, load_gemma4_enhancer
     from ltx2cli.models.text_encoder import clean_enhanced_prompt, system_prompt
+
+    # The reference's Gemma 4 settings; the test decodes fewer tokens to stay quick.
+    assert gemma4.GEMMA4_ENHANCE_SETTINGS == {
+        "do_sample": False,
+        "no_repeat_ngram_size": 5,
+        "max_new_tokens": 600,
+    }
+    monkeypatch.setitem(gemma4.GEMMA4_ENHANCE_SETTINGS, "max_new_tokens", 40)
 
     enhancer = load_gemma4_enhancer(enhancer_dir, dtype=torch.float32)
     text = enhance_with_gemma4(enhancer, f" {PROMPT} ")
     assert text == enhance_with_gemma4(enhancer, PROMPT)  # greedy: no randomness
+    assert text == enhance_with_gemma4(enhancer, PROMPT, static_cache=True)
 
     tokenizer = AutoTokenizer.from_pretrained(enhancer_dir)
     model = Gemma4ForCausalLM.from_pretrained(enhancer_dir, dtype=torch.float32).eval()
@@ -197,7 +209,7 @@ def test_gemma4_enhancement_decodes_greedily_with_our_system_prompt(enhancer_dir
             attention_mask=torch.ones_like(ids),
             do_sample=False,
             no_repeat_ngram_size=5,
-            max_new_tokens=600,
+            max_new_tokens=40,
             pad_token_id=tokenizer.pad_token_id,
         )
     expected = clean_enhanced_prompt(
