@@ -3,7 +3,8 @@
 - `GuiderParams` (one set per modality) combines up to four x0 predictions:
   pred = cond + (cfg−1)(cond − uncond) + stg(cond − perturbed) + (modality−1)(cond − isolated),
   then optionally rescales pred toward cond's standard deviation (std over the whole tensor:
-  batch, tokens including appended conditioning, and channels). Computed in float32.
+  batch, tokens including appended conditioning, and channels). Computed in float32 and cast
+  back (current reference) or in the predictions' own dtype (1.0.0), per the `Compat`.
 - A pass is only run when some modality's scale is away from its neutral value (cfg 1, stg 0,
   modality 1), so a term whose pass did not run is always multiplied by zero.
 - `skip_step` N > 0 computes steps 0, N+1, 2(N+1), … and reuses the last x0 in between.
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from ltx2cli.compat import CURRENT, Compat
 from ltx2cli.versions import parse_model_version
 
 NEUTRAL_CFG = 1.0
@@ -72,18 +74,20 @@ class GuiderParams:
         uncond: torch.Tensor | float = 0.0,
         perturbed: torch.Tensor | float = 0.0,
         isolated: torch.Tensor | float = 0.0,
+        compat: Compat = CURRENT,
     ) -> torch.Tensor:
-        """The guided prediction (see module docstring); terms not computed may be 0.0."""
+        """The guided prediction (see module docstring) in cond's dtype; terms not computed may
+        be 0.0. `compat.float32_guidance` picks the arithmetic dtype."""
 
-        def f32(x: torch.Tensor | float) -> torch.Tensor | float:
-            return x.float() if isinstance(x, torch.Tensor) else x
+        def widen(x: torch.Tensor | float) -> torch.Tensor | float:
+            return x.float() if compat.float32_guidance and isinstance(x, torch.Tensor) else x
 
-        c = cond.float()
+        c = widen(cond)
         pred = (
             c
-            + (self.cfg_scale - 1) * (c - f32(uncond))
-            + self.stg_scale * (c - f32(perturbed))
-            + (self.modality_scale - 1) * (c - f32(isolated))
+            + (self.cfg_scale - 1) * (c - widen(uncond))
+            + self.stg_scale * (c - widen(perturbed))
+            + (self.modality_scale - 1) * (c - widen(isolated))
         )
         if self.rescale_scale != 0:
             factor = c.std() / pred.std()

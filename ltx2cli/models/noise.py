@@ -3,7 +3,9 @@
 Noise is drawn on the CPU from a `torch.Generator` that the pipeline owns, directly in the
 target dtype (the reference draws `randn` in bf16 for bf16 latents, a different stream from
 float32 `randn` rounded to bf16), then moved to the compute device. So a seed gives the same
-noise on CPU, CUDA and MPS. No loop or model seeds or creates a generator of its own.
+noise on CPU, CUDA and MPS. No loop or model seeds or creates a generator of its own: a sampler
+with noise streams of its own (the res_2s SDE noise, `diffusion.steppers.Res2sNoise`) is handed
+its generators by the pipeline too.
 """
 
 from __future__ import annotations
