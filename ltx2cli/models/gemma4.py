@@ -138,6 +138,14 @@ def check_text_encoder_pairing(
         )
 
 
+def _flat_key(module_key: str) -> str | None:
+    """Inverse of the ComfyUI-flat map (longest module prefix first); None: not stored."""
+    for flat, module in sorted(_COMFY_FLAT, key=lambda rule: -len(rule[1])):
+        if module_key.startswith(module):
+            return flat + module_key.removeprefix(module)
+    return None
+
+
 def gemma_module_key(key: str, comfy_flat: bool) -> str | None:
     """File key → transformers module key (None: not a Gemma tensor)."""
     if comfy_flat:
@@ -244,10 +252,12 @@ def write_tiny_gemma4_text_encoder(
     gemma_version: str = LTX25_GEMMA_VERSION,
     hidden_size: int = 32,
     num_hidden_layers: int = 2,
+    multimodal: bool = False,
 ) -> Path:
-    """Write a random tiny LTX-2.5 text-encoder file: a text-only `gemma4_unified` in the
-    ComfyUI-flat layout, its tokenizer (no automatic BOS, like Gemma 4's) as U8 tensors and the
-    text projection to `video_dim` / `audio_dim` (the transformer's widths)."""
+    """Write a random tiny LTX-2.5 text-encoder file: a `gemma4_unified` in the ComfyUI-flat
+    layout (with `multimodal`, its vision and audio embedders too), its tokenizer (no automatic
+    BOS, like Gemma 4's) as U8 tensors and the text projection to `video_dim` / `audio_dim`
+    (the transformer's widths)."""
     from safetensors.torch import save_file
     from transformers import AutoConfig
 
@@ -268,17 +278,22 @@ def write_tiny_gemma4_text_encoder(
         "bos_token_id": tokenizer.bos_token_id,
         "eos_token_id": tokenizer.eos_token_id,
     }
+    vision = audio = None
+    if multimodal:
+        vision = {"patch_size": 4, "mm_embed_dim": 16, "mm_posemb_size": 8}
+        vision["output_proj_dims"] = hidden_size
+        audio = {"audio_embed_dim": 8}
     config = AutoConfig.for_model(
-        GEMMA4_MODEL_TYPE, text_config=text, vision_config=None, audio_config=None
+        GEMMA4_MODEL_TYPE, text_config=text, vision_config=vision, audio_config=audio
     )
     torch.manual_seed(seed)
     model = _gemma4_class()(config)
     generator = torch.Generator().manual_seed(seed)
     tensors: dict[str, torch.Tensor] = {}
     for key, value in model.state_dict().items():
-        if not key.startswith("model.language_model."):
+        flat = _flat_key(key)
+        if flat is None:
             continue  # the tied LM head is not stored
-        flat = "model." + key.removeprefix("model.language_model.")
         if value.ndim == 2:
             value = torch.randn(value.shape, generator=generator) / value.shape[1] ** 0.5
         elif key.endswith("layer_scalar"):

@@ -226,3 +226,21 @@ def test_a_gemma3_directory_is_not_a_gemma4_enhancer(tmp_path) -> None:
     folder = write_tiny_gemma(tmp_path / "g3", config=TinyGemmaConfig(vision=False))
     with pytest.raises(UsageError, match="not a generative Gemma 4"):
         load_gemma4_enhancer(folder)
+
+
+def test_vision_and_audio_embedders_load_from_their_flat_names(tmp_path) -> None:
+    path = write_tiny_gemma4_text_encoder(
+        tmp_path / "te.safetensors", video_dim=16, audio_dim=8, multimodal=True
+    )
+    with safe_open(path, "pt") as f:
+        keys = set(f.keys())
+        projection = f.get_tensor("multi_modal_projector.embedding_projection.weight")
+        audio = f.get_tensor("audio_projector.embedding_projection.weight")
+    assert "vision_model.patch_dense.weight" in keys
+    encoder = load_gemma4_text_encoder(path, dtype=torch.float32, max_length=8)
+    inner = encoder.model.model
+    torch.testing.assert_close(
+        inner.embed_vision.multimodal_embedder.embedding_projection.weight, projection.float()
+    )
+    torch.testing.assert_close(inner.embed_audio.embedding_projection.weight, audio.float())
+    assert encoder.encode([PROMPT]).hidden_states.shape == (1, 8, 32, 3)
