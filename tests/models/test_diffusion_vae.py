@@ -278,3 +278,11 @@ def test_gated_mlp_in_token_slices_equals_the_whole_formula(monkeypatch) -> None
         sliced = mlp(x)
     assert mlp.w_up.weight.shape == (64, 16)
     torch.testing.assert_close(sliced, expected)
+
+
+def test_the_vae_class_name_selects_the_decoder_kind() -> None:
+    from ltx2cli.models.diffusion_vae import is_diffusion_vae_config
+
+    assert is_diffusion_vae_config({"vae": {"_class_name": "CausalDiffusionVAE"}})
+    assert not is_diffusion_vae_config({"vae": {"_class_name": "CausalVideoAutoencoder"}})
+    assert not is_diffusion_vae_config({"vae": {}})  # the reference's default is the conv VAE
