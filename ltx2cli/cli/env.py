@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -53,6 +51,8 @@ def env(json: Json = False) -> None:
 
 def collect() -> dict[str, Any]:
     """Everything `ltx2 env` reports, as plain JSON-able data."""
+    import platform
+
     from ltx2cli.models.device import device_report  # imports torch: not at module level
 
     return {
@@ -91,7 +91,9 @@ def _ram_gib() -> float | None:
 
 
 def _data_dir_info() -> dict[str, Any]:
-    from ltx2cli.hub.paths import data_dir
+    import shutil
+
+    from ltx2cli.hub.paths import data_dir, data_dir_problem, home_from_env
 
     path = data_dir()
     probe = path
@@ -100,8 +102,9 @@ def _data_dir_info() -> dict[str, Any]:
     usage = shutil.disk_usage(probe)
     return {
         "path": str(path),
-        "exists": path.exists(),
-        "from_env": "LTX2_HOME" in os.environ,
+        "exists": path.is_dir(),
+        "problem": data_dir_problem(path),
+        "from_env": home_from_env() is not None,
         "free_gib": round(usage.free / GIB, 1),
         "total_gib": round(usage.total / GIB, 1),
     }
@@ -173,6 +176,8 @@ def _render(info: dict[str, Any]) -> Any:
     d = info["data_dir"]
     note = " (LTX2_HOME)" if d["from_env"] else ""
     missing = "" if d["exists"] else " [dim](not created yet)[/]"
+    if d["problem"]:
+        missing = f" [red](unusable: {esc(d['problem'])})[/]"
     table.add_row("  data dir", f"{esc(d['path'])}{note}{missing}")
     table.add_row("  free space", f"{d['free_gib']} GiB of {d['total_gib']} GiB")
 

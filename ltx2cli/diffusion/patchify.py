@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from ltx2cli.errors import UsageError
+from ltx2cli.geometry import check_frame_count, check_size, snap_frames
 from ltx2cli.models import audio_vae
 
 VIDEO_LATENT_CHANNELS = 128
@@ -111,26 +112,9 @@ def check_video_size(num_frames: int, height: int, width: int, multiple: int = 3
 
     Two-stage pipelines pass `multiple=64` (stage 1 runs at half size).
     """
-    time = VIDEO_SCALE_FACTORS.time
-    if num_frames < 1 or (num_frames - 1) % time:
-        lower = max(1, (num_frames - 1) // time * time + 1)
-        raise UsageError(
-            f"num_frames {num_frames} is not of the form {time}k+1",
-            f"use {lower} or {lower + time}",
-        )
-    for name, value in (("height", height), ("width", width)):
-        if value < multiple or value % multiple:
-            lower = max(multiple, value // multiple * multiple)
-            raise UsageError(
-                f"{name} {value} is not a multiple of {multiple}",
-                f"use {lower} or {lower + multiple}",
-            )
-
-
-def snap_frames(num_frames: int) -> int:
-    """The largest valid frame count (8k+1) not above `num_frames` (at least 1)."""
-    time = VIDEO_SCALE_FACTORS.time
-    return max(0, num_frames - 1) // time * time + 1
+    check_frame_count("num_frames", num_frames)
+    check_size("height", height, multiple)
+    check_size("width", width, multiple)
 
 
 def frames_for_duration(duration_s: float, fps: float) -> int:

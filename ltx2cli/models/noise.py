@@ -27,3 +27,10 @@ def gaussian(
     """Standard normal noise drawn on the CPU directly in `dtype`, then moved to `device`."""
     noise = torch.randn(tuple(shape), generator=generator, dtype=dtype, device="cpu")
     return noise.to(device=device)
+
+
+def require_generator(generator: torch.Generator | None, what: str) -> torch.Generator:
+    """The generator a noise-drawing model was given; drawing from global RNG state is refused."""
+    if generator is None:
+        raise ValueError(f"{what} draws noise: pass the pipeline's `generator`")
+    return generator

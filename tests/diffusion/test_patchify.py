@@ -46,10 +46,10 @@ def test_video_latent_shape_for_121_frames_at_512x768():
 @pytest.mark.parametrize(
     ("frames", "height", "width", "message", "hint"),
     [
-        (120, 512, 768, "num_frames 120", "use 113 or 121"),
-        (0, 512, 768, "num_frames 0", "use 1 or 9"),
-        (121, 500, 768, "height 500", "use 480 or 512"),
-        (121, 512, 16, "width 16", "use 32 or 64"),
+        (120, 512, 768, "num_frames: 120", "use 113 or 121"),
+        (0, 512, 768, "num_frames: 0", "use 1 or 9"),
+        (121, 500, 768, "height: 500", "use 480 or 512"),
+        (121, 512, 16, "width: 16", "use 32 or 64"),
     ],
 )
 def test_invalid_video_sizes_name_the_parameter_value_and_the_fix(

@@ -33,6 +33,7 @@ from ltx2cli.diffusion.patchify import VideoLatentShape, audio_latent_shape, pat
 from ltx2cli.diffusion.schedules import ltx2_sigmas
 from ltx2cli.diffusion.state import AV, AudioGrid, LatentState, VideoGrid
 from ltx2cli.diffusion.steppers import Res2sNoise, euler_loop, res2s_loop
+from ltx2cli.families import GEN_2_0, GEN_2_3
 from ltx2cli.models.tiny import tiny_config
 from ltx2cli.models.transformer import (
     BatchedPerturbations,
@@ -43,7 +44,6 @@ from ltx2cli.models.transformer import (
     build_transformer,
     velocity_to_x0,
 )
-from ltx2cli.versions import GEN_2_0, GEN_2_3
 
 GENERATIONS = (GEN_2_0, GEN_2_3)
 DEFAULTS: dict[str, GenerationDefaults] = {GEN_2_0: LTX_2_DEFAULTS, GEN_2_3: LTX_2_3_DEFAULTS}
