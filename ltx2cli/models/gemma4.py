@@ -32,16 +32,16 @@ from typing import Any
 import torch
 
 from ltx2cli.errors import CheckpointError, UsageError
+from ltx2cli.families import parse_model_version
 from ltx2cli.models.checkpoint import read_checkpoint
 from ltx2cli.models.text_encoder import (
     GEMMA_MAX_LENGTH,
     GemmaTextEncoder,
-    build_tiny_tokenizer,
     clean_enhanced_prompt,
     find_gemma_dir,
     system_prompt,
 )
-from ltx2cli.versions import parse_model_version
+from ltx2cli.models.tiny_gemma import build_tiny_tokenizer
 
 logger = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ltx2cli.families import GEN_2_3
 from ltx2cli.models.audio_vae import build_audio_decoder, build_audio_encoder
 from ltx2cli.models.diffusion_vae import (
     build_diffusion_decoder,
@@ -43,7 +44,6 @@ from ltx2cli.models.transformer import build_transformer
 from ltx2cli.models.upsampler import build_upsampler
 from ltx2cli.models.video_vae import build_video_decoder, build_video_encoder
 from ltx2cli.models.vocoder import build_vocoder
-from ltx2cli.versions import GEN_2_3
 
 MODEL_VERSION_2_5 = "2.5.0"
 TINY_LICENSE = "LTX-2.x Community License Agreement (tiny test checkpoint)"

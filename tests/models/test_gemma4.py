@@ -145,7 +145,7 @@ def test_undeclared_on_both_sides_is_a_warning(caplog) -> None:
 def enhancer_dir(tmp_path_factory):
     from transformers import Gemma4ForCausalLM, Gemma4TextConfig
 
-    from ltx2cli.models.text_encoder import build_tiny_tokenizer
+    from ltx2cli.models.tiny_gemma import build_tiny_tokenizer
 
     folder = tmp_path_factory.mktemp("gemma4-enhancer")
     tokenizer = build_tiny_tokenizer()
@@ -221,7 +221,7 @@ def test_gemma4_enhancement_decodes_greedily_with_our_system_prompt(
 def test_a_gemma3_directory_is_not_a_gemma4_enhancer(tmp_path) -> None:
     from ltx2cli.errors import UsageError
     from ltx2cli.models.gemma4 import load_gemma4_enhancer
-    from ltx2cli.models.text_encoder import TinyGemmaConfig, write_tiny_gemma
+    from ltx2cli.models.tiny_gemma import TinyGemmaConfig, write_tiny_gemma
 
     folder = write_tiny_gemma(tmp_path / "g3", config=TinyGemmaConfig(vision=False))
     with pytest.raises(UsageError, match="not a generative Gemma 4"):

@@ -7,7 +7,7 @@ import re
 
 import pytest
 import torch
-from test_transformer import SEED, inputs, tiny_config
+from test_transformer import SEED, VIDEO_INNER, inputs, tiny_config
 
 from ltx2cli.models.transformer import build_transformer, first_frame_keyframes_mask
 
@@ -35,7 +35,7 @@ def test_video_ffn_has_no_bias_and_audio_ffn_keeps_it() -> None:
 
 def test_keyframe_embedding_is_one_row_of_the_video_width() -> None:
     model = build(tiny_25())
-    assert model.keyframes_abs_pos_embedding.shape == (1, 16)
+    assert model.keyframes_abs_pos_embedding.shape == (1, VIDEO_INNER)
     assert not hasattr(build(tiny_config("2.3")), "keyframes_abs_pos_embedding")
 
 
