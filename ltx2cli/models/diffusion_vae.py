@@ -11,10 +11,11 @@ A neighbourhood-attention transformer decodes the latent in two parts:
 Design choices:
 - Channels-last `(B, T, H, W, C)` inside, `(B, C, T, H, W)` at the interface, pixels in
   ~[−1, 1] like the conv decoder (pipelines map them to [0, 1]).
-- Module keys are the reference module's; the file stores fused `attn.qkv` and
-  `t_embedder.mlp.{0,2}` instead: `decoder_state_from_raw` applies the loader's key rules
-  (split, rename, fold legacy gates, drop `coarse_*` and the module-less `type_emb`) and
-  `raw_decoder_state` is its inverse for writing files.
+- Module keys are the file's, except `t_embedder.mlp.{0,2}` (the shared timestep-MLP layout
+  `t_embedder.timestep_embedder.linear_{1,2}`); the attention keeps the fused `qkv` Linear
+  and applies its row thirds, which is what the reference computes after splitting it at load.
+  `decoder_state_from_raw` applies the remaining key rules (rename, fold legacy gates, drop
+  `coarse_*` and the module-less `type_emb`); `raw_decoder_state` is its inverse.
 - Border handling follows the reference decode: latents smaller than the stage kernels are
   edge-padded first, the last latent frame is replicated `(k_t//2)·2` times through stages
   1-4 (NATTEN shifts windows inward at the last frame) and that context is cropped again
@@ -290,25 +291,19 @@ def rope_inv_freq(dim: int, base: float = ROPE_BASE) -> torch.Tensor:
     return (1.0 / base**exponents).to(torch.float32)
 
 
-class QKV(nn.Module):
-    """Separate q/k/v Linears (the file stores them fused as `qkv`)."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.to_q = nn.Linear(dim, dim)
-        self.to_k = nn.Linear(dim, dim)
-        self.to_v = nn.Linear(dim, dim)
-
-
 class NeighborhoodAttention3D(nn.Module):
-    """q/k/v → per-head RMSNorm → q·d^−½ → 3-axis absolute RoPE → 3-D NA → `proj`."""
+    """q/k/v → per-head RMSNorm → q·d^−½ → 3-axis absolute RoPE → 3-D NA → `proj`.
+
+    q, k and v are the row thirds of the file's fused `qkv` Linear, applied as three separate
+    products (the reference splits the tensor at load; the products are the same).
+    """
 
     def __init__(self, dim: int, kernel: Kernel, head_dim: int) -> None:
         super().__init__()
         self.dim, self.head_dim, self.kernel = dim, head_dim, kernel
         self.heads = dim // head_dim
         self.rope_split = default_rope_split(head_dim)
-        self.qkv = QKV(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
         self.q_norm = nn.RMSNorm(head_dim, eps=1e-6)
         self.k_norm = nn.RMSNorm(head_dim, eps=1e-6)
@@ -324,12 +319,16 @@ class NeighborhoodAttention3D(nn.Module):
             dim=-1,
         )
 
+    def _project(self, x: torch.Tensor, third: int) -> torch.Tensor:
+        rows = slice(third * self.dim, (third + 1) * self.dim)
+        return F.linear(x, self.qkv.weight[rows], self.qkv.bias[rows])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, h, w, _ = x.shape
         shape = (b, t, h, w, self.heads, self.head_dim)
-        q = self.q_norm(self.qkv.to_q(x).view(shape)) * self.head_dim**-0.5
-        k = self.k_norm(self.qkv.to_k(x).view(shape))
-        v = self.qkv.to_v(x).view(shape)
+        q = self.q_norm(self._project(x, 0).view(shape)) * self.head_dim**-0.5
+        k = self.k_norm(self._project(x, 1).view(shape))
+        v = self._project(x, 2).view(shape)
         out = neighborhood_attention_3d(self._rope(q), self._rope(k), v, self.kernel)
         return self.proj(out.reshape(b, t, h, w, self.dim))
 
@@ -821,10 +820,10 @@ IGNORED_RAW_KEYS = ("type_emb",)
 def decoder_state_from_raw(raw: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """File keys (`decoder.` prefix removed) → module keys (ltx-2.5.md §2.2).
 
-    Fused `…attn.qkv.{weight,bias}` are split row-wise into thirds (q, k, v); `t_embedder.mlp.0/2`
-    are renamed; legacy `gate_msa`/`gate_mlp`/`gate_ctx` tensors are folded into the Linear
-    they scale (W ← g·W, b ← g·b in float32, cast back) and dropped; `coarse_*` heads and
-    `type_emb` have no module and are dropped.
+    `t_embedder.mlp.0/2` are renamed; legacy `gate_msa`/`gate_mlp`/`gate_ctx` tensors are
+    folded into the Linear they scale (W ← g·W, b ← g·b in float32, cast back) and dropped;
+    `coarse_*` heads and `type_emb` have no module and are dropped. The fused `qkv` stays fused
+    (the module applies its thirds).
     """
     state: dict[str, torch.Tensor] = {}
     gates: dict[str, torch.Tensor] = {}
@@ -835,20 +834,7 @@ def decoder_state_from_raw(raw: Mapping[str, torch.Tensor]) -> dict[str, torch.T
         if leaf in _GATE_TARGETS:
             gates[key] = value
             continue
-        for old, new in _RAW_T_EMBEDDER.items():
-            if key.startswith(old):
-                key = new + key.removeprefix(old)
-        if ".attn.qkv." in key and leaf in ("weight", "bias"):
-            if value.shape[0] % 3:
-                raise CheckpointError(
-                    f"fused {key} has {value.shape[0]} rows, not a multiple of 3",
-                    "is this an LTX-2.5 diffusion VAE file?",
-                )
-            base = key.removesuffix(f".{leaf}")
-            for name, part in zip(("to_q", "to_k", "to_v"), value.chunk(3, dim=0), strict=True):
-                state[f"{base}.{name}.{leaf}"] = part.clone()
-            continue
-        state[key] = value
+        state[_renamed(key, _RAW_T_EMBEDDER)] = value
     for key, gate in gates.items():
         block, leaf = key.rsplit(".", 1)
         g = gate.to(torch.float32).reshape(-1)
@@ -863,20 +849,14 @@ def decoder_state_from_raw(raw: Mapping[str, torch.Tensor]) -> dict[str, torch.T
 
 
 def raw_decoder_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Module keys → the file's layout (fused `qkv`, `t_embedder.mlp.{0,2}`); inverse of
+    """Module keys → the file's layout (`t_embedder.mlp.{0,2}`); inverse of
     `decoder_state_from_raw` for files without gates."""
-    raw: dict[str, torch.Tensor] = {}
-    fused: dict[str, dict[str, torch.Tensor]] = {}
-    for key, value in state.items():
-        for new, old in ((v, k) for k, v in _RAW_T_EMBEDDER.items()):
-            if key.startswith(new):
-                key = old + key.removeprefix(new)
-        if ".attn.qkv.to_" in key:
-            base, rest = key.split(".attn.qkv.", 1)
-            proj, leaf = rest.split(".", 1)
-            fused.setdefault(f"{base}.attn.qkv.{leaf}", {})[proj] = value
-            continue
-        raw[key] = value
-    for key, parts in fused.items():
-        raw[key] = torch.cat([parts["to_q"], parts["to_k"], parts["to_v"]], dim=0)
-    return raw
+    inverse = {new: old for old, new in _RAW_T_EMBEDDER.items()}
+    return {_renamed(key, inverse): value for key, value in state.items()}
+
+
+def _renamed(key: str, prefixes: Mapping[str, str]) -> str:
+    for old, new in prefixes.items():
+        if key.startswith(old):
+            return new + key.removeprefix(old)
+    return key
