@@ -796,6 +796,17 @@ def build_diffusion_vae_encoder(config: Mapping[str, Any]) -> nn.Module:
     return build_video_encoder({"vae": encoder_vae_section(config)})
 
 
+def build_video_decoder_of(config: Mapping[str, Any], **options: Any) -> nn.Module:
+    """The video decoder a `vae` config describes: diffusion (`CausalDiffusionVAE`) or conv."""
+    if is_diffusion_vae_config(config):
+        if options:
+            raise TypeError(f"unknown diffusion decoder options: {sorted(options)}")
+        return build_diffusion_decoder(config)
+    from ltx2cli.models.video_vae import build_video_decoder
+
+    return build_video_decoder(config, **options)
+
+
 def build_diffusion_decoder(config: Mapping[str, Any]) -> DiffusionVideoDecoder:
     """Build the decoder from a checkpoint's `config` metadata (or its `vae` section)."""
     return DiffusionVideoDecoder(DiffusionDecoderConfig.from_checkpoint_config(config))
