@@ -255,6 +255,7 @@ def detect_generation(
 # Generations whose files the model layer builds (pipelines gate on `Family.runnable`).
 LOADABLE_GENERATIONS = (GEN_2_0, GEN_2_3, GEN_2_5)
 DIFFUSION_VAE_CLASS = "CausalDiffusionVAE"
+CONV_VAE_CLASS = "CausalVideoAutoencoder"
 _KEYS_2_5 = re.compile(r"(^|\.)keyframes_abs_pos_embedding$|^duration_head\.")
 
 
@@ -314,8 +315,8 @@ def check_supported(
                 f"unsupported metadata key {marker!r} (an {family.label} checkpoint)", runs
             )
     vae = (config or {}).get("vae")
-    if isinstance(vae, Mapping) and vae.get("_class_name", "CausalVideoAutoencoder") not in (
-        "CausalVideoAutoencoder",
+    if isinstance(vae, Mapping) and vae.get("_class_name", CONV_VAE_CLASS) not in (
+        CONV_VAE_CLASS,
         DIFFUSION_VAE_CLASS,
     ):
         raise CheckpointError(

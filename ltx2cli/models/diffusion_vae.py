@@ -43,6 +43,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ltx2cli.errors import CheckpointError
+from ltx2cli.models.checkpoint import CONV_VAE_CLASS
 from ltx2cli.models.diffusion_vae_tiling import (
     DiffusionTiling,
     Tile,
@@ -62,7 +63,6 @@ from ltx2cli.models.video_vae_blocks import PerChannelStatistics, pixel_patchify
 
 logger = logging.getLogger(__name__)
 
-DIFFUSION_VAE_CLASS = "CausalDiffusionVAE"
 ROPE_BASE = 10000.0
 ADALN_CHUNKS = 7  # scale_msa, shift_msa, gate_msa, scale_mlp, shift_mlp, gate_mlp, gate_ctx
 OUTPUT_TYPES = ("x0", "v")
@@ -245,7 +245,7 @@ def encoder_vae_section(config: Mapping[str, Any]) -> dict[str, Any]:
         return dict(vae)
     encoder = vae["encoder"]
     return {
-        "_class_name": "CausalVideoAutoencoder",
+        "_class_name": CONV_VAE_CLASS,
         "dims": encoder.get("dims", vae.get("dims", 3)),
         "in_channels": encoder.get("in_channels", 3),
         "latent_channels": encoder.get("out_channels", vae.get("latent_channels", 128)),
@@ -262,7 +262,7 @@ def encoder_vae_section(config: Mapping[str, Any]) -> dict[str, Any]:
 def is_diffusion_vae_config(config: Mapping[str, Any]) -> bool:
     """The reference's choice: any `vae._class_name` other than the conv VAE's."""
     vae = config.get("vae", {}) if isinstance(config, Mapping) else {}
-    return vae.get("_class_name", "CausalVideoAutoencoder") != "CausalVideoAutoencoder"
+    return vae.get("_class_name", CONV_VAE_CLASS) != CONV_VAE_CLASS
 
 
 # ---------------------------------------------------------------------------------------------
