@@ -16,11 +16,20 @@ RESUME_LATEST = "latest"
 
 
 class _RunByDefault(TyperGroup):
-    """`ltx2 train CONFIG ...` means `ltx2 train run CONFIG ...`; `plot` is a subcommand."""
+    """`ltx2 train CONFIG ...` means `ltx2 train run CONFIG ...`; `plot` is a subcommand.
+
+    `--resume` takes an optional value (Typer has no such option): a bare `--resume`, last or
+    followed by another option, means the latest checkpoint of output_dir.
+    """
 
     def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
             args = [RUN, *args]
+        args = list(args)
+        for i, arg in enumerate(args):
+            if arg == "--resume" and (i + 1 == len(args) or args[i + 1].startswith("-")):
+                args.insert(i + 1, RESUME_LATEST)
+                break
         return super().parse_args(ctx, args)
 
 
@@ -53,7 +62,6 @@ def run(
         str | None,
         typer.Option(
             "--resume",
-            flag_value=RESUME_LATEST,
             help="Continue exactly from the latest checkpoint of output_dir, or of DIR/FILE.",
         ),
     ] = None,
@@ -115,12 +123,16 @@ def _train(cfg, source: str, resume: str | None, overwrite: bool) -> None:  # ty
             )
     finally:
         signal.signal(signal.SIGINT, previous)
+    if not result.main_process:  # under `accelerate launch`, rank 0 reports
+        return
     out.result(
         {
             "run_dir": str(result.run_dir),
             "weights": str(result.weights),
             "steps": result.steps,
             "loss": result.final_loss,
+            "processes": result.processes,
+            "replica_checksums": list(result.replica_checksums),
         },
         str(result.weights),
     )

@@ -55,6 +55,9 @@ class TrainResult:
     weights: Path
     steps: int
     final_loss: float
+    processes: int = 1
+    replica_checksums: tuple[float, ...] = ()  # sum of the trainable weights, per process
+    main_process: bool = True
 
 
 def resolve_model_path(text: str) -> Path:
@@ -337,6 +340,10 @@ def train(
         batch_sampler=order,
         num_workers=config.data.num_dataloader_workers,
         pin_memory=torch.cuda.is_available(),
+        persistent_workers=config.data.num_dataloader_workers > 0,
+        # Its own generator: starting an iterator must not draw from the global RNG, which a
+        # resumed run has just restored.
+        generator=torch.Generator().manual_seed(config.seed),
     )
     model, optimizer = accelerator.prepare(model, optimizer)
     device = accelerator.device
@@ -417,11 +424,18 @@ def train(
     weights = _save(
         config, accelerator, model, optimizer, scheduler, run_dir, step, consumed, strategy
     )
-    if main:
-        draw_plot(run_dir)
-    accelerator.wait_for_everyone()
+    checksums = _replica_checksums(accelerator, model)
     accelerator.end_training()
-    return TrainResult(run_dir, weights, step, loss_value)
+    return TrainResult(
+        run_dir, weights, step, loss_value, accelerator.num_processes, checksums, main
+    )
+
+
+def _replica_checksums(accelerator, model) -> tuple[float, ...]:
+    """Every process's sum of its trainable weights: equal when the replicas stayed in step."""
+    total = sum(p.detach().double().sum() for p in trainable_of(model))
+    value = torch.as_tensor(total, dtype=torch.float64, device=accelerator.device).reshape(1)
+    return tuple(float(v) for v in accelerator.gather(value).cpu())
 
 
 def _agreed(accelerator, flag: bool) -> bool:
