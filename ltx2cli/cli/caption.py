@@ -10,9 +10,9 @@ import typer
 from ltx2cli.cli.options import Json, examples
 
 EXAMPLES = examples(
-    "ltx2 caption clips/ -o clips/captions.jsonl -m ~/models/Qwen2.5-VL-7B-Instruct",
-    "ltx2 caption a.mp4 b.mp4 -o captions.csv -m ~/models/Qwen2.5-VL-3B-Instruct --fps 1",
-    "ltx2 preprocess clips/ --captions clips/captions.jsonl -o ds -m CKPT -t GEMMA -b 768x512x49",
+    "ltx2 caption clips/ -o clips/captions.jsonl -m ~/models/Qwen2.5-VL-7B",
+    "ltx2 caption a.mp4 b.mp4 -o captions.csv -m ~/models/Qwen2.5-VL-3B --fps 1",
+    "ltx2 caption clips/ -o captions.jsonl -m QWEN_DIR --overwrite",
 )
 
 

@@ -11,10 +11,9 @@ from ltx2cli.cli.options import Json, examples
 from ltx2cli.cli.output import out
 
 EXAMPLES = examples(
-    "ltx2 preprocess clips/ -o ds -m ltx-2.3-22b-dev -t gemma-3-12b -b 768x512x49",
-    "ltx2 preprocess dataset.jsonl -o ds -m ckpt.safetensors -t gemma/ -b 512x512x121",
-    "ltx2 preprocess clips/ --captions captions.jsonl -o ds -m ckpt.safetensors -t gemma/ \\",
-    "    -b 768x512x49,512x512x97 --lora-trigger 'MYSTYLE'",
+    "ltx2 preprocess clips/ -m ltx-2.3-22b-dev -t gemma-3-12b -b 768x512x49",
+    "ltx2 preprocess data.jsonl -o ds -m CKPT -t GEMMA_DIR -b 512x512x121",
+    "ltx2 preprocess clips/ --captions c.jsonl -o ds -m CKPT -t GEMMA -b 768x512x49",
 )
 
 

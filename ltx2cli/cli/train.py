@@ -42,7 +42,7 @@ app = typer.Typer(
         "ltx2 train my_lora.yaml",
         "ltx2 train t2v_lora --set data.preprocessed_data_root=ds/.precomputed",
         "ltx2 train my_lora.yaml --resume",
-        "accelerate launch --num_processes 2 -m ltx2cli train my_lora.yaml",
+        "ltx2 train my_lora.yaml --set lora.rank=16 --check",
     ),
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -138,7 +138,9 @@ def _train(cfg, source: str, resume: str | None, overwrite: bool) -> None:  # ty
     )
 
 
-@app.command("plot", epilog=examples("ltx2 train plot outputs/my_lora"))
+@app.command(
+    "plot", epilog=examples("ltx2 train plot outputs/my_lora", "ltx2 train plot runs/style --json")
+)
 def plot(
     run_dir: Annotated[Path, typer.Argument(help="The output_dir of a training run.")],
 ) -> None:

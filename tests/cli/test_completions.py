@@ -96,7 +96,7 @@ def test_bash_script_completes_through_the_installed_command():
     if not (Path(sys.executable).parent / "ltx2").exists():
         pytest.skip("the ltx2 console script is not installed next to this interpreter")
     program = (
-        f"source {COMPLETIONS / 'ltx2.bash'}; COMP_WORDS=(ltx2 pre); COMP_CWORD=1; "
+        f"source {COMPLETIONS / 'ltx2.bash'}; COMP_WORDS=(ltx2 pres); COMP_CWORD=1; "
         '_ltx2_completion ltx2; printf "%s\\n" "${COMPREPLY[@]}"'
     )
     proc = subprocess.run(
