@@ -357,6 +357,7 @@ def train(
         ),
         _scale_factors(checkpoint),
     )
+    run = _Run(config, accelerator, model, optimizer, scheduler, strategy, run_dir, step, consumed)
     if main:
         (run_dir / CONFIG_DUMP).write_text(
             yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
@@ -369,12 +370,12 @@ def train(
     accum = config.optimization.gradient_accumulation_steps
     batches = iter(loader)
     loss_value = math.nan
-    while step < config.optimization.steps:
+    while run.step < config.optimization.steps:
         started = time.perf_counter()
         total = torch.zeros((), device=device)
         for micro in range(accum):
             batch = _to(next(batches), device, dtype)
-            consumed += 1
+            run.consumed += 1
             sync = micro == accum - 1
             context = accelerator.no_sync(model) if not sync else nullcontext()
             with context, accelerator.autocast():
@@ -387,47 +388,30 @@ def train(
         if scheduler is not None:
             scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        step += 1
+        run.step += 1
         loss_value = float(accelerator.reduce(total, reduction="mean"))
         lr = optimizer.param_groups[0]["lr"]
         if main:
-            append_metrics(run_dir, step, loss_value, lr)
-            log.debug(
-                "step %d loss %.5f lr %.3g %.2fs",
-                step,
-                loss_value,
-                lr,
-                time.perf_counter() - started,
-            )
-        if on_step is not None and main:
-            on_step(step, config.optimization.steps, loss_value, lr)
+            append_metrics(run_dir, run.step, loss_value, lr)
+            seconds = time.perf_counter() - started
+            log.debug("step %d loss %.5f lr %.3g %.2fs", run.step, loss_value, lr, seconds)
+            if on_step is not None:
+                on_step(run.step, config.optimization.steps, loss_value, lr)
         interval = config.checkpoints.interval
         stop = _agreed(accelerator, should_stop())
-        if step < config.optimization.steps and ((interval and step % interval == 0) or stop):
-            _save(
-                config,
-                accelerator,
-                model,
-                optimizer,
-                scheduler,
-                run_dir,
-                step,
-                consumed,
-                strategy,
-                with_optimizer=stop,
-            )
-        if stop and step < config.optimization.steps:
+        last = run.step >= config.optimization.steps
+        if not last and ((interval and run.step % interval == 0) or stop):
+            run.save(with_optimizer=stop)
+        if stop and not last:
             raise TrainingInterrupted(
-                f"stopped at step {step}; the checkpoint is in {run_dir / ckpt.CHECKPOINTS}",
+                f"stopped at step {run.step}; the checkpoint is in {run_dir / ckpt.CHECKPOINTS}",
                 f"continue with: ltx2 train {source or 'CONFIG'} --resume",
             )
-    weights = _save(
-        config, accelerator, model, optimizer, scheduler, run_dir, step, consumed, strategy
-    )
+    weights = run.save()
     checksums = _replica_checksums(accelerator, model)
     accelerator.end_training()
     return TrainResult(
-        run_dir, weights, step, loss_value, accelerator.num_processes, checksums, main
+        run_dir, weights, run.step, loss_value, accelerator.num_processes, checksums, main
     )
 
 
@@ -462,51 +446,55 @@ def _loss(batch, model, connectors, strategy: Strategy) -> torch.Tensor:
     return strategy.loss(prepared, predictions).mean()
 
 
-def _save(
-    config,
-    accelerator,
-    model,
-    optimizer,
-    scheduler,
-    run_dir,
-    step,
-    consumed,
-    strategy,
-    *,
-    with_optimizer: bool = False,
-):
-    """Weights (+ training state) for `step`, then retention; only rank 0 writes. The
-    optimizer is stored in "full" mode and always when the run stops on request, so that an
-    interrupted run resumes exactly."""
-    unwrapped = accelerator.unwrap_model(model)
-    mode = config.model.training_mode
-    precision = ckpt.PRECISIONS[config.checkpoints.precision]
-    if mode == "lora":
-        tensors = _lora_file_state(unwrapped, precision)
-    else:
-        state = accelerator.get_state_dict(model)
-        tensors = {k: v.to(precision) for k, v in state.items()}
-    path = run_dir / ckpt.CHECKPOINTS / ckpt.weights_name(mode, step)
-    if accelerator.is_main_process:
-        path = ckpt.save_weights(run_dir, mode, step, tensors, _metadata(config, strategy))
-        if config.checkpoints.save_training_state != "off" or with_optimizer:
-            full_state = with_optimizer or config.checkpoints.save_training_state == "full"
-            ckpt.save_state(
-                run_dir,
-                step,
-                trainable={n: p for n, p in unwrapped.named_parameters() if p.requires_grad},
-                optimizer=optimizer if full_state else None,
-                scheduler_state=None if scheduler is None else scheduler.state_dict(),
-                info={
-                    "consumed_batches": consumed,
-                    "num_processes": accelerator.num_processes,
-                    "config_fingerprint": _fingerprint(config),
-                },
-            )
-        ckpt.prune(run_dir, config.checkpoints.keep_last_n)
-        draw_plot(run_dir)
-    accelerator.wait_for_everyone()
-    return path
+@dataclass
+class _Run:
+    """What the loop and the checkpoint writer share; `step` and `consumed` advance."""
+
+    config: TrainConfig
+    accelerator: Any
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    strategy: Strategy
+    run_dir: Path
+    step: int = 0
+    consumed: int = 0  # batches this process has taken from the loader
+
+    def save(self, *, with_optimizer: bool = False) -> Path:
+        """Weights (+ training state) for the current step, then retention; rank 0 writes.
+        The optimizer is stored in "full" mode and always when the run stops on request, so
+        that an interrupted run resumes exactly."""
+        config, accelerator = self.config, self.accelerator
+        unwrapped = accelerator.unwrap_model(self.model)
+        mode = config.model.training_mode
+        precision = ckpt.PRECISIONS[config.checkpoints.precision]
+        if mode == "lora":
+            tensors = _lora_file_state(unwrapped, precision)
+        else:
+            state = accelerator.get_state_dict(self.model)
+            tensors = {k: v.to(precision) for k, v in state.items()}
+        path = self.run_dir / ckpt.CHECKPOINTS / ckpt.weights_name(mode, self.step)
+        if accelerator.is_main_process:
+            metadata = _metadata(config, self.strategy)
+            path = ckpt.save_weights(self.run_dir, mode, self.step, tensors, metadata)
+            if config.checkpoints.save_training_state != "off" or with_optimizer:
+                full_state = with_optimizer or config.checkpoints.save_training_state == "full"
+                ckpt.save_state(
+                    self.run_dir,
+                    self.step,
+                    trainable={n: p for n, p in unwrapped.named_parameters() if p.requires_grad},
+                    optimizer=self.optimizer if full_state else None,
+                    scheduler_state=None if self.scheduler is None else self.scheduler.state_dict(),
+                    info={
+                        "consumed_batches": self.consumed,
+                        "num_processes": accelerator.num_processes,
+                        "config_fingerprint": _fingerprint(config),
+                    },
+                )
+            ckpt.prune(self.run_dir, config.checkpoints.keep_last_n)
+            draw_plot(self.run_dir)
+        accelerator.wait_for_everyone()
+        return path
 
 
 def _metadata(config: TrainConfig, strategy: Strategy) -> dict[str, str]:
