@@ -2,7 +2,9 @@
 
 Inputs: a folder of clips (caption in a sidecar `<clip>.txt`, or in a captions file such as
 `ltx2 caption` writes), or a CSV / JSON / JSONL table whose columns are found by name
-(`video`/`media_path`, `audio`, `reference_video`/`ref_media_path`, `caption`).
+(`video`/`media_path`, `audio`, `reference_video`/`ref_media_path`, `video_mask`, `caption`).
+In a folder, `CLIP_reference.mp4` and `CLIP_mask.png|mp4` beside a clip are its IC-LoRA
+reference and its inpainting mask.
 
 Phases, each over every item and each skipping outputs that already exist (so an interrupted
 run resumes), with one model in memory at a time:
@@ -13,7 +15,8 @@ run resumes), with one model in memory at a time:
    when a frame is larger than one tile;
 3. the soundtrack of each video (or an audio file) → `audio_latents/` (16 kHz stereo log-mel →
    audio VAE encoder), trimmed / zero-padded to the clip's duration;
-4. reference videos (IC-LoRA) → `reference_latents/` at the target's bucket.
+4. reference videos (IC-LoRA) → `reference_latents/` at the target's bucket;
+5. inpainting masks → `video_masks/` on each clip's latent grid.
 A broken input is recorded with its reason and the run goes on; the summary lists them.
 """
 
@@ -41,6 +44,7 @@ CAPTION_COLUMNS = ("caption",)
 VIDEO_COLUMNS = ("video", "media_path")
 AUDIO_COLUMNS = ("audio",)
 REFERENCE_COLUMNS = ("reference_video", "ref_media_path")
+MASK_COLUMNS = ("video_mask",)
 IMAGE_FPS = 1.0
 DEFAULT_VIDEO_FPS = 24.0
 TILE_PIXELS = 512  # frames wider or taller than one encoder tile are encoded in tiles
@@ -49,6 +53,7 @@ DIRS = {
     "latents": "latents",
     "audio": "audio_latents",
     "reference": "reference_latents",
+    "mask": "video_masks",
 }
 ProgressFn = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -85,6 +90,7 @@ class Item:
     video: Path | None = None  # video or image
     audio: Path | None = None
     reference: Path | None = None
+    mask: Path | None = None  # inpainting mask (image or video; white = generate)
 
 
 @dataclass
@@ -244,6 +250,7 @@ def read_dataset(
                 video=_resolve(video, base),
                 audio=_resolve(audio, base),
                 reference=_resolve(_first(row, refs), base),
+                mask=_resolve(_first(row, MASK_COLUMNS), base),
             )
         )
     return items, base
@@ -270,6 +277,15 @@ def _relative(media: Path, base: Path) -> Path:
         return Path(*media.parts[1:]).with_suffix(".pt")
 
 
+def _beside(path: Path, tag: str, suffixes: Sequence[str]) -> Path | None:
+    """`CLIP<tag>.<suffix>` next to `path`, if there is one."""
+    return next(
+        (path.with_name(f"{path.stem}{tag}{s}") for s in suffixes
+         if path.with_name(f"{path.stem}{tag}{s}").is_file()),
+        None,
+    )  # fmt: skip
+
+
 def _folder_items(folder: Path, captions: Path | None) -> list[Item]:
     table = read_captions_file(captions) if captions is not None else {}
     items = []
@@ -277,22 +293,16 @@ def _folder_items(folder: Path, captions: Path | None) -> list[Item]:
     for path in sorted(folder.rglob("*")):
         if path.suffix.lower() not in suffixes or path.name.startswith("."):
             continue
-        if path.stem.endswith("_reference"):
-            continue  # IC-LoRA control videos go with their source clip
+        if path.stem.endswith(("_reference", "_mask")):
+            continue  # control videos and masks go with their source clip
         rel = path.relative_to(folder)
         caption = table.get(str(rel)) or table.get(str(path)) or table.get(path.name)
         sidecar = path.with_suffix(".txt")
         if caption is None and sidecar.is_file():
             caption = sidecar.read_text(encoding="utf-8").strip()
         is_audio = path.suffix.lower() in AUDIO_SUFFIXES
-        reference = next(
-            (
-                path.with_name(f"{path.stem}_reference{s}")
-                for s in VIDEO_SUFFIXES
-                if path.with_name(f"{path.stem}_reference{s}").is_file()
-            ),
-            None,
-        )
+        reference = _beside(path, "_reference", VIDEO_SUFFIXES)
+        mask = _beside(path, "_mask", VIDEO_SUFFIXES + IMAGE_SUFFIXES)
         items.append(
             Item(
                 rel=rel.with_suffix(".pt"),
@@ -300,6 +310,7 @@ def _folder_items(folder: Path, captions: Path | None) -> list[Item]:
                 video=None if is_audio else path,
                 audio=path if is_audio else None,
                 reference=reference,
+                mask=mask,
             )
         )
     if not items:
@@ -370,6 +381,7 @@ def preprocess(
     _videos(plans, out, options, summary, report)
     _audio(items, plans, out, options, summary, report)
     _references(plans, out, options, summary, report)
+    _masks(plans, out, options, summary, report)
     return summary
 
 
@@ -624,3 +636,66 @@ def _audio(items, plans, out, options: Options, summary: Summary, report: Progre
         summary.count(summary.written, folder)
         report(folder, i + 1, len(jobs))
     del encoder
+
+
+def latent_mask(mask: Any, frames: int, height: int, width: int, scale: tuple[int, int, int]):
+    """A grayscale pixel mask `[F, h, w]` in [0, 1] → the binary latent mask `[F', H', W']`:
+    nearest resize to the latent grid's pixel size, 32×32 average pooling, max over groups of
+    8 frames from frame 0 (zero-padded), > 0.5 (trainer.md §7.5)."""
+    import torch
+    import torch.nn.functional as F
+
+    st, sh, sw = scale
+    pixel_frames = (frames - 1) * st + 1
+    x = mask.float()
+    if x.shape[0] == 1:  # an image mask holds for every frame
+        x = x.expand(pixel_frames, -1, -1)
+    x = x[:pixel_frames]
+    if x.shape[0] < pixel_frames:
+        x = torch.cat([x, x[-1:].expand(pixel_frames - x.shape[0], -1, -1)])
+    x = F.interpolate(x.unsqueeze(1), size=(height * sh, width * sw), mode="nearest")
+    x = F.avg_pool2d(x, (sh, sw)).squeeze(1)  # (F, H', W')
+    x = F.pad(x, (0, 0, 0, 0, 0, frames * st - x.shape[0]))
+    x = x.reshape(frames, st, height, width).amax(dim=1)
+    return (x > 0.5).float()
+
+
+def _masks(plans, out, options: Options, summary: Summary, report: ProgressFn) -> None:
+    """`video_masks/`: each mask at its clip's latent grid (read from the written latents)."""
+    import torch
+
+    from ltx2cli.media import load_image, read_video, to_pixels
+
+    folder = DIRS["mask"]
+    todo = [p for p in plans if p.item.mask is not None]
+    todo = [p for p in todo if _todo(out, folder, p.item, options, summary)]
+    for i, p in enumerate(todo):
+        latents = out / DIRS["latents"] / p.item.rel
+        if not latents.is_file():
+            summary.skip(p.item.mask, "its clip has no latents")
+            continue
+        meta = torch.load(latents, weights_only=True)
+        path = p.item.mask
+        try:
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                pixels = load_image(path).unsqueeze(0)
+            else:
+                pixels = to_pixels(read_video(path).frames)
+        except Ltx2Error as exc:
+            summary.skip(path, exc.message)
+            continue
+        gray = pixels.float().mean(dim=-1) / 255.0  # (F, h, w)
+        scale = _vae_scale(options.checkpoint)
+        mask = latent_mask(gray, meta["num_frames"], meta["height"], meta["width"], scale)
+        _save(out / folder / p.item.rel, {"mask": mask})
+        summary.count(summary.written, folder)
+        report(folder, i + 1, len(todo))
+
+
+def _vae_scale(checkpoint: Path) -> tuple[int, int, int]:
+    from ltx2cli.models.checkpoint import read_checkpoint
+    from ltx2cli.models.video_vae import VideoVAEConfig
+
+    return VideoVAEConfig.from_checkpoint_config(
+        read_checkpoint(checkpoint).require_config()
+    ).encoder_scale

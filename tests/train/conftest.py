@@ -8,14 +8,14 @@ import pytest
 import torch
 from train_helpers import (
     AUDIO_RATE,
-    BUCKET,
     CAPTIONS,
     CLIP_FPS,
     CLIP_FRAMES,
+    CLIP_SIZE,
     SILENT_CAPTION,
     TONES_HZ,
     moving_square,
-    run_ltx2,
+    run_preprocess,
     tone,
 )
 
@@ -33,7 +33,10 @@ def tiny_model(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def clips(tmp_path_factory) -> Path:
-    """Three clips with tones and captions, one silent clip and one broken file."""
+    """Three clips with tones and captions (the first with an inpainting mask), one silent
+    clip and one broken file."""
+    from PIL import Image
+
     from ltx2cli.media import Audio, write_video
 
     root = tmp_path_factory.mktemp("clips")
@@ -42,6 +45,9 @@ def clips(tmp_path_factory) -> Path:
         path = root / f"clip{i}.mp4"
         write_video(path, moving_square(i), CLIP_FPS, audio=Audio(tone(freq, seconds), AUDIO_RATE))
         path.with_suffix(".txt").write_text(CAPTIONS[i])
+    mask = torch.zeros(CLIP_SIZE, dtype=torch.uint8)
+    mask[:, : CLIP_SIZE[1] // 2] = 255  # inpaint the left half
+    Image.fromarray(mask.numpy()).save(root / "clip0_mask.png")
     write_video(root / "silent.mp4", moving_square(3), CLIP_FPS)
     (root / "silent.txt").write_text(SILENT_CAPTION)
     (root / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video")
@@ -52,20 +58,7 @@ def clips(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def dataset(tmp_path_factory, tiny_model, clips) -> Path:
     """The clips preprocessed once with the real CLI (shared by the training tests)."""
-    checkpoint, gemma = tiny_model
     out = tmp_path_factory.mktemp("dataset") / ".precomputed"
-    result = run_ltx2(
-        "--json",
-        "preprocess",
-        str(clips),
-        "-o",
-        str(out),
-        "-m",
-        str(checkpoint),
-        "-t",
-        str(gemma),
-        "-b",
-        BUCKET,
-    )
+    result = run_preprocess(clips, out, tiny_model)
     assert result.returncode == 0, result.stderr
     return out

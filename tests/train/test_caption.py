@@ -6,7 +6,7 @@ import json
 import shutil
 
 import pytest
-from train_helpers import CLIP_FPS, CLIP_FRAMES, run_ltx2, write_tiny_qwen_vl
+from train_helpers import CLIP_FPS, CLIP_FRAMES, run_ltx2, run_preprocess, write_tiny_qwen_vl
 
 from ltx2cli.train.caption import frame_indices, write_captions
 from ltx2cli.train.preprocess import read_captions_file
@@ -67,23 +67,8 @@ def test_caption_writes_resumes_and_feeds_preprocess(tmp_path, clips, qwen, tiny
     assert {r["media_path"]: r["caption"] for r in _rows(output)}["clip0.mp4"] != "kept by hand"
 
     # preprocess takes the captions file for a folder without sidecars.
-    checkpoint, gemma = tiny_model
     out = tmp_path / "ds"
-    result = run_ltx2(
-        "--json",
-        "preprocess",
-        str(folder),
-        "--captions",
-        str(output),
-        "-o",
-        str(out),
-        "-m",
-        str(checkpoint),
-        "-t",
-        str(gemma),
-        "-b",
-        "96x64x9",
-    )
+    result = run_preprocess(folder, out, tiny_model, "--captions", str(output))
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (out / "conditions").iterdir()) == ["clip0.pt", "clip1.pt"]
 

@@ -7,10 +7,16 @@ import math
 
 import pytest
 import torch
-from train_helpers import CLIP_FPS, TONES_HZ, run_ltx2
+from train_helpers import CLIP_FPS, TONES_HZ, run_ltx2, run_preprocess
 
 from ltx2cli.errors import UsageError
-from ltx2cli.train.preprocess import Bucket, choose_bucket, clean_caption, parse_buckets
+from ltx2cli.train.preprocess import (
+    Bucket,
+    choose_bucket,
+    clean_caption,
+    latent_mask,
+    parse_buckets,
+)
 
 BUCKET_FRAMES, BUCKET_H, BUCKET_W = 9, 64, 96
 MEL_RATE, MEL_HOP = 16000, 160
@@ -44,6 +50,22 @@ def test_caption_cleaning_and_trigger():
     assert clean_caption("The video shows a cat.", None, False) == "The video shows a cat."
 
 
+def test_latent_mask_pools_space_and_takes_the_max_over_time():
+    frames, height, width = 2, 2, 3  # latent grid → 9 frames of 64x96 pixels
+    pixels = torch.zeros(9, 64, 96)
+    pixels[3:5, :, :48] = 1.0  # left half, only in pixel frames 3-4 (latent frame 0)
+    mask = latent_mask(pixels, frames, height, width, (8, 32, 32))
+    expected = torch.zeros(frames, height, width)
+    expected[0, :, 0] = 1.0  # column 1 is half covered: mean 0.5 is not > 0.5
+    assert torch.equal(mask, expected)
+    # An image mask holds for every frame.
+    image = torch.zeros(1, 64, 96)
+    image[:, 32:] = 1.0
+    assert torch.equal(
+        latent_mask(image, frames, height, width, (8, 32, 32))[:, 1], torch.ones(2, 3)
+    )
+
+
 def _load(path):
     return torch.load(path, weights_only=True)
 
@@ -72,6 +94,12 @@ def test_layout_formats_and_summary(dataset, clips, tiny_model):
     assert audio["num_time_steps"] == steps and audio["frequency_bins"] == 16
     assert math.isclose(audio["duration"], seconds)
 
+    # clip0_mask.png (left half) on clip0's latent grid; no mask for the other clips.
+    mask = _load(dataset / "video_masks" / "clip0.pt")["mask"]
+    assert mask.shape == (f, h, w) and torch.equal(mask[:, :, 0], torch.ones(f, h))
+    assert mask[:, :, 1:].sum() == 0  # the middle column is only half covered
+    assert sorted(p.stem for p in (dataset / "video_masks").glob("*.pt")) == ["clip0"]
+
     cond = _load(dataset / "conditions" / "clip0.pt")
     assert cond["video_prompt_embeds"].shape[0] == GEMMA_MAX_LENGTH
     assert cond["audio_prompt_embeds"].shape[0] == GEMMA_MAX_LENGTH
@@ -98,23 +126,9 @@ def test_video_latents_are_the_vae_encoding_of_the_first_frames(dataset, clips, 
 
 
 def test_rerun_resumes_and_reports_broken_input(dataset, clips, tiny_model):
-    checkpoint, gemma = tiny_model
-    args = [
-        "--json",
-        "preprocess",
-        str(clips),
-        "-o",
-        str(dataset),
-        "-m",
-        str(checkpoint),
-        "-t",
-        str(gemma),
-        "-b",
-        f"{BUCKET_W}x{BUCKET_H}x{BUCKET_FRAMES}",
-    ]
     before = (dataset / "latents" / "clip2.pt").stat().st_mtime_ns
     (dataset / "audio_latents" / "clip1.pt").unlink()
-    result = run_ltx2(*args)
+    result = run_preprocess(clips, dataset, tiny_model)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["written"] == {"audio_latents": 1}
@@ -125,7 +139,6 @@ def test_rerun_resumes_and_reports_broken_input(dataset, clips, tiny_model):
 
 
 def test_table_input_with_out_of_tree_paths(tmp_path, clips, tiny_model):
-    checkpoint, gemma = tiny_model
     table = tmp_path / "data.jsonl"
     rows = [
         {"caption": "first", "media_path": str(clips / "clip0.mp4")},
@@ -133,20 +146,7 @@ def test_table_input_with_out_of_tree_paths(tmp_path, clips, tiny_model):
     ]
     table.write_text("\n".join(json.dumps(r) for r in rows))
     out = tmp_path / "out"
-    result = run_ltx2(
-        "--json",
-        "preprocess",
-        str(table),
-        "-o",
-        str(out),
-        "-m",
-        str(checkpoint),
-        "-t",
-        str(gemma),
-        "-b",
-        "96x64x9",
-        "--skip-audio",
-    )
+    result = run_preprocess(table, out, tiny_model, "--skip-audio")
     assert result.returncode == 0, result.stderr
     mirrored = (clips / "clip0.mp4").relative_to("/").with_suffix(".pt")
     assert (out / "latents" / mirrored).is_file()

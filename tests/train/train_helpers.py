@@ -54,6 +54,15 @@ def run_ltx2(*args: str, cwd: Path | None = None, env: dict | None = None, timeo
     )
 
 
+def run_preprocess(data: Path, out: Path, model: tuple[Path, Path], *extra: str):
+    """`ltx2 --json preprocess DATA -o OUT` with the tiny checkpoint and Gemma, bucket BUCKET."""
+    checkpoint, gemma = model
+    return run_ltx2(
+        "--json", "preprocess", str(data), "-o", str(out), "-m", str(checkpoint),
+        "-t", str(gemma), "-b", BUCKET, *extra,
+    )  # fmt: skip
+
+
 def write_tiny_qwen_vl(path: Path) -> Path:
     """A random tiny Qwen2.5-VL model folder (config, weights, tokenizer, image processor)."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
