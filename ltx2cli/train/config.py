@@ -20,8 +20,9 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ltx2cli.config.loader import read_yaml, suggest
+from ltx2cli.config.loader import read_yaml
 from ltx2cli.errors import ConfigError
+from ltx2cli.text import did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -643,7 +644,7 @@ def _one_line(exc: ValidationError, data: Mapping[str, Any], source: str) -> Con
         model = _model_at(loc[:-1])
         valid = list(model.model_fields) if model is not None else []
         hint = ("valid keys here: " + ", ".join(valid)) if valid else None
-        return ConfigError(f"{where}unknown key '{key}'" + suggest(name, valid), hint)
+        return ConfigError(f"{where}unknown key '{key}'" + did_you_mean(name, valid), hint)
     if kind == "missing":
         return ConfigError(f"{where}missing required key '{key}'", f"add {key} to the config")
     if kind == "union_tag_invalid":
@@ -652,7 +653,7 @@ def _one_line(exc: ValidationError, data: Mapping[str, Any], source: str) -> Con
         tag_key = f"{key}.{ctx.get('discriminator', 'type').strip(chr(39))}".lstrip(".")
         return ConfigError(
             f"{where}{tag_key}: {ctx.get('tag')!r} is not one of {', '.join(choices)}"
-            + suggest(str(ctx.get("tag")), choices),
+            + did_you_mean(str(ctx.get("tag")), choices),
             fix,
         )
     if kind == "union_tag_not_found":
@@ -663,7 +664,7 @@ def _one_line(exc: ValidationError, data: Mapping[str, Any], source: str) -> Con
         choices = [c.strip(" '") for c in expected.replace(" or ", ",").split(",") if c.strip()]
         return ConfigError(
             f"{where}{key}: {value!r} is not one of {', '.join(choices)}"
-            + suggest(str(value), choices),
+            + did_you_mean(str(value), choices),
             fix,
         )
     message = str(error["msg"]).removeprefix("Value error, ")

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ltx2cli.config.loader import suggest
 from ltx2cli.config.presets import builtin_dir
 from ltx2cli.errors import ConfigError
+from ltx2cli.text import did_you_mean
 
 TRAIN_DIR = "train"
 
@@ -46,6 +46,6 @@ def find_train_config(name_or_path: str) -> Path:
     if name_or_path in shipped:
         return shipped[name_or_path]
     raise ConfigError(
-        f"no such training config: {name_or_path}" + suggest(name_or_path, list(shipped)),
+        f"no such training config: {name_or_path}" + did_you_mean(name_or_path, list(shipped)),
         "pass a YAML file, or a shipped config name (`ltx2 presets list --train`)",
     )

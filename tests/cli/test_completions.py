@@ -136,7 +136,7 @@ def test_zsh_script_completes_through_the_installed_command():
 
 def test_fish_script_completes_through_the_installed_command():
     fish = shell("fish")
-    program = f"source {COMPLETIONS / 'ltx2.fish'}; complete --do-complete 'ltx2 pre'"
+    program = f"source {COMPLETIONS / 'ltx2.fish'}; complete --do-complete 'ltx2 pres'"
     proc = subprocess.run(
         [fish, "--no-config", "-c", program], capture_output=True, text=True, env=ltx2_env()
     )
