@@ -267,7 +267,11 @@ def caption_all(
             failures.append((str(path), exc.message.removeprefix(f"{path}: ")))
             continue
         assert captioner is not None
-        captions[stored_path(path, output)] = captioner.caption(frames, instruction)
+        text = captioner.caption(frames, instruction)
+        if not text:
+            failures.append((str(path), "the model returned an empty caption"))
+            continue
+        captions[stored_path(path, output)] = text
         write_captions(output, captions)
         if progress is not None:
             progress(i + 1, len(todo))

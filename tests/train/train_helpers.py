@@ -137,7 +137,11 @@ def write_tiny_qwen_vl(path: Path) -> Path:
         vision_end_token_id=vocab["<|vision_end|>"],
     )
     torch.manual_seed(0)
-    Qwen2_5_VLForConditionalGeneration(config).save_pretrained(path)
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    # Random weights may stop at once; suppressing the special tokens (EOS included) makes
+    # every caption max_new_tokens words long.
+    model.generation_config.suppress_tokens = [vocab[t] for t in special]
+    model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     Qwen2VLImageProcessorPil(
         min_pixels=28 * 28 * 4,
