@@ -7,7 +7,10 @@
   non-safetensors file fails here with one line naming the file, before any weights are read.
 - The generation (LTX-2 "2.0" vs LTX-2.3 "2.3") is decided by the tensor keys when they say
   anything, else by the config, else by `model_version`; keys and config that disagree are an
-  error. LTX-2.5 and the old video-only layout are refused by name (`check_supported`, which
+  error. LTX-2.5 split files are recognised first, by what only they carry (a `model_version`
+  of 2.4 or later, `gemma_source_checkpoint`, the keyframe embedding, the diffusion VAE, the
+  duration head); the model layer loads them, while pipelines still check
+  `Family.runnable`. The old video-only layout is refused by name (`check_supported`, which
   loading runs on every file it reads).
 """
 
@@ -25,7 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from ltx2cli.errors import CheckpointError
-from ltx2cli.families import FAMILIES, GEN_2_0, GEN_2_3, family_of_version, generation_choices
+from ltx2cli.families import (
+    FAMILIES,
+    GEN_2_0,
+    GEN_2_3,
+    GEN_2_5,
+    family_of_version,
+    generation_choices,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -219,6 +229,8 @@ def detect_generation(
     """
     keys = list(keys)
     check_supported(keys, config, metadata)
+    if _is_ltx25(keys, config, metadata):
+        return GEN_2_5
     key_23 = next((k for k in keys if _KEYS_2_3.search(k)), None)
     key_20 = next((k for k in keys if _KEYS_2_0.search(k)), None)
     if key_23 and key_20:
@@ -238,6 +250,31 @@ def detect_generation(
         return by_keys or by_config  # type: ignore[return-value]
     # The official pipelines treat a missing or unparseable version as LTX-2.0.
     return family_of_version(str((metadata or {}).get("model_version") or "")).name
+
+
+# Generations whose files the model layer builds (pipelines gate on `Family.runnable`).
+LOADABLE_GENERATIONS = (GEN_2_0, GEN_2_3, GEN_2_5)
+DIFFUSION_VAE_CLASS = "CausalDiffusionVAE"
+CONV_VAE_CLASS = "CausalVideoAutoencoder"
+_KEYS_2_5 = re.compile(r"(^|\.)keyframes_abs_pos_embedding$|^duration_head\.")
+
+
+def _is_ltx25(
+    keys: Iterable[str], config: Mapping[str, Any] | None, metadata: Mapping[str, Any] | None
+) -> bool:
+    """What only LTX-2.5 files carry (any one file of the split set)."""
+    metadata = metadata or {}
+    if family_of_version(str(metadata.get("model_version") or "")).name == GEN_2_5:
+        return True
+    if any(m in metadata for m in FAMILIES[GEN_2_5].metadata_markers):
+        return True
+    config = config or {}
+    transformer, vae = config.get("transformer"), config.get("vae")
+    if isinstance(transformer, Mapping) and transformer.get("use_keyframes_abs_pos_embedding"):
+        return True
+    if isinstance(vae, Mapping) and vae.get("_class_name") == DIFFUSION_VAE_CLASS:
+        return True
+    return any(_KEYS_2_5.search(k) for k in keys)
 
 
 def _generation_from_config(config: Mapping[str, Any] | None) -> str | None:
@@ -260,38 +297,35 @@ def check_supported(
     config: Mapping[str, Any] | None = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> None:
-    """Refuse, naming the key, layouts this tool cannot run (LTX-2.5, old video-only files)."""
+    """Refuse, naming the key, layouts this tool cannot build (old video-only files, a newer
+    generation than LTX-2.5)."""
     metadata = metadata or {}
     version = str(metadata.get("model_version") or "")
     runs = f"use a checkpoint of a generation ltx2 runs: {generation_choices()}"
     family = family_of_version(version)
-    if not family.runnable:
+    if family.name not in LOADABLE_GENERATIONS:
         raise CheckpointError(
             f"unsupported model_version {version!r} (metadata key 'model_version', {family.label})",
             runs,
         )
     for family in FAMILIES.values():
         marker = next((m for m in family.metadata_markers if m in metadata), None)
-        if marker and not family.runnable:
+        if marker and family.name not in LOADABLE_GENERATIONS:
             raise CheckpointError(
                 f"unsupported metadata key {marker!r} (an {family.label} checkpoint)", runs
             )
     vae = (config or {}).get("vae")
-    if isinstance(vae, Mapping) and vae.get("_class_name", "CausalVideoAutoencoder") not in (
-        "CausalVideoAutoencoder",
+    if isinstance(vae, Mapping) and vae.get("_class_name", CONV_VAE_CLASS) not in (
+        CONV_VAE_CLASS,
+        DIFFUSION_VAE_CLASS,
     ):
         raise CheckpointError(
             f"unsupported config value vae._class_name={vae['_class_name']!r}",
-            "only the convolutional video VAE of LTX-2 / LTX-2.3 is supported",
+            "only the convolutional and diffusion video VAEs of LTX-2 / 2.3 / 2.5 are supported",
         )
     for key in keys:
         if key.startswith(TRANSFORMER_PREFIX + "embeddings_connector."):
             raise CheckpointError(
                 f"unsupported key {key!r}: a video-only LTX-Video checkpoint",
                 "ltx2 needs an LTX-2 audio-video checkpoint",
-            )
-        if "keyframes_abs_pos_embedding" in key:
-            raise CheckpointError(
-                f"unsupported key {key!r}: an LTX-2.5 checkpoint",
-                runs,
             )

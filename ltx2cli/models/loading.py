@@ -37,6 +37,7 @@ from torch import nn
 
 from ltx2cli.errors import CheckpointError, UsageError
 from ltx2cli.models.checkpoint import (
+    DIFFUSION_VAE_CLASS,
     TRANSFORMER_PREFIX,
     CheckpointInfo,
     check_supported,
@@ -89,6 +90,8 @@ class KeyEvidence:
 
 def _decoder_timestep_conditioning(e: KeyEvidence) -> tuple[dict[str, Any], dict[str, Any]]:
     """The released 19B config and its decoder tensors may disagree: the tensors decide."""
+    if e.config["vae"].get("_class_name") == DIFFUSION_VAE_CLASS:
+        return e.config, e.options  # the diffusion decoder has no timestep conditioning switch
     has_tc = any(k in ("last_scale_shift_table", "timestep_scale_multiplier") for k in e.mapping)
     if bool(e.config["vae"].get("timestep_conditioning", True)) == has_tc:
         return e.config, e.options
@@ -138,6 +141,17 @@ class Component:
         return (*self.layouts, self.own_layout) if self.own_keys else self.layouts
 
 
+# The LTX-2.5 diffusion decoder's file names its timestep MLP `t_embedder.mlp.{0,2}` and holds
+# `type_emb` (and, in older files, `coarse_*` heads) that no module has.
+_DIFFUSION_DECODER: Layout = (
+    ("decoder.t_embedder.mlp.0.", "t_embedder.timestep_embedder.linear_1."),
+    ("decoder.t_embedder.mlp.2.", "t_embedder.timestep_embedder.linear_2."),
+    ("decoder.type_emb", None),
+    ("decoder.coarse_", None),
+    ("decoder.", ""),
+    (_STATS, _STATS),
+)
+
 _SKIP_CONNECTORS: Layout = (
     (_P + "video_embeddings_connector.", None),
     (_P + "audio_embeddings_connector.", None),
@@ -171,16 +185,17 @@ COMPONENTS: dict[str, Component] = {
         from_keys=_gemma_depth,
     ),
     # Older VAEs stored extra statistics under the same prefix; the reference ignores them.
+    # The builders read the conv VAE and the LTX-2.5 diffusion VAE (by `vae._class_name`).
     "video_encoder": Component(
-        "ltx2cli.models.video_vae:build_video_encoder",
+        "ltx2cli.models.diffusion_vae:build_diffusion_vae_encoder",
         "vae",
         _vae_layouts("vae.", "encoder."),
         (_STATS,),
     ),
     "video_decoder": Component(
-        "ltx2cli.models.video_vae:build_video_decoder",
+        "ltx2cli.models.diffusion_vae:build_video_decoder_of",
         "vae",
-        _vae_layouts("vae.", "decoder."),
+        (*_vae_layouts("vae.", "decoder."), _DIFFUSION_DECODER),
         (_STATS,),
         from_keys=_decoder_timestep_conditioning,
     ),
@@ -198,6 +213,10 @@ COMPONENTS: dict[str, Component] = {
     ),
     # The leading `vocoder.` is removed exactly once (2.3 keys are `vocoder.vocoder.*`).
     "vocoder": Component("ltx2cli.models.vocoder:build_vocoder", "vocoder", ((("vocoder.", ""),),)),
+    # LTX-2.5 split file; dimensions from its config's transformer (and duration_head) section.
+    "duration_head": Component(
+        "ltx2cli.models.duration_head:build_duration_head", None, ((("duration_head.", ""),),)
+    ),
     # A separate file with a flat config and no key prefix.
     "upsampler": Component(
         "ltx2cli.models.upsampler:build_upsampler", None, (), held=_is_upsampler_file

@@ -7,6 +7,10 @@ Design choices:
   `caption_proj_before_connector` (no in-model caption projection). Keys of newer checkpoints
   that current ltx-core honours are read too: `use_prompt_adaln_single` (false: the text K/V
   modulation is the per-block table alone), `ff_bias` / `audio_ff_bias` (bias-free FFs).
+- LTX-2.5 (ltx-2.5.md §3.1) is 2.3 plus two switches: `ff_bias: false` (video FFN without
+  biases) and `use_keyframes_abs_pos_embedding` (a learned [1, D] vector added right after
+  `patchify_proj` to the video tokens that `Modality.keyframes_mask` marks; the reference
+  marks the target's first latent frame in every video run, see `first_frame_keyframes_mask`).
 - Inputs are one `Modality` per stream; a stream may be absent (`None`, video-only or audio-only
   use) or present but disabled (`enabled=False`: its tokens still feed the other stream's A↔V
   attention and still go through the output head).
@@ -72,7 +76,6 @@ _FIXED_CONFIG_VALUES: dict[str, Any] = {
     "av_cross_ada_norm": True,
     "use_middle_indices_grid": True,
     "rope_type": "split",
-    "use_keyframes_abs_pos_embedding": False,
 }
 
 
@@ -115,6 +118,7 @@ class TransformerConfig:
     use_prompt_adaln_single: bool = True
     ff_bias: bool = True
     audio_ff_bias: bool = True
+    use_keyframes_abs_pos_embedding: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_layers, int) or self.num_layers < 0:
@@ -182,7 +186,7 @@ class TransformerConfig:
                 raise CheckpointError(
                     f"unsupported transformer config: {key}={section[key]!r} "
                     f"(expected {expected!r})",
-                    "only the released LTX-2 19B and LTX-2.3 architectures are supported",
+                    "only the released LTX-2 19B, LTX-2.3 and LTX-2.5 architectures are supported",
                 )
         if "av_ca_timestep_scale_multiplier" not in section:
             logger.warning(
@@ -227,6 +231,7 @@ class TransformerConfig:
             use_prompt_adaln_single=bool(get("use_prompt_adaln_single", True)),
             ff_bias=bool(get("ff_bias", True)),
             audio_ff_bias=bool(get("audio_ff_bias", True)),
+            use_keyframes_abs_pos_embedding=bool(get("use_keyframes_abs_pos_embedding", False)),
         )
 
 
@@ -244,6 +249,8 @@ class Modality:
     positions: (B, n_axes, T, 2) `[start, end)` bounds (video: seconds, px, px; audio: seconds).
     context: (B, S, C_ctx) text context. context_mask: optional (B, S) binary mask.
     attention_mask: optional (B, T, T) self-attention strengths in [0, 1].
+    keyframes_mask: optional (B, T) or (B, T, 1); tokens with a value > 0 get the 2.5 keyframe
+    embedding (ignored by transformers without one). None: no token is marked.
     """
 
     latent: torch.Tensor
@@ -254,6 +261,20 @@ class Modality:
     enabled: bool = True
     context_mask: torch.Tensor | None = None
     attention_mask: torch.Tensor | None = None
+    keyframes_mask: torch.Tensor | None = None
+
+
+def first_frame_keyframes_mask(
+    batch_size: int, num_tokens: int, tokens_per_frame: int, device: torch.device | None = None
+) -> torch.Tensor:
+    """(B, T) float mask marking the first latent frame's tokens of a target video.
+
+    The reference's initial video state always marks them (the first latent frame encodes a
+    single pixel frame); appended conditioning tokens stay unmarked.
+    """
+    mask = torch.zeros(batch_size, num_tokens, device=device)
+    mask[:, : min(tokens_per_frame, num_tokens)] = 1.0
+    return mask
 
 
 class PerturbationType(IntEnum):
@@ -379,7 +400,7 @@ class _BlockPerturbation:
 class TransformerBlock(nn.Module):
     """One dual-stream block: self-attn, text cross-attn per stream, A↔V attention, FFs."""
 
-    def __init__(self, cfg: TransformerConfig) -> None:
+    def __init__(self, cfg: TransformerConfig, audio_only: bool = False) -> None:
         super().__init__()
         vd, ad, eps, gated = cfg.video_dim, cfg.audio_dim, cfg.norm_eps, cfg.apply_gated_attention
         vh, vdh = cfg.num_attention_heads, cfg.attention_head_dim
@@ -387,12 +408,13 @@ class TransformerBlock(nn.Module):
         self.eps = eps
         self.cross_attention_adaln = cfg.cross_attention_adaln
 
-        self.attn1 = Attention(vd, vh, vdh, norm_eps=eps, gated=gated)
-        self.attn2 = Attention(
-            vd, vh, vdh, context_dim=cfg.cross_attention_dim, norm_eps=eps, gated=gated
-        )
-        self.ff = FeedForward(vd, bias=cfg.ff_bias)
-        self.scale_shift_table = nn.Parameter(torch.empty(cfg.adaln_rows, vd))
+        if not audio_only:
+            self.attn1 = Attention(vd, vh, vdh, norm_eps=eps, gated=gated)
+            self.attn2 = Attention(
+                vd, vh, vdh, context_dim=cfg.cross_attention_dim, norm_eps=eps, gated=gated
+            )
+            self.ff = FeedForward(vd, bias=cfg.ff_bias)
+            self.scale_shift_table = nn.Parameter(torch.empty(cfg.adaln_rows, vd))
 
         self.audio_attn1 = Attention(ad, ah, adh, norm_eps=eps, gated=gated)
         self.audio_attn2 = Attention(
@@ -401,15 +423,21 @@ class TransformerBlock(nn.Module):
         self.audio_ff = FeedForward(ad, bias=cfg.audio_ff_bias)
         self.audio_scale_shift_table = nn.Parameter(torch.empty(cfg.adaln_rows, ad))
 
-        # Both A↔V directions use the audio head count and head size.
-        self.audio_to_video_attn = Attention(vd, ah, adh, context_dim=ad, norm_eps=eps, gated=gated)
-        self.video_to_audio_attn = Attention(ad, ah, adh, context_dim=vd, norm_eps=eps, gated=gated)
-        # Rows: scale_a2v, shift_a2v, scale_v2a, shift_v2a, gate (scale BEFORE shift here).
-        self.scale_shift_table_a2v_ca_video = nn.Parameter(torch.empty(5, vd))
-        self.scale_shift_table_a2v_ca_audio = nn.Parameter(torch.empty(5, ad))
+        if not audio_only:
+            # Both A↔V directions use the audio head count and head size.
+            self.audio_to_video_attn = Attention(
+                vd, ah, adh, context_dim=ad, norm_eps=eps, gated=gated
+            )
+            self.video_to_audio_attn = Attention(
+                ad, ah, adh, context_dim=vd, norm_eps=eps, gated=gated
+            )
+            # Rows: scale_a2v, shift_a2v, scale_v2a, shift_v2a, gate (scale BEFORE shift here).
+            self.scale_shift_table_a2v_ca_video = nn.Parameter(torch.empty(5, vd))
+            self.scale_shift_table_a2v_ca_audio = nn.Parameter(torch.empty(5, ad))
 
         if cfg.cross_attention_adaln:
-            self.prompt_scale_shift_table = nn.Parameter(torch.empty(2, vd))
+            if not audio_only:
+                self.prompt_scale_shift_table = nn.Parameter(torch.empty(2, vd))
             self.audio_prompt_scale_shift_table = nn.Parameter(torch.empty(2, ad))
 
     def _self_and_text(
@@ -581,38 +609,52 @@ def _additive_self_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.
 class LTXTransformer(nn.Module):
     """The audio-video transformer; `forward(video, audio, perturbations)` → velocities."""
 
-    def __init__(self, config: TransformerConfig, av_adaln: str = "current") -> None:
+    def __init__(
+        self, config: TransformerConfig, av_adaln: str = "current", audio_only: bool = False
+    ) -> None:
         super().__init__()
         if av_adaln not in AV_ADALN_VARIANTS:
             raise ValueError(f"av_adaln={av_adaln!r}; choose one of {AV_ADALN_VARIANTS}")
         self.config = cfg = config
         self.av_adaln = av_adaln
+        self.audio_only = audio_only
         self.gradient_checkpointing = False
         vd, ad = cfg.video_dim, cfg.audio_dim
+        video = not audio_only
+        prompt_adaln = cfg.cross_attention_adaln and cfg.use_prompt_adaln_single
 
-        self.patchify_proj = nn.Linear(cfg.in_channels, vd)
+        if video:
+            self.patchify_proj = nn.Linear(cfg.in_channels, vd)
+            if cfg.use_keyframes_abs_pos_embedding:
+                self.keyframes_abs_pos_embedding = nn.Parameter(torch.empty(1, vd))
         self.audio_patchify_proj = nn.Linear(cfg.audio_in_channels, ad)
         if not cfg.caption_proj_before_connector:
             # 19B in-model text projection (PixArt style): linear_1 → tanh-GELU → linear_2.
-            self.caption_projection = TwoLayerMLP(cfg.caption_channels, vd, gelu_tanh)
+            if video:
+                self.caption_projection = TwoLayerMLP(cfg.caption_channels, vd, gelu_tanh)
             self.audio_caption_projection = TwoLayerMLP(cfg.caption_channels, ad, gelu_tanh)
-        self.adaln_single = AdaLayerNormSingle(vd, cfg.adaln_rows)
+        if video:
+            self.adaln_single = AdaLayerNormSingle(vd, cfg.adaln_rows)
         self.audio_adaln_single = AdaLayerNormSingle(ad, cfg.adaln_rows)
-        if cfg.cross_attention_adaln and cfg.use_prompt_adaln_single:
+        if prompt_adaln and video:
             self.prompt_adaln_single = AdaLayerNormSingle(vd, 2)
+        if prompt_adaln:
             self.audio_prompt_adaln_single = AdaLayerNormSingle(ad, 2)
-        self.av_ca_video_scale_shift_adaln_single = AdaLayerNormSingle(vd, 4)
-        self.av_ca_audio_scale_shift_adaln_single = AdaLayerNormSingle(ad, 4)
-        self.av_ca_a2v_gate_adaln_single = AdaLayerNormSingle(vd, 1)
-        self.av_ca_v2a_gate_adaln_single = AdaLayerNormSingle(ad, 1)
+        if video:
+            self.av_ca_video_scale_shift_adaln_single = AdaLayerNormSingle(vd, 4)
+            self.av_ca_audio_scale_shift_adaln_single = AdaLayerNormSingle(ad, 4)
+            self.av_ca_a2v_gate_adaln_single = AdaLayerNormSingle(vd, 1)
+            self.av_ca_v2a_gate_adaln_single = AdaLayerNormSingle(ad, 1)
 
         self.transformer_blocks = nn.ModuleList(
-            TransformerBlock(cfg) for _ in range(cfg.num_layers)
+            TransformerBlock(cfg, audio_only) for _ in range(cfg.num_layers)
         )
 
-        self.scale_shift_table = nn.Parameter(torch.empty(2, vd))
+        if video:
+            self.scale_shift_table = nn.Parameter(torch.empty(2, vd))
         self.audio_scale_shift_table = nn.Parameter(torch.empty(2, ad))
-        self.proj_out = nn.Linear(vd, cfg.out_channels)
+        if video:
+            self.proj_out = nn.Linear(vd, cfg.out_channels)
         self.audio_proj_out = nn.Linear(ad, cfg.audio_out_channels)
 
     @property
@@ -642,8 +684,10 @@ class LTXTransformer(nn.Module):
         dtype = m.latent.dtype
         b = m.latent.shape[0]
 
-        # 1. Patchify projection (B, T, C) → (B, T, D).
+        # 1. Patchify projection (B, T, C) → (B, T, D), then the 2.5 keyframe marker.
         x = getattr(self, f"{prefix}patchify_proj")(m.latent)
+        if video:
+            x = self._mark_keyframes(x, m.keyframes_mask)
         # 2. Timestep modulation; per token or per sample, whatever `timesteps` carries.
         scaled = m.timesteps * mult
         mod, embedded = _unique_adaln(getattr(self, f"{prefix}adaln_single"), scaled, b, dtype)
@@ -719,6 +763,15 @@ class LTXTransformer(nn.Module):
         )
         return stream
 
+    def _mark_keyframes(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """`x + (mask > 0)·keyframes_abs_pos_embedding`, both cast to the activation dtype."""
+        embedding = getattr(self, "keyframes_abs_pos_embedding", None)
+        if embedding is None or mask is None:
+            return x
+        if mask.ndim == 2:
+            mask = mask.unsqueeze(-1)
+        return x + (mask > 0).to(x.dtype) * embedding.to(x.dtype)
+
     def _block_perturbation(
         self, perturbations: BatchedPerturbations | None, block: int, like: torch.Tensor
     ) -> _BlockPerturbation:
@@ -746,6 +799,8 @@ class LTXTransformer(nn.Module):
         """Velocity per stream: video (B, T_v, out_channels), audio (B, T_a, audio_out_channels)."""
         if video is None and audio is None:
             raise ValueError("at least one of video or audio must be given")
+        if self.audio_only and video is not None:
+            raise ValueError("this transformer was built audio-only; pass video=None")
         # 1-5. Per-stream preprocessing (patchify, AdaLN, context, RoPE, cross-modal inputs).
         v = self._prepare(video, audio, video=True) if video is not None else None
         a = self._prepare(audio, video, video=False) if audio is not None else None
@@ -805,9 +860,14 @@ def build_transformer(config: dict, **options: Any) -> LTXTransformer:
     """Build the transformer from a checkpoint's `config` metadata.
 
     Options: `av_adaln="current"` (default, reference 1.2.0) or `"1.0.0"` (cross-modal
-    scale/shift AdaLN driven by the other stream's sigma, as in ltx-core 1.0.0).
+    scale/shift AdaLN driven by the other stream's sigma, as in ltx-core 1.0.0);
+    `audio_only=True` builds only the audio stream (text-to-audio: the reference's audio-only
+    model, which reads only the audio keys and computes what `video=None` computes).
     """
     av_adaln = options.pop("av_adaln", "current")
+    audio_only = bool(options.pop("audio_only", False))
     if options:
         raise TypeError(f"unknown transformer options: {sorted(options)}")
-    return LTXTransformer(TransformerConfig.from_checkpoint_config(config), av_adaln=av_adaln)
+    return LTXTransformer(
+        TransformerConfig.from_checkpoint_config(config), av_adaln=av_adaln, audio_only=audio_only
+    )

@@ -76,10 +76,7 @@ def test_model_version_decides_when_nothing_else_does(tmp_path):
     [
         (["model.diffusion_model.embeddings_connector.learnable_registers"], None, {},
          "video-only LTX-Video"),
-        (["model.diffusion_model.keyframes_abs_pos_embedding"], None, {}, "LTX-2.5"),
-        ([], None, {"model_version": "2.5.0"}, "model_version"),
-        ([], None, {"gemma_source_checkpoint": {}}, "gemma_source_checkpoint"),
-        ([], {"vae": {"_class_name": "CausalDiffusionVAE"}}, {}, "vae._class_name"),
+        ([], {"vae": {"_class_name": "SomeOtherVAE"}}, {}, "vae._class_name"),
         ([TRANSFORMER_BLOCK_0 + "prompt_scale_shift_table",
           "model.diffusion_model.caption_projection.linear_1.weight"], None, {}, "mixes"),
         ([TRANSFORMER_BLOCK_0 + "attn1.to_gate_logits.weight"],
@@ -89,6 +86,24 @@ def test_model_version_decides_when_nothing_else_does(tmp_path):
 def test_unsupported_or_inconsistent_files_name_the_key(keys, config, metadata, message):
     with pytest.raises(CheckpointError, match=message):
         detect_generation(keys, config, metadata)
+
+
+@pytest.mark.parametrize(
+    ("keys", "config", "metadata"),
+    [
+        (["model.diffusion_model.keyframes_abs_pos_embedding"], None, {}),
+        (["duration_head.mlp_out.weight"], None, {}),
+        ([], None, {"model_version": "2.5.0"}),
+        ([], None, {"model_version": "2.4"}),  # the reference's 2.4+ rule
+        ([], None, {"gemma_source_checkpoint": {"gemma_version": "gemma4-12b-ltx-v1"}}),
+        ([], {"vae": {"_class_name": "CausalDiffusionVAE"}}, {}),
+        ([TRANSFORMER_BLOCK_0 + "prompt_scale_shift_table"],
+         {"transformer": {"cross_attention_adaln": True, "use_keyframes_abs_pos_embedding": True}},
+         {}),
+    ],
+)  # fmt: skip
+def test_ltx25_files_are_recognised_by_what_only_they_carry(keys, config, metadata):
+    assert detect_generation(keys, config, metadata) == "2.5"
 
 
 def test_missing_config_is_reported(tmp_path):
