@@ -93,11 +93,13 @@ def preprocess(
     if has_video and not buckets:
         raise UsageError("--buckets is required for videos and images", "e.g. -b 768x512x49")
     parsed = tuple(parse_buckets(buckets)) if buckets else ()
-    from ltx2cli.hub.resolve import resolve_model
-
-    checkpoint = resolve_model(model, kind="checkpoint")
-    encoder = resolve_model(text_encoder, kind="text-encoder") if text_encoder else None
     import torch
+
+    from ltx2cli.hub.resolve import resolve_model
+    from ltx2cli.train.trainer import resolve_model_path
+
+    checkpoint = resolve_model_path(model)
+    encoder = resolve_model(text_encoder, kind="text-encoder") if text_encoder else None
 
     from ltx2cli.train.preprocess import preprocess as run
 

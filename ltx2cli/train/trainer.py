@@ -62,8 +62,13 @@ class TrainResult:
 
 def resolve_model_path(text: str) -> Path:
     """A checkpoint path from a path, an imported name or a pulled catalog name."""
-    from ltx2cli.hub.resolve import resolve_model
+    from ltx2cli.hub.resolve import is_demo, resolve_model
 
+    if is_demo(text):
+        raise UsageError(
+            "the built-in demo model is made by `ltx2 generate`, which this build lacks",
+            "point model.model_path (or --model) at a checkpoint file instead",
+        )
     return resolve_model(text, kind="checkpoint")
 
 
