@@ -63,12 +63,18 @@ def root(
 
 # -- commands (each module is torch-free at import time) -------------------------------------
 # One line per command module, in the order `ltx2 --help` lists them.
+from ltx2cli.cli import caption as caption_cli  # noqa: E402
 from ltx2cli.cli import env, lora, models, presets, quantize  # noqa: E402
+from ltx2cli.cli import preprocess as preprocess_cli  # noqa: E402
+from ltx2cli.cli import train as train_cli  # noqa: E402
 
-app.add_typer(models.app, name="models")
-app.add_typer(presets.app, name="presets")
+app.command("preprocess", epilog=preprocess_cli.EXAMPLES)(preprocess_cli.preprocess)
+app.command("caption", epilog=caption_cli.EXAMPLES)(caption_cli.caption)
+app.add_typer(train_cli.app, name="train")
 app.add_typer(lora.app, name="lora")
 app.command("quantize", epilog=quantize.EXAMPLES)(quantize.quantize)
+app.add_typer(models.app, name="models")
+app.add_typer(presets.app, name="presets")
 app.command("env", epilog=env.EXAMPLES)(env.env)
 
 

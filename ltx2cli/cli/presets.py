@@ -27,7 +27,12 @@ def _complete_preset(incomplete: str) -> list[str]:
 
 
 @app.command("list", epilog=examples("ltx2 presets list", "ltx2 presets list --json"))
-def list_presets(json: Json = False) -> None:
+def list_presets(
+    json: Json = False,
+    train: Annotated[
+        bool, typer.Option("--train", help="List the shipped training configs instead.")
+    ] = False,
+) -> None:
     """List built-in and user presets (user presets in the data dir shadow built-ins).
 
     With --json: one JSON object per preset.
@@ -36,6 +41,10 @@ def list_presets(json: Json = False) -> None:
     from ltx2cli.config.presets import user_dir
 
     out.configure(json=json)
+    if train:
+        from ltx2cli.cli.train import list_train_configs
+
+        return list_train_configs()
     presets = find_all()
     if out.json:
         for p in presets:

@@ -106,7 +106,7 @@ def test_bash_script_completes_through_the_installed_command():
     bash = shell("bash")
     assert (Path(sys.executable).parent / "ltx2").exists(), "install the package (pip install -e .)"
     program = (
-        f"source {COMPLETIONS / 'ltx2.bash'}; COMP_WORDS=(ltx2 pre); COMP_CWORD=1; "
+        f"source {COMPLETIONS / 'ltx2.bash'}; COMP_WORDS=(ltx2 pres); COMP_CWORD=1; "
         '_ltx2_completion ltx2; printf "%s\\n" "${COMPREPLY[@]}"'
     )
     proc = subprocess.run(
@@ -136,7 +136,7 @@ def test_zsh_script_completes_through_the_installed_command():
 
 def test_fish_script_completes_through_the_installed_command():
     fish = shell("fish")
-    program = f"source {COMPLETIONS / 'ltx2.fish'}; complete --do-complete 'ltx2 pre'"
+    program = f"source {COMPLETIONS / 'ltx2.fish'}; complete --do-complete 'ltx2 pres'"
     proc = subprocess.run(
         [fish, "--no-config", "-c", program], capture_output=True, text=True, env=ltx2_env()
     )

@@ -1,0 +1,153 @@
+"""Helpers of the training tests: synthetic clips and running the `ltx2` command."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+CLIP_FPS = 8.0
+CLIP_FRAMES = 17
+CLIP_SIZE = (64, 96)  # (H, W)
+AUDIO_RATE = 48000
+TONES_HZ = (330.0, 440.0, 550.0)
+BUCKET = "96x64x9"
+# Words the tiny tokenizer knows, so every caption encodes differently.
+CAPTIONS = (
+    "a red fox runs in the snow with wind sound",
+    "a blue bird flies in the sky with music",
+    "a green car in the city street with voice",
+)
+SILENT_CAPTION = "a white cat walks at night"
+
+
+def moving_square(index: int, frames: int = CLIP_FRAMES, size=CLIP_SIZE) -> torch.Tensor:
+    """uint8 `[F, H, W, 3]`: a coloured square crossing a grey background."""
+    h, w = size
+    video = torch.full((frames, h, w, 3), 60, dtype=torch.uint8)
+    colour = torch.tensor(
+        [(200, 40, 40), (40, 200, 40), (40, 40, 200)][index % 3], dtype=torch.uint8
+    )
+    for f in range(frames):
+        x = (f * 4 + index * 10) % (w - 16)
+        video[f, 20:36, x : x + 16] = colour
+    return video
+
+
+def tone(freq: float, seconds: float) -> torch.Tensor:
+    t = torch.arange(round(seconds * AUDIO_RATE)) / AUDIO_RATE
+    return (0.3 * torch.sin(2 * math.pi * freq * t)).unsqueeze(0).repeat(2, 1)
+
+
+def run_ltx2(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 900):
+    return subprocess.run(
+        [sys.executable, "-m", "ltx2cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
+
+
+def run_preprocess(data: Path, out: Path, model: tuple[Path, Path], *extra: str):
+    """`ltx2 --json preprocess DATA -o OUT` with the tiny checkpoint and Gemma, bucket BUCKET."""
+    checkpoint, gemma = model
+    return run_ltx2(
+        "--json", "preprocess", str(data), "-o", str(out), "-m", str(checkpoint),
+        "-t", str(gemma), "-b", BUCKET, *extra,
+    )  # fmt: skip
+
+
+def write_tiny_qwen_vl(path: Path) -> Path:
+    """A random tiny Qwen2.5-VL model folder (config, weights, tokenizer, image processor)."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from transformers import (
+        PreTrainedTokenizerFast,
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+    )
+    from transformers.models.qwen2_vl import Qwen2VLImageProcessorPil
+
+    special = [
+        "<|endoftext|>",
+        "<|im_start|>",
+        "<|im_end|>",
+        "<|vision_start|>",
+        "<|vision_end|>",
+        "<|image_pad|>",
+        "<|video_pad|>",
+        "<unk>",
+    ]
+    words = ["a", "the", "red", "green", "blue", "square", "moves", "on", "grey", "camera"]
+    vocab = {t: i for i, t in enumerate(special)}
+    for w in [*words, *"abcdefghijklmnopqrstuvwxyz0123456789.,:!?'\n"]:
+        vocab.setdefault(w, len(vocab))
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    core.normalizer = normalizers.Lowercase()
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<unk>",
+        extra_special_tokens=special[1:7],  # kept whole by the tokenizer
+    )
+    tokenizer.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% for c in m['content'] %}"
+        "{% if c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+        "{% else %}{{ c['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    config = Qwen2_5_VLConfig(
+        text_config={
+            "vocab_size": len(vocab),
+            "hidden_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "intermediate_size": 64,
+            "max_position_embeddings": 4096,
+            "bos_token_id": None,
+            "pad_token_id": 0,
+            "eos_token_id": vocab["<|im_end|>"],
+            "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]},
+        },
+        vision_config={
+            "depth": 1,
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_heads": 2,
+            "out_hidden_size": 32,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 28,
+            "fullatt_block_indexes": [0],
+        },
+        image_token_id=vocab["<|image_pad|>"],
+        video_token_id=vocab["<|video_pad|>"],
+        vision_start_token_id=vocab["<|vision_start|>"],
+        vision_end_token_id=vocab["<|vision_end|>"],
+    )
+    torch.manual_seed(0)
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    # Random weights may stop at once; suppressing the special tokens (EOS included) makes
+    # every caption max_new_tokens words long.
+    model.generation_config.suppress_tokens = [vocab[t] for t in special]
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    Qwen2VLImageProcessorPil(
+        min_pixels=28 * 28 * 4,
+        max_pixels=56 * 56 * 4,
+        patch_size=14,
+        merge_size=2,
+        temporal_patch_size=2,
+    ).save_pretrained(path)
+    return path
