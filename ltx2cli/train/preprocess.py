@@ -601,29 +601,28 @@ def _audio(items, plans, out, options: Options, summary: Summary, report: Progre
     jobs = [j for j in jobs if _todo(out, folder, j[0], options, summary)]
     if not jobs:
         return
-    from ltx2cli.models.checkpoint import read_checkpoint
+    from ltx2cli.models.audio_path import waveform_to_latent
     from ltx2cli.models.loading import load_component
-    from ltx2cli.models.mel import MelConfig, log_mel_spectrogram
 
-    mel = MelConfig.from_checkpoint_config(read_checkpoint(options.checkpoint).require_config())
     encoder = load_component(
         options.checkpoint, "audio_encoder", dtype=torch.float32, device=options.device
     )
     for i, (item, path, duration) in enumerate(jobs):
         try:
-            audio = read_audio(path, mel.sample_rate, channels=2, max_duration=duration)
+            # At the file's own rate: the audio path resamples with the reference's windowed
+            # sinc, not FFmpeg's resampler.
+            audio = read_audio(path, None, channels=2, max_duration=duration)
         except Ltx2Error as exc:
             summary.skip(path, exc.message)
             continue
-        wave = audio.waveform
+        wave, rate = audio.waveform, audio.sample_rate
         if duration is not None:  # zero-pad a soundtrack shorter than its video
             wave = torch.nn.functional.pad(
-                wave, (0, max(0, round(duration * mel.sample_rate) - wave.shape[-1]))
+                wave, (0, max(0, round(duration * rate) - wave.shape[-1]))
             )
-        seconds = wave.shape[-1] / mel.sample_rate
+        seconds = wave.shape[-1] / rate
         with torch.inference_mode():
-            spec = log_mel_spectrogram(wave.unsqueeze(0).to(options.device), mel)
-            latent = encoder(spec.float())[0]
+            latent = waveform_to_latent(wave.to(options.device), rate, encoder)[0]
         _save(
             out / folder / item.rel,
             {

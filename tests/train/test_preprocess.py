@@ -125,6 +125,29 @@ def test_video_latents_are_the_vae_encoding_of_the_first_frames(dataset, clips, 
     torch.testing.assert_close(stored.float(), expected.to(torch.bfloat16).float())
 
 
+def test_audio_latents_resample_the_soundtrack_with_the_windowed_sinc(dataset, clips, tiny_model):
+    from ltx2cli.media import read_audio
+    from ltx2cli.models.loading import load_component
+    from ltx2cli.models.mel import log_mel_spectrogram
+    from ltx2cli.models.resample import resample
+
+    # The soundtrack is read at the file's own rate and brought to the audio VAE's rate with
+    # the reference's Hann-windowed sinc (FFmpeg's resampler gives other mel values).
+    seconds = BUCKET_FRAMES / CLIP_FPS
+    audio = read_audio(clips / "clip2.mp4", None, channels=2, max_duration=seconds)
+    assert audio.sample_rate != MEL_RATE
+    wave = torch.nn.functional.pad(
+        audio.waveform, (0, max(0, round(seconds * audio.sample_rate) - audio.waveform.shape[-1]))
+    )
+    encoder = load_component(tiny_model[0], "audio_encoder", dtype=torch.float32)
+    mel = encoder.config.mel
+    with torch.inference_mode():
+        spec = log_mel_spectrogram(resample(wave.unsqueeze(0), audio.sample_rate, MEL_RATE), mel)
+        expected = encoder(spec)[0]
+    stored = _load(dataset / "audio_latents" / "clip2.pt")["latents"]
+    torch.testing.assert_close(stored, expected)
+
+
 def test_rerun_resumes_and_reports_broken_input(dataset, clips, tiny_model):
     before = (dataset / "latents" / "clip2.pt").stat().st_mtime_ns
     (dataset / "audio_latents" / "clip1.pt").unlink()
