@@ -173,7 +173,7 @@ def check_layout(path: Path, kind: str) -> None:
     except CheckpointError as exc:
         raise UsageError(exc.message, f"import a complete {kind} file") from None
     if found != kind:
-        holds = f" (it holds a {found})" if found else ""
+        holds = f" (its tensors are those of: {found})" if found else ""
         raise UsageError(
             f"{path.name} does not have the tensors of an LTX-2 {kind}{holds}",
             f"pass --kind {found}" if found else "check the file, or pass the --kind it is",
