@@ -88,7 +88,6 @@ def available(generation: CatalogGeneration = None, kind: Kind = None, json: Jso
     epilog=examples(
         "ltx2 models pull ltx-2.3-22b-distilled",
         "ltx2 models pull --for two-stage --generation 2.3 -y",
-        "ltx2 models pull --for distilled --dry-run",
         "ltx2 models pull --for distilled --generation 2.5 --dry-run",
         "ltx2 models pull gemma-3-12b-lightricks ltx-2.3-spatial-upscaler-x2",
     ),
