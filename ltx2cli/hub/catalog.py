@@ -137,7 +137,8 @@ class Catalog:
         if missing:
             raise ConfigError(
                 f"the catalog names no {', '.join(missing)} for {family.label}",
-                "add them under `roles` in the LTX2_CATALOG file, or unset LTX2_CATALOG",
+                f"see `ltx2 models available -g {family.name}` and pull by name, or name them "
+                "under `roles` in an LTX2_CATALOG file",
             )
         return [Requirement(r, tuple(self.get(n) for n in table[r])) for r in roles]
 

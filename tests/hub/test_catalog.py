@@ -254,3 +254,17 @@ def test_ltx25_listing_excludes_gemma_3_and_other_generations():
     assert {"gemma-3-12b", "gemma-3-12b-lightricks"} <= {
         a.name for a in BUILTIN.of_generation("2.3")
     }
+
+
+@pytest.mark.parametrize("pipeline", [p for p in PIPELINES if p != "ic-lora"])
+def test_every_pipeline_can_plan_a_25_pull_from_25_files_only(pipeline):
+    needed = BUILTIN.required(pipeline, "2.5")
+    assert [r.role for r in needed] == list(PIPELINES[pipeline].roles_for("2.5"))
+    assert {a.generation for r in needed for a in r.candidates} == {"2.5"}
+    assert [r.candidates[0].kind for r in needed].count("transformer") == 1
+
+
+def test_no_25_ic_lora_for_the_ic_lora_pipeline_is_one_line_naming_the_listing():
+    with pytest.raises(ConfigError, match=r"no ic-lora for LTX-2\.5") as caught:
+        BUILTIN.required("ic-lora", "2.5")
+    assert "ltx2 models available -g 2.5" in caught.value.hint

@@ -192,3 +192,9 @@ def test_a_25_file_imported_under_its_catalog_name_verifies(hub25, tiny25, tmp_p
     bad = run_ltx2("models", "verify", "ltx-2.5-video-vae", "--json")
     assert bad.returncode == 1
     assert json.loads(bad.stdout.splitlines()[0])["status"] == "corrupt"
+
+
+def test_the_catalog_commands_offer_25_as_a_generation():
+    for command in ("available", "pull"):
+        proc = run_ltx2("models", command, "--help")
+        assert "2.5 for LTX-2.5 (22B)" in " ".join(proc.stdout.split()), command
