@@ -12,7 +12,8 @@ Torch-free, so config, hub, diffusion and models all read the same record.
   non-numeric part, and a missing or unreadable version is below all (LTX-2, as the official
   pipelines decide).
 - LTX-2.5 is recorded with its facts but `runnable=False`: nothing selects it by default and
-  the model layer refuses its files until its modules exist.
+  no pipeline runs it (`PipelineSpec.check_runs`), while the catalog already lists and pulls
+  its files (`CATALOG_GENERATIONS`).
 """
 
 from __future__ import annotations

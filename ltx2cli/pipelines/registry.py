@@ -94,7 +94,7 @@ class PipelineSpec:
             raise UsageError(
                 f"the {self.name} pipeline does not run {family.label} checkpoints yet",
                 f"use generation {' or '.join(self.generations)} "
-                f"(its files can already be pulled: ltx2 models pull --for {self.name} "
+                f"({family.label} files can already be pulled: ltx2 models pull --for {self.name} "
                 f"--generation {family.name})",
             )
 
