@@ -12,7 +12,8 @@ Torch-free, so config, hub, diffusion and models all read the same record.
   non-numeric part, and a missing or unreadable version is below all (LTX-2, as the official
   pipelines decide).
 - LTX-2.5 is recorded with its facts but `runnable=False`: nothing selects it by default and
-  the model layer refuses its files until its modules exist.
+  no pipeline runs it (`PipelineSpec.check_runs`), while the catalog already lists and pulls
+  its files (`CATALOG_GENERATIONS`).
 """
 
 from __future__ import annotations
@@ -148,6 +149,9 @@ FAMILIES: dict[str, Family] = {
 }
 #: Generations ltx2 runs, oldest first.
 GENERATIONS: tuple[str, ...] = tuple(n for n, f in FAMILIES.items() if f.runnable)
+#: Generations the catalog lists and `ltx2 models pull` downloads: every recorded one, so the
+#: files of a generation can be fetched before its pipelines run (`runnable`).
+CATALOG_GENERATIONS: tuple[str, ...] = tuple(FAMILIES)
 DEFAULT_GENERATION = GEN_2_3
 DEFAULT_FAMILY = FAMILIES[DEFAULT_GENERATION]
 
@@ -161,9 +165,10 @@ def get_family(value: str) -> Family:
     raise UsageError(f"unknown generation '{value}'", f"use {generation_choices()}")
 
 
-def generation_choices() -> str:
-    """The runnable generations as help and hints write them: "2.0 for LTX-2 (19B), ..."."""
-    return ", ".join(f"{n} for {FAMILIES[n].label}" for n in GENERATIONS)
+def generation_choices(names: tuple[str, ...] = GENERATIONS) -> str:
+    """Generations (the runnable ones unless named) as help and hints write them:
+    "2.0 for LTX-2 (19B), ..."."""
+    return ", ".join(f"{n} for {FAMILIES[n].label}" for n in names)
 
 
 def parse_model_version(model_version: str | None) -> tuple[int, ...]:

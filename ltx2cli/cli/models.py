@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ltx2cli.cli.options import Generation, Json, Kind, Yes, examples
+from ltx2cli.cli.options import CatalogGeneration, Json, Kind, Yes, examples
 from ltx2cli.cli.output import out
 from ltx2cli.errors import ModelNotInstalledError, UsageError
-from ltx2cli.families import DEFAULT_GENERATION, get_family
+from ltx2cli.families import DEFAULT_GENERATION
 from ltx2cli.pipelines import registry
 from ltx2cli.text import did_you_mean
 
@@ -49,10 +49,11 @@ def _check_kind(kind: str | None) -> None:
     epilog=examples(
         "ltx2 models available",
         "ltx2 models available --generation 2.3",
+        "ltx2 models available -g 2.5",
         "ltx2 models available --kind lora --json",
     ),
 )
-def available(generation: Generation = None, kind: Kind = None, json: Json = False) -> None:
+def available(generation: CatalogGeneration = None, kind: Kind = None, json: Json = False) -> None:
     """Show the catalog: name, kind, generation, size, gating and whether it is installed."""
     from ltx2cli.hub import catalog as cat
     from ltx2cli.hub.resolve import installed_path
@@ -60,12 +61,8 @@ def available(generation: Generation = None, kind: Kind = None, json: Json = Fal
     out.configure(json=json)
     _check_kind(kind)
     catalog = cat.load_catalog()
-    generation = None if generation is None else get_family(generation).name
-    rows = [
-        a for a in catalog.artifacts.values()
-        if (generation is None or a.generation in (generation, cat.ANY_GENERATION))
-        and (kind is None or a.kind == kind)
-    ]  # fmt: skip
+    listed = catalog.artifacts.values() if generation is None else catalog.of_generation(generation)
+    rows = [a for a in listed if kind is None or a.kind == kind]
     if out.json:
         for a in rows:
             out.result(_describe(a, catalog))
@@ -91,7 +88,7 @@ def available(generation: Generation = None, kind: Kind = None, json: Json = Fal
     epilog=examples(
         "ltx2 models pull ltx-2.3-22b-distilled",
         "ltx2 models pull --for two-stage --generation 2.3 -y",
-        "ltx2 models pull --for distilled --dry-run",
+        "ltx2 models pull --for distilled --generation 2.5 --dry-run",
         "ltx2 models pull gemma-3-12b-lightricks ltx-2.3-spatial-upscaler-x2",
     ),
 )
@@ -105,7 +102,7 @@ def pull(
             show_default=False,
         ),
     ] = None,
-    generation: Generation = DEFAULT_GENERATION,
+    generation: CatalogGeneration = DEFAULT_GENERATION,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the plan (from the catalog) and stop.")
     ] = False,
@@ -128,16 +125,25 @@ def pull(
         raise UsageError("nothing to pull", "name models, or use --for PIPELINE")
     wanted = [catalog.get(n) for n in dict.fromkeys(names or [])]
     if for_pipeline:
-        for requirement in catalog.required(for_pipeline, generation or DEFAULT_GENERATION):
+        generation = generation or DEFAULT_GENERATION
+        for requirement in catalog.required(for_pipeline, generation):
             artifact, note = fill_role(requirement)
             if note:
                 out.info(note)
             if artifact not in wanted:
                 wanted.append(artifact)
+        for requirement in catalog.optional(for_pipeline, generation):
+            extra, _ = fill_role(requirement)
+            if extra not in wanted:
+                out.info(
+                    f"optional {requirement.role}: {extra.name} ({extra.size_text()}); "
+                    f"`ltx2 models pull {extra.name}` to use it"
+                )
     steps = [(a, store.missing_files(a)) for a in wanted]
     if dry_run:
         for a, missing in steps:
             out.result(_planned(a, missing), _planned_line(a, missing))
+        _show_total(steps)
         return
     _show_catalog_plan(steps)
     if not any(missing for _, missing in steps):
@@ -207,6 +213,16 @@ def _planned_line(a: cat.Artifact, missing: list[cat.FileSpec]) -> str:
         return f"{a.name}\talready installed"
     size = cat.human_size(sum(f.size or 0 for f in missing))
     return f"{a.name}\t{len(missing)} file(s), {size}\t{a.licence}\t{_GATING[a.gated]}"
+
+
+def _show_total(steps: list[tuple[cat.Artifact, list[cat.FileSpec]]]) -> None:
+    from ltx2cli.hub import catalog as cat
+
+    files = [f for _, missing in steps for f in missing]
+    if files:
+        total = sum(f.size or 0 for f in files)
+        approx = "" if all(f.exact and f.size is not None for f in files) else "≈"
+        out.info(f"Total {approx}{cat.human_size(total)} ({total / 2**30:.1f} GiB) to download")
 
 
 def _show_catalog_plan(steps: list[tuple[cat.Artifact, list[cat.FileSpec]]]) -> None:

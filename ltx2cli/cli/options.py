@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ltx2cli.families import generation_choices
+from ltx2cli.families import CATALOG_GENERATIONS, generation_choices
 
 Json = Annotated[
     bool, typer.Option("--json", help="Print one JSON object per result on stdout, nothing else.")
@@ -17,8 +17,18 @@ Generation = Annotated[
     str | None,
     typer.Option("--generation", "-g", help=f"{generation_choices()}."),
 ]
+#: `--generation` of the catalog commands: every generation the catalog has files for.
+CatalogGeneration = Annotated[
+    str | None,
+    typer.Option("--generation", "-g", help=f"{generation_choices(CATALOG_GENERATIONS)}."),
+]
 Kind = Annotated[
-    str | None, typer.Option("--kind", help="checkpoint | upsampler | lora | text-encoder.")
+    str | None,
+    typer.Option(
+        "--kind",
+        help="checkpoint | upsampler | lora | text-encoder; LTX-2.5 split files: "
+        "transformer | video-vae | audio-vae | duration-head.",
+    ),
 ]
 
 #: The heading `examples()` writes; tests find the examples under it.

@@ -1,5 +1,5 @@
-"""The catalog: every known LTX-2 / LTX-2.3 artifact on the Hugging Face hub, and which of them
-fill each role a pipeline needs (pipelines/registry.py says which roles each pipeline needs).
+"""The catalog: every known LTX-2 / LTX-2.3 / LTX-2.5 artifact on the Hugging Face hub, and which
+of them fill each role a pipeline needs (pipelines/registry.py says which roles each one needs).
 
 Sizes are exact bytes from hub LFS pointers or download manifests unless `exact=False`.
 
@@ -16,6 +16,10 @@ Sizes are exact bytes from hub LFS pointers or download manifests unless `exact=
   has the shape of `Catalog.to_dict()`.
 - Roles: per generation, the artifacts that can fill a role, in order of preference; any
   installed one fills it, and a pull prefers an ungated one (the ungated Gemma copy).
+- LTX-2.5 ships one file per component (`families.Family.split_files`), so its entries have
+  the split kinds (`SPLIT_KINDS`: transformer, video-vae, audio-vae, duration-head; its text
+  encoder is one file with the projection). Its files are listed and pulled like any others,
+  though no pipeline runs them yet (`PipelineSpec.check_runs`).
 - `demo` is reserved for the locally built demo model and is never a catalog name.
 """
 
@@ -27,24 +31,29 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ltx2cli.errors import ConfigError, UsageError
-from ltx2cli.families import GEN_2_0, GEN_2_3, get_family
+from ltx2cli.families import GEN_2_0, GEN_2_3, GEN_2_5, get_family
 from ltx2cli.pipelines.registry import (
+    AUDIO_VAE,
     CHECKPOINT,
     DISTILLED_CHECKPOINT,
     DISTILLED_LORA,
+    DURATION_HEAD,
     IC_LORA,
     SPATIAL_UPSAMPLER,
     TEXT_ENCODER,
+    VIDEO_VAE,
     get_pipeline,
 )
 from ltx2cli.text import did_you_mean
 
 DEMO_MODEL = "demo"
-KINDS = ("checkpoint", "upsampler", "lora", "text-encoder")
-ANY_GENERATION = "any"  # the text encoder serves both generations
+SPLIT_KINDS = ("transformer", "video-vae", "audio-vae", "duration-head")
+KINDS = ("checkpoint", "upsampler", "lora", "text-encoder", *SPLIT_KINDS)
+ANY_GENERATION = "any"  # the Gemma 3 text encoder serves LTX-2 and LTX-2.3
 
 
 LTX_LICENCE = "LTX-2 Community License Agreement"
+LTX25_LICENCE = "LTX-2.x Community License Agreement"
 GEMMA_LICENCE = "Gemma Terms of Use"
 
 
@@ -119,7 +128,8 @@ class Catalog:
             ) from None
 
     def required(self, pipeline: str, generation: str) -> list[Requirement]:
-        """What one pipeline needs for one model generation: a requirement per role."""
+        """What one pipeline needs for one model generation: a requirement per role (for any
+        catalog generation; whether the pipeline runs it is `PipelineSpec.check_runs`)."""
         roles = get_pipeline(pipeline).roles_for(generation)
         family = get_family(generation)
         table = self.roles.get(family.name, {})
@@ -127,9 +137,29 @@ class Catalog:
         if missing:
             raise ConfigError(
                 f"the catalog names no {', '.join(missing)} for {family.label}",
-                "add them under `roles` in the LTX2_CATALOG file, or unset LTX2_CATALOG",
+                f"see `ltx2 models available -g {family.name}` and pull by name, or name them "
+                "under `roles` in an LTX2_CATALOG file",
             )
         return [Requirement(r, tuple(self.get(n) for n in table[r])) for r in roles]
+
+    def optional(self, pipeline: str, generation: str) -> list[Requirement]:
+        """What one pipeline uses when installed but runs without (the LTX-2.5 duration head),
+        for the roles the catalog fills."""
+        table = self.roles.get(get_family(generation).name, {})
+        roles = get_pipeline(pipeline).optional_roles_for(generation)
+        return [Requirement(r, tuple(self.get(n) for n in table[r])) for r in roles if table.get(r)]
+
+    def of_generation(self, generation: str) -> list[Artifact]:
+        """The artifacts of one generation, with the shared ones (`ANY_GENERATION`: Gemma 3)
+        where that generation's roles name them or what they stand in for."""
+        family = get_family(generation)
+        named = {n for names in self.roles.get(family.name, {}).values() for n in names}
+        return [
+            a
+            for a in self.artifacts.values()
+            if a.generation == family.name
+            or (a.generation == ANY_GENERATION and (a.name in named or a.provides in named))
+        ]
 
     def alternatives(self, name: str) -> list[Artifact]:
         """Entries that can stand in for `name` (e.g. an ungated copy of a gated repo)."""
@@ -276,6 +306,17 @@ def _ic23(name: str, repo_kind: str, file: str, size: int, desc: str, **kw) -> A
     )
 
 
+_L25 = "Lightricks/LTX-2.5"
+
+
+def _l25(name: str, kind: str, stem: str, size: int, desc: str, **kw) -> Artifact:
+    """One file of the gated LTX-2.5 repository (`stem` is its path without `.safetensors`)."""
+    return _one(
+        name, kind, GEN_2_5, _L25, f"{stem}.safetensors", size, desc,
+        licence=LTX25_LICENCE, gated=True, **kw,
+    )  # fmt: skip
+
+
 _ARTIFACTS: list[Artifact] = [
     # LTX-2 (19B)
     _one("ltx-2-19b-dev", "checkpoint", GEN_2_0, _L2, "ltx-2-19b-dev.safetensors", 43_300 * _MB,
@@ -395,6 +436,57 @@ _ARTIFACTS: list[Artifact] = [
              tuple(FileSpec(f.name, f.size, None, exact=False) for f in _GEMMA_FILES),
              "ungated Lightricks copy of gemma-3-12b (identity with Google's files unverified)",
              licence=GEMMA_LICENCE, gated=False, provides="gemma-3-12b"),
+    # LTX-2.5 (22B): one gated repository of split files, each under its own folder
+    _l25("ltx-2.5-22b-dev", "transformer", "diffusion_models/ltx-2.5-22b-dev-transformer-bf16",
+         42_020 * _MB, "dev transformer + text connectors, bf16", exact=False),
+    _l25("ltx-2.5-22b-distilled", "transformer",
+         "diffusion_models/ltx-2.5-22b-distilled-transformer-bf16", 42_020 * _MB,
+         "distilled transformer + text connectors, bf16", exact=False),
+    _l25("ltx-2.5-22b-dev-int8", "transformer",
+         "diffusion_models/ltx-2.5-22b-dev-transformer-comfy-int8-convrot", 21_500 * _MB,
+         "dev transformer, ComfyUI int8", exact=False),
+    _l25("ltx-2.5-22b-distilled-int8", "transformer",
+         "diffusion_models/ltx-2.5-22b-distilled-transformer-comfy-int8-convrot",
+         21_504_034_224, "distilled transformer, ComfyUI int8",
+         sha="c4279eeff115cbeaca494bd2183e7d768c38fe85a184dc6afbb7159157c44334"),
+    _l25("ltx-2.5-22b-distilled-nvfp4", "transformer",
+         "diffusion_models/ltx-2.5-22b-distilled-transformer-nvfp4", 18_720 * _MB,
+         "distilled transformer, NVFP4 (Blackwell)", exact=False),
+    _l25("gemma-4-12b-ltx-2.5", "text-encoder",
+         "text_encoders/gemma4-12b-with-proj-ltx-2.5-bf16", 26_260 * _MB,
+         "LTX fine-tune of Gemma 4 12B + text projection + tokenizer, bf16 (one file)",
+         exact=False),
+    _l25("gemma-4-12b-ltx-2.5-int8", "text-encoder",
+         "text_encoders/gemma4-12b-with-proj-ltx-2.5-comfy-int8-convrot", 15_372_969_374,
+         "text encoder, ComfyUI int8",
+         sha="6ce688a0aa98a5fa36a9f1e6c3f42152a498cc2b53ee8c15674c64244f91487f"),
+    _l25("ltx-2.5-video-vae", "video-vae", "vae/ltx-2.5-video-vae-bf16", 1_472_223_346,
+         "video VAE: conv encoder + diffusion decoder"),
+    _l25("ltx-2.5-video-vae-conv", "video-vae", "vae/ltx-2.5-video-vae-conv-bf16", 1_450 * _MB,
+         "video VAE: conv encoder + conv decoder", exact=False,
+         sha="685b06ee3d9b2039647698fc4ea33175112462fc374e2777312c907897dfce8d"),
+    _l25("ltx-2.5-audio-vae", "audio-vae", "vae/ltx-2.5-audio-vae-bf16", 364_866_540,
+         "audio VAE + vocoder",
+         sha="c52733d37f6a7fb7949c3dc0fb468c6cb2169e4d836983a73babb9f0d54837a5"),
+    _l25("ltx-2.5-spatial-upscaler-x2", "upsampler",
+         "latent_upscale_models/ltx-2.5-latent-spatial-upscaler-x2-bf16-1.0", 995_778_752,
+         "spatial latent upscaler x2",
+         sha="eb5a71fe4068ee87ccdb1c3aa635e547ca76bd2d30ae20ae889f2c325c0677e8"),
+    _l25("ltx-2.5-temporal-upscaler-x2", "upsampler",
+         "latent_upscale_models/ltx-2.5-latent-temporal-upscaler-x2-bf16-1.0", 260 * _MB,
+         "temporal latent upscaler x2", exact=False),
+    _l25("ltx-2.5-22b-distilled-lora-450", "lora",
+         "loras/ltx-2.5-22b-distilled-lora-450-bf16", 8_900 * _MB,
+         "distilled LoRA (rank up to 450) for the dev transformer", exact=False),
+    _l25("ltx-2.5-duration-head", "duration-head",
+         "model_patches/ltx-2.5-duration-head-bf16", 3_840_000,
+         "duration head: predicts the clip length from the prompt", exact=False,
+         sha="2ec71e4206ed365d015f00c05a48caccfb0ee862986809d06ae376c09f5d9190"),
+    _one("ltx-2.5-22b-ic-lora-pixel-upscaler-x2", "lora", GEN_2_5,
+         "Lightricks/LTX-2.5-22b-IC-LoRA-Pixel-Spatial-Upscaler",
+         "ltx-2.5-22b-ic-lora-pixel-spatial-upscaler-x2-1.0.safetensors", None,
+         "IC-LoRA: pixel-space x2 detailing (size unknown)", exact=False, gated=None,
+         licence=LTX25_LICENCE),
 ]  # fmt: skip
 
 
@@ -414,4 +506,20 @@ def _roles(gen: str) -> dict[str, tuple[str, ...]]:
     }
 
 
-BUILTIN = Catalog({a.name: a for a in _ARTIFACTS}, {g: _roles(g) for g in (GEN_2_0, GEN_2_3)})
+# LTX-2.5 (ltx-2.5.md §1): the bf16 files the official pipelines load; the ComfyUI int8 and
+# NVFP4 variants are listed for download only. No 2.5 IC-LoRA for the ic-lora pipeline exists.
+_ROLES_2_5 = {
+    CHECKPOINT: ("ltx-2.5-22b-dev",),
+    DISTILLED_CHECKPOINT: ("ltx-2.5-22b-distilled",),
+    DISTILLED_LORA: ("ltx-2.5-22b-distilled-lora-450",),
+    SPATIAL_UPSAMPLER: ("ltx-2.5-spatial-upscaler-x2",),
+    TEXT_ENCODER: ("gemma-4-12b-ltx-2.5",),
+    VIDEO_VAE: ("ltx-2.5-video-vae", "ltx-2.5-video-vae-conv"),  # the diffusion decoder first
+    AUDIO_VAE: ("ltx-2.5-audio-vae",),
+    DURATION_HEAD: ("ltx-2.5-duration-head",),
+}
+
+BUILTIN = Catalog(
+    {a.name: a for a in _ARTIFACTS},
+    {**{g: _roles(g) for g in (GEN_2_0, GEN_2_3)}, GEN_2_5: _ROLES_2_5},
+)

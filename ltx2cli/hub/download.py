@@ -339,13 +339,16 @@ def hub_error(
         from ltx2cli.hub.catalog import load_catalog
 
         ungated = [a.name for a in load_catalog().alternatives(artifact.name) if not a.gated]
-        instead = f"; or pull the ungated copy instead: ltx2 models pull {ungated[0]}"
+        # (a repository with no ungated copy, such as LTX-2.5, gets no such suggestion)
+        instead = (
+            f"; or pull the ungated copy instead: ltx2 models pull {ungated[0]}" if ungated else ""
+        )
         return GatedRepoAccessError(
             f"{artifact.repo} is gated: your account has not been granted access to "
             f"'{artifact.name}' ({artifact.licence})",
             f"open {artifact.page}, accept the licence while logged in, then run "
             "`hf auth login` or set HF_TOKEN to a read token (fine-grained tokens need "
-            "'read access to public gated repos')" + (instead if ungated else ""),
+            "'read access to public gated repos')" + instead,
         )
     if status == 401 and "invalid credentials" in server_says.lower():
         return TokenRejectedError(

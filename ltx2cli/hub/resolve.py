@@ -14,6 +14,7 @@ from pathlib import Path
 from ltx2cli.errors import CheckpointError, ModelNotInstalledError, UsageError
 from ltx2cli.hub.catalog import DEMO_MODEL, KINDS, Artifact, Catalog, Requirement, load_catalog
 from ltx2cli.hub.store import cache_path, read_registry
+from ltx2cli.pipelines.registry import get_pipeline
 from ltx2cli.text import did_you_mean
 
 
@@ -109,9 +110,11 @@ _GATING_ORDER = {False: 0, None: 1, True: 2}
 
 def role_path(pipeline: str, generation: str, role: str, catalog: Catalog | None = None) -> Path:
     """Where the installed artifact that fills one role of a pipeline is (the first installed
-    candidate, pulled or imported), or a not-installed error naming the pull that fixes it."""
+    candidate, pulled or imported), or a not-installed error naming the pull that fixes it.
+    Optional roles (the LTX-2.5 duration head) are asked for the same way."""
     catalog = catalog or load_catalog()
-    requirements = {r.role: r for r in catalog.required(pipeline, generation)}
+    needed = catalog.required(pipeline, generation) + catalog.optional(pipeline, generation)
+    requirements = {r.role: r for r in needed}
     if role not in requirements:
         raise ValueError(f"the {pipeline} pipeline has no role {role!r}")
     for artifact in requirements[role].candidates:
@@ -119,10 +122,13 @@ def role_path(pipeline: str, generation: str, role: str, catalog: Catalog | None
         if found:
             return found
     wanted, _ = fill_role(requirements[role])
+    optional = role in get_pipeline(pipeline).optional_roles_for(generation)
     raise ModelNotInstalledError(
         f"no {role} for the {pipeline} pipeline is installed "
         f"({wanted.name}: {wanted.size_text()} download)",
-        f"ltx2 models pull --for {pipeline} --generation {generation}",
+        f"ltx2 models pull {wanted.name}"
+        if optional  # `--for` fetches only what the pipeline needs
+        else f"ltx2 models pull --for {pipeline} --generation {generation}",
     )
 
 

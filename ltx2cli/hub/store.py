@@ -17,10 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ltx2cli.errors import UsageError
 from ltx2cli.hub.catalog import KINDS, Artifact, Catalog, FileSpec, hash_matches, human_size
 from ltx2cli.hub.paths import hub_cache_dir, model_registry_path, usable_data_dir
+
+if TYPE_CHECKING:
+    from ltx2cli.models.checkpoint import CheckpointInfo
 
 ProgressCallback = Callable[[str, int, "int | None"], None]
 """`(label, bytes_done, bytes_total)`, called as work advances (downloads, hashing)."""
@@ -28,8 +32,6 @@ ProgressCallback = Callable[[str, int, "int | None"], None]
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 #: Names a model may be imported under: the catalog's alphabet, no separators.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-#: What `read_checkpoint(...).kind` says for a file of each catalog kind.
-_LAYOUT_OF_KIND = {"checkpoint": "monolithic", "upsampler": "upsampler", "lora": "lora"}
 _SHA1 = re.compile(r"[0-9a-f]{40}")
 _HASH_CHUNK = 8 * 2**20
 #: How far a file may be from a catalog size that is only quoted approximately (`exact=False`).
@@ -147,11 +149,11 @@ def import_model(catalog: Catalog, path: Path, name: str, kind: str | None = Non
 
 
 def check_layout(path: Path, kind: str) -> None:
-    """Refuse what is not a model of `kind`: a text encoder is a folder with `config.json` and
-    safetensors weights; anything else one readable safetensors file whose tensor names have
-    the LTX-2 layout of that kind."""
-    if kind == "text-encoder":
-        if not path.is_dir() or not (path / "config.json").is_file():
+    """Refuse what is not a model of `kind`: a Gemma 3 text encoder is a folder with
+    `config.json` and safetensors weights; anything else one readable safetensors file whose
+    tensor names have the layout of that kind (`file_kind`)."""
+    if kind == "text-encoder" and path.is_dir():
+        if not (path / "config.json").is_file():
             raise UsageError(
                 f"{path} is not a text-encoder folder (no config.json in it)",
                 "pass the Gemma folder that holds config.json, the tokenizer and the weights",
@@ -160,19 +162,51 @@ def check_layout(path: Path, kind: str) -> None:
             raise UsageError(f"{path} holds no .safetensors weights", "pass the complete folder")
         return
     if not path.is_file() or path.suffix != ".safetensors":
-        raise UsageError(f"{path} is not a .safetensors file", f"a {kind} is one .safetensors file")
+        what = "a Gemma 3 folder or an LTX-2.5 text-encoder file" if kind == "text-encoder" else (
+            "one .safetensors file")  # fmt: skip
+        raise UsageError(f"{path} is not a .safetensors file", f"a {kind} is {what}")
     from ltx2cli.errors import CheckpointError
     from ltx2cli.models.checkpoint import read_checkpoint  # header only, torch-free
 
     try:
-        layout = read_checkpoint(path).kind
+        found = file_kind(read_checkpoint(path))
     except CheckpointError as exc:
         raise UsageError(exc.message, f"import a complete {kind} file") from None
-    if layout != _LAYOUT_OF_KIND[kind]:
+    if found != kind:
+        holds = f" (its tensors are those of: {found})" if found else ""
         raise UsageError(
-            f"{path.name} does not have the tensors of an LTX-2 {kind}",
-            "check the file, or pass the --kind it is",
+            f"{path.name} does not have the tensors of an LTX-2 {kind}{holds}",
+            f"pass --kind {found}" if found else "check the file, or pass the --kind it is",
         )
+
+
+def file_kind(info: CheckpointInfo) -> str | None:
+    """The catalog kind a safetensors header has, or None: a LoRA, an upsampler, a monolithic
+    checkpoint, or one LTX-2.5 split file (ltx-2.5.md §2.2: the transformer's
+    `model.diffusion_model.` keys without VAEs, bare `encoder.`/`decoder.` video-VAE keys,
+    `audio_vae.` + `vocoder.`, `duration_head.`, the Gemma 4 text encoder with its projection)."""
+    from ltx2cli.families import get_family
+    from ltx2cli.models.checkpoint import TRANSFORMER_PREFIX
+
+    if info.kind in ("lora", "upsampler"):
+        return info.kind
+    keys = info.tensors
+
+    def has(*prefixes: str) -> bool:
+        return any(k.startswith(prefixes) for k in keys)
+
+    if has("text_embedding_projection.") and has("model.layers.", "model.language_model."):
+        return "text-encoder"
+    if has("duration_head."):
+        return "duration-head"
+    if has(TRANSFORMER_PREFIX):
+        split = not has("vae.", "audio_vae.") and get_family(info.generation).split_files
+        return "transformer" if split else "checkpoint"
+    if has("audio_vae.", "vocoder."):
+        return "audio-vae"
+    if has("encoder.", "decoder."):
+        return "video-vae"
+    return None
 
 
 def _check_matches_catalog(artifact: Artifact, path: Path) -> None:

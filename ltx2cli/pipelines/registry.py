@@ -3,6 +3,12 @@ CLI read. Torch-free (`ltx2 --help` and `ltx2 models pull --for` import it).
 
 - Requirements are *roles* ("text-encoder", "spatial-upsampler", ...), not file names: the
   catalog says which artifacts of a generation fill each role, and any installed one does.
+  A generation whose weights ship as split files (LTX-2.5) also needs each pipeline's
+  `split_roles` (the video and audio VAE files); `optional_roles_for` names what a pipeline
+  uses when present (the 2.5 duration head).
+- Needing and running are two questions: `roles_for` answers for every generation the catalog
+  has (so its files can be pulled), `check_runs` refuses a generation the pipeline does not
+  run yet (`Family.runnable`, `generations`).
 - `sampling` names the defaults a pipeline starts from (families.py: "guided", "hq",
   "distilled"); `versioned` pipelines take them from the checkpoint's generation, the others
   keep the default generation's (the reference hard-wires the HQ and a2v values).
@@ -29,7 +35,22 @@ TEXT_ENCODER = "text-encoder"
 SPATIAL_UPSAMPLER = "spatial-upsampler"  # latent upsampler x2
 DISTILLED_LORA = "distilled-lora"  # the stage-2 LoRA for the dev checkpoint
 IC_LORA = "ic-lora"
-ROLES = (CHECKPOINT, DISTILLED_CHECKPOINT, TEXT_ENCODER, SPATIAL_UPSAMPLER, DISTILLED_LORA, IC_LORA)
+# Roles only split-file generations have (LTX-2.5: one file per component).
+VIDEO_VAE = "video-vae"
+AUDIO_VAE = "audio-vae"
+DURATION_HEAD = "duration-head"  # optional: predicts the clip length when present
+ROLES = (
+    CHECKPOINT,
+    DISTILLED_CHECKPOINT,
+    TEXT_ENCODER,
+    SPATIAL_UPSAMPLER,
+    DISTILLED_LORA,
+    IC_LORA,
+    VIDEO_VAE,
+    AUDIO_VAE,
+    DURATION_HEAD,
+)
+SPLIT_ROLES = (VIDEO_VAE, AUDIO_VAE)
 
 SIZE_MULTIPLE_ONE_STAGE = SPATIAL_STEP
 SIZE_MULTIPLE_TWO_STAGE = 2 * SPATIAL_STEP  # stage 1 runs at half size
@@ -50,20 +71,32 @@ class PipelineSpec:
     versioned: bool = True
     options: str | None = None
     generations: tuple[str, ...] = GENERATIONS
+    split_roles: tuple[str, ...] = SPLIT_ROLES  # the component files it reads (split layout)
+    auto_duration: bool = False  # reads the duration head when one is given
 
     @property
     def size_multiple(self) -> int:
         return SIZE_MULTIPLE_TWO_STAGE if self.two_stage else SIZE_MULTIPLE_ONE_STAGE
 
     def roles_for(self, generation: str) -> tuple[str, ...]:
-        """The roles this pipeline needs filled to run with a checkpoint of `generation`."""
+        """The roles to fill for this pipeline with files of `generation` (runnable or not:
+        this is what a pull fetches; `check_runs` says whether the pipeline runs them)."""
+        return self.roles + (self.split_roles if get_family(generation).split_files else ())
+
+    def optional_roles_for(self, generation: str) -> tuple[str, ...]:
+        """Roles this pipeline uses when filled but runs without (the LTX-2.5 duration head)."""
+        return (DURATION_HEAD,) if self.auto_duration and get_family(generation).split_files else ()
+
+    def check_runs(self, generation: str) -> None:
+        """Refuse a generation this pipeline does not run (yet), naming the ones it does."""
         family = get_family(generation)
-        if family.name not in self.generations:
+        if not family.runnable or family.name not in self.generations:
             raise UsageError(
-                f"the {self.name} pipeline does not run {family.label} checkpoints",
-                f"use generation {' or '.join(self.generations)}",
+                f"the {self.name} pipeline does not run {family.label} checkpoints yet",
+                f"use generation {' or '.join(self.generations)} "
+                f"({family.label} files can already be pulled: ltx2 models pull --for {self.name} "
+                f"--generation {family.name})",
             )
-        return self.roles
 
 
 _TWO_STAGE_ROLES = (CHECKPOINT, DISTILLED_LORA, SPATIAL_UPSAMPLER, TEXT_ENCODER)
@@ -80,13 +113,13 @@ PIPELINES: dict[str, PipelineSpec] = {
     s.name: s
     for s in (
         _spec("two-stage", "guided half-size stage, x2 upsample, distilled refine",
-              _TWO_STAGE_ROLES, "guided", _BIG),
+              _TWO_STAGE_ROLES, "guided", _BIG, auto_duration=True),
         _spec("two-stage-hq", "two-stage with the res_2s sampler and the LoRA in both stages",
-              _TWO_STAGE_ROLES, "hq", _HQ, versioned=False),
+              _TWO_STAGE_ROLES, "hq", _HQ, versioned=False, auto_duration=True),
         _spec("one-stage", "one guided stage at full size",
-              (CHECKPOINT, TEXT_ENCODER), "guided", _SMALL, two_stage=False),
+              (CHECKPOINT, TEXT_ENCODER), "guided", _SMALL, two_stage=False, auto_duration=True),
         _spec("distilled", "distilled checkpoint: 8 + 3 steps, no guidance",
-              _DISTILLED_ROLES, "distilled", _BIG),
+              _DISTILLED_ROLES, "distilled", _BIG, auto_duration=True),
         _spec("ic-lora", "video-to-video with an IC-LoRA and a reference video",
               (*_DISTILLED_ROLES, IC_LORA), "distilled", _BIG, options="reference-video"),
         _spec("keyframe-interpolation", "a clip through images at chosen frames",
@@ -98,7 +131,7 @@ PIPELINES: dict[str, PipelineSpec] = {
         _spec("upscale", "x2 spatial upscale of a video, refined by the distilled model",
               _DISTILLED_ROLES, "distilled", _BIG, options="source-video"),
         _spec("t2a", "audio only from a prompt", (CHECKPOINT, TEXT_ENCODER), "guided", _SMALL,
-              two_stage=False),
+              two_stage=False, split_roles=(AUDIO_VAE,), auto_duration=True),
     )
 }  # fmt: skip
 NAMES: tuple[str, ...] = tuple(PIPELINES)

@@ -61,9 +61,18 @@ def test_roles_follow_the_official_requirements(name, roles):
     assert get_pipeline(name).roles_for("19b") == roles
 
 
-def test_ltx_2_5_is_not_runnable_by_any_pipeline_yet():
-    with pytest.raises(UsageError, match=r"LTX-2\.5"):
-        get_pipeline("distilled").roles_for("2.5")
+@pytest.mark.parametrize("name", list(PIPELINES))
+def test_ltx_2_5_files_can_be_pulled_but_no_pipeline_runs_them_yet(name):
+    spec = get_pipeline(name)
+    # pulling: the roles are known, plus the split component files
+    assert spec.roles_for("2.5")[: len(spec.roles)] == spec.roles
+    assert "audio-vae" in spec.roles_for("2.5")
+    # running: refused, naming the pull that already works
+    with pytest.raises(UsageError, match=r"LTX-2\.5") as caught:
+        spec.check_runs("2.5")
+    assert f"--for {name} --generation 2.5" in caught.value.hint
+    spec.check_runs("2.3")
+    spec.check_runs("2.0")
 
 
 @pytest.mark.parametrize(
