@@ -1,0 +1,182 @@
+"""Running a job: resolve its files, set up the run, call its pipeline, write the outputs.
+
+- `Context` is what every pipeline file receives: the job, its files, the ledger, the compat
+  record, the run's one `torch.Generator` (seeded once; every noise draw of every stage comes
+  from it, video before audio), the reporter and the stage timings.
+- `run_job` returns a `Result` (pixels, waveform, latents after each stage, timings);
+  `save_result` writes the mp4 (H.264 yuv420p CRF 19, AAC stereo at the vocoder's rate; video
+  only without audio) to a temporary file and renames it, with the settings embedded in the
+  container's `comment` tag, then the JSON sidecar beside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import platform
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ltx2cli import __version__
+from ltx2cli.compat import Compat, get_compat
+from ltx2cli.media.audio import Audio
+from ltx2cli.pipelines.events import Event, Reporter, silent
+from ltx2cli.pipelines.files import ModelFiles, fingerprint, resolve_files
+from ltx2cli.pipelines.job import Job
+from ltx2cli.pipelines.ledger import ModelLedger
+from ltx2cli.pipelines.runtime import Runtime, make_runtime
+from ltx2cli.pipelines.stages import Timings
+
+METADATA_FORMAT = "ltx2-generate/1"
+OUTPUT_CRF = 19
+
+
+@dataclass
+class Context:
+    job: Job
+    files: ModelFiles
+    ledger: ModelLedger
+    compat: Compat
+    generator: torch.Generator
+    report: Reporter = silent
+    timings: Timings = field(default_factory=lambda: Timings({}))
+
+    @property
+    def settings(self):
+        return self.job.settings
+
+
+@dataclass
+class Result:
+    video: torch.Tensor  # (F, 3, H, W) float in [-1, 1]
+    audio: Audio | None
+    fps: float
+    latents: dict[str, torch.Tensor]  # "stage1_video", "stage1_audio", "video", "audio"
+    enhanced_prompt: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    device: str = "cpu"
+    peak_memory: dict[str, int] = field(default_factory=dict)
+
+
+def pipeline_module(pipeline: str):
+    """`ltx2cli.pipelines.<name>` of a pipeline (`two-stage` → `two_stage`)."""
+    return importlib.import_module(f"ltx2cli.pipelines.{pipeline.replace('-', '_')}")
+
+
+def compat_of(job: Job) -> Compat:
+    return get_compat(getattr(job.settings, "compat", "current"))
+
+
+def run_job(
+    job: Job,
+    report: Reporter = silent,
+    *,
+    files: ModelFiles | None = None,
+    runtime: Runtime | None = None,
+    ledger: ModelLedger | None = None,
+) -> Result:
+    """Run `job` through its pipeline. A `ledger` passed in is reused (batch items keep models
+    loaded across items that share them) and left open."""
+    from ltx2cli.models.noise import make_generator
+
+    files = files or resolve_files(job)
+    runtime = runtime or make_runtime(job.settings)
+    compat = compat_of(job)
+    own = ledger is None
+    ledger = ledger or ModelLedger(files, runtime, compat, report)
+    ledger.report = report
+    if runtime.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(runtime.device)
+    context = Context(job, files, ledger, compat, make_generator(job.settings.seed), report)
+    try:
+        result = pipeline_module(job.settings.pipeline).run(context)
+    finally:
+        if own:
+            ledger.close()
+    result.timings = dict(context.timings.seconds)
+    result.device = str(runtime.device)
+    result.peak_memory = peak_memory(runtime.device)
+    return result
+
+
+def peak_memory(device: torch.device) -> dict[str, int]:
+    """Peak bytes: host (the process's max RSS) and, on CUDA, the device's allocator peak."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = {"host": rss if sys.platform == "darwin" else rss * 1024}
+    if device.type == "cuda":
+        out["device"] = int(torch.cuda.max_memory_allocated(device))
+    return out
+
+
+def metadata(job: Job, files: ModelFiles, result: Result) -> dict[str, Any]:
+    """What the sidecar and the mp4 comment hold: enough to replay the run."""
+    settings = dataclasses.asdict(job.settings)
+    models = {
+        role: {"name": files.names.get(role, str(p)), "path": str(p), "hash": fingerprint(p)}
+        for role, p in files.all_files().items()
+        if not role.startswith("lora:")
+    }
+    return {
+        "format": METADATA_FORMAT,
+        "prompt": job.prompt,
+        "enhanced_prompt": result.enhanced_prompt,
+        "seed": job.settings.seed,
+        "settings": settings,
+        "sources": dict(job.sources),
+        "images": [image.to_spec() for image in job.images],
+        "loras": [
+            {"name": lora.name, "strength": lora.strength, "hash": fingerprint(lora.path)}
+            for lora in files.loras
+        ],
+        "distilled_lora": None
+        if files.distilled_lora is None
+        else {"name": files.distilled_lora.name, "strength": files.distilled_lora.strength},
+        "upsampler": job.upsampler,
+        "text_encoder": job.text_encoder,
+        "models": models,
+        "demo": files.demo,
+        "versions": {
+            "ltx2": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+        "device": result.device,
+        "timings": {k: round(v, 3) for k, v in result.timings.items()},
+        "peak_memory": result.peak_memory,
+    }
+
+
+def save_result(job: Job, files: ModelFiles, result: Result, path: Path | None = None) -> Path:
+    """Write the mp4 (atomically) and its sidecar; return the mp4's path."""
+    from ltx2cli.media.sidecar import write_sidecar
+    from ltx2cli.media.video import write_video
+
+    target = Path(path or job.output)
+    start = time.perf_counter()
+    meta = metadata(job, files, result)
+    write_video(
+        target,
+        result.video,
+        result.fps,
+        audio=result.audio,
+        crf=OUTPUT_CRF,
+        comment=json.dumps(meta, separators=(",", ":"), default=str),
+    )
+    meta["timings"]["write"] = round(time.perf_counter() - start, 3)
+    write_sidecar(target, meta)
+    return target
+
+
+def generate(job: Job, report: Reporter = silent, **kwargs: Any) -> tuple[Path, Result]:
+    """Run `job` and write its outputs; returns the mp4's path and the result."""
+    files = kwargs.pop("files", None) or resolve_files(job)
+    result = run_job(job, report, files=files, **kwargs)
+    report(Event("stage", "write"))
+    return save_result(job, files, result), result

@@ -1,0 +1,51 @@
+"""Where and how a pipeline computes: device, dtype, quantization, offload, compile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ltx2cli.config.generation import GenerationSettings
+from ltx2cli.errors import DeviceError
+
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    dtype: torch.dtype
+    quantization: str | None = None  # None, "fp8-cast" or "fp8-scaled-mm"
+    offload: str = "none"
+    compile: bool = False
+
+
+def pick_device(name: str) -> torch.device:
+    """`auto` is CUDA, then Apple MPS, then the CPU; an explicit device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"--device {name}: no CUDA device here", "use --device cpu or auto")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise DeviceError(f"--device {name}: this machine has {count} CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError(f"--device {name}: Apple MPS is not available", "use --device cpu")
+    return device
+
+
+def make_runtime(settings: GenerationSettings, compile: bool = False) -> Runtime:
+    quantization = None if settings.quantization == "none" else settings.quantization
+    return Runtime(
+        device=pick_device(settings.device),
+        dtype=DTYPES[settings.dtype],
+        quantization=quantization,
+        offload=settings.offload,
+        compile=compile,
+    )
