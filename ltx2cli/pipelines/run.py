@@ -180,3 +180,31 @@ def generate(job: Job, report: Reporter = silent, **kwargs: Any) -> tuple[Path, 
     result = run_job(job, report, files=files, **kwargs)
     report(Event("stage", "write"))
     return save_result(job, files, result), result
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """The run metadata of an output: its sidecar (`.json`), or the mp4's own comment tag,
+    falling back to the sidecar beside it."""
+    from ltx2cli.errors import UsageError
+    from ltx2cli.media.sidecar import read_sidecar, sidecar_path
+    from ltx2cli.media.video import probe_video
+
+    path = Path(path)
+    if path.suffix.lower() != ".json":
+        comment = probe_video(path).comment
+        if comment:
+            try:
+                data = json.loads(comment)
+            except json.JSONDecodeError:
+                data = None
+            if isinstance(data, dict) and data.get("format") == METADATA_FORMAT:
+                return data
+        if not sidecar_path(path).is_file():
+            raise UsageError(
+                f"--from-metadata {path}: the video carries no ltx2 settings",
+                "pass a video made by `ltx2 generate`, or its .json sidecar",
+            )
+    data = read_sidecar(path)
+    if data.get("format") != METADATA_FORMAT:
+        raise UsageError(f"--from-metadata {path}: not an ltx2 generate sidecar")
+    return data

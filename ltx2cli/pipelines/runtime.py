@@ -49,3 +49,14 @@ def make_runtime(settings: GenerationSettings, compile: bool = False) -> Runtime
         offload=settings.offload,
         compile=compile,
     )
+
+
+def quiet_third_party() -> None:
+    """transformers and huggingface_hub draw their own progress bars and warnings on stderr;
+    library code must not print, and the CLI reports progress itself."""
+    from huggingface_hub.utils import disable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    disable_progress_bars()

@@ -27,7 +27,12 @@ from ltx2cli.diffusion.conditioning import (
     ReplaceLatent,
     apply_conditioning,
 )
-from ltx2cli.diffusion.denoisers import Denoiser, VelocityModel, transformer_velocity_model
+from ltx2cli.diffusion.denoisers import (
+    Denoiser,
+    GuidedDenoiser,
+    VelocityModel,
+    transformer_velocity_model,
+)
 from ltx2cli.diffusion.guidance import GuiderParams
 from ltx2cli.diffusion.noise import noise_states
 from ltx2cli.diffusion.patchify import VideoLatentShape, audio_latent_shape
@@ -225,6 +230,16 @@ def denoise(
 def guider(settings, modality: str) -> GuiderParams:
     """One modality's guider params from the settings (`video` or `audio`)."""
     return GuiderParams(**settings.guidance(modality))
+
+
+def guided(settings, prompts: Prompts) -> DenoiserFactory:
+    """The multimodal guided denoiser of the settings' guidance over `prompts`."""
+
+    def make(model: VelocityModel) -> Denoiser:
+        video, audio = guider(settings, "video"), guider(settings, "audio")
+        return GuidedDenoiser(model, prompts.positive, prompts.negative, video, audio)
+
+    return make
 
 
 def final_latents(states: AV[LatentState], grids: Grids) -> AV[torch.Tensor]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ltx2cli.diffusion.denoisers import GuidedDenoiser, SimpleDenoiser
+from ltx2cli.diffusion.denoisers import SimpleDenoiser
 from ltx2cli.diffusion.schedules import DISTILLED_SIGMAS_STAGE_2, distilled_sigmas, ltx2_sigmas
 from ltx2cli.pipelines import stages
 from ltx2cli.pipelines.run import Context, Result
@@ -46,18 +46,9 @@ def run(ctx: Context) -> Result:
         ledger.free("video_encoder")
         states = stages.initial_states(half, items, ctx.generator, ledger)
 
-        def guided(model):
-            return GuidedDenoiser(
-                model,
-                prompts.positive,
-                prompts.negative,
-                video=stages.guider(s, "video"),
-                audio=stages.guider(s, "audio"),
-            )
-
-        states = stages.denoise(
-            ledger, states, ltx2_sigmas(s.steps), guided, report, loras=ctx.files.loras
-        )
+        guided = stages.guided(s, prompts)
+        sigmas = ltx2_sigmas(s.steps)
+        states = stages.denoise(ledger, states, sigmas, guided, report, loras=ctx.files.loras)
         stage1 = stages.final_latents(states, half)
 
     # 3. Upsample x2, stage-2 image latents at full size (encoder freed).

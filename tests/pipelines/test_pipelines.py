@@ -1,30 +1,31 @@
-"""Each pipeline end to end on tiny checkpoints on the CPU, its mp4 read back with PyAV."""
+"""The pipelines in-process on tiny checkpoints on the CPU: what is resident when, the latents
+each stage leaves, determinism. (The written files are checked through `ltx2` in
+tests/cli/test_generate.py.)"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from pipeline_files import TINY_STG_BLOCK, read_back
 
 from ltx2cli.config.generation import GenerationSettings
 from ltx2cli.models.loading import load_component
 from ltx2cli.pipelines.events import Event
 from ltx2cli.pipelines.job import ImageInput, Job, LoraInput
-from ltx2cli.pipelines.run import generate
+from ltx2cli.pipelines.run import run_job
 
 HEIGHT, WIDTH, FRAMES, FPS = 64, 128, 9, 24.0
 STEPS = 2
 SEED = 5
+TINY_STG_BLOCK = 1  # the tiny transformer has two blocks
 PROMPT = "a red fox runs through the snow"
-AAC_FRAME = 1024  # samples per AAC frame: the encoder pads the end to whole frames
 IMAGE_SIZE = (96, 160)  # (H, W) of the conditioning picture, cropped to the clip's aspect
+DISTILLED_STEPS = (8, 3)
 
 
-def make_job(tiny, pipeline: str, out: Path, **overrides) -> Job:
+def make_job(tiny, pipeline: str, **overrides) -> Job:
     guided = {} if pipeline == "distilled" else {"steps": STEPS}
     values = dict(
         model=str(tiny.checkpoint),
@@ -40,11 +41,10 @@ def make_job(tiny, pipeline: str, out: Path, **overrides) -> Job:
     )
     values.update(overrides)
     images = values.pop("images", ())
-    settings = GenerationSettings.for_pipeline(pipeline, **values)
     return Job(
         PROMPT,
-        settings,
-        out,
+        GenerationSettings.for_pipeline(pipeline, **values),
+        Path("unused.mp4"),
         images=images,
         distilled_lora=LoraInput(str(tiny.distilled_lora)),
         upsampler=str(tiny.upsampler),
@@ -53,61 +53,36 @@ def make_job(tiny, pipeline: str, out: Path, **overrides) -> Job:
 
 
 @pytest.mark.parametrize("pipeline", ["distilled", "two-stage"])
-def test_pipeline_writes_the_requested_video_and_audio(pipeline, tiny_models, tmp_path):
+def test_text_encoder_is_gone_before_the_transformer_loads(pipeline, tiny_models):
     events: list[Event] = []
-    out = tmp_path / "fox.mp4"
-    path, _ = generate(make_job(tiny_models, pipeline, out), events.append)
+    result = run_job(make_job(tiny_models, pipeline), events.append)
 
-    assert path == out
-    written = read_back(out)
-    assert written.frames.shape == (FRAMES, HEIGHT, WIDTH, 3)
-    assert written.fps == FPS
-    assert (written.audio_rate, written.audio_channels) == (tiny_models.audio_rate, 2)
-    duration = FRAMES / FPS
-    assert duration <= written.audio_seconds <= duration + 2 * AAC_FRAME / tiny_models.audio_rate
-    # The text encoder is gone before the transformer loads; every load is freed again.
     order = [(e.kind, e.name) for e in events if e.kind in ("load", "free")]
     assert order.index(("free", "text_encoder")) < order.index(("load", "transformer"))
     loaded = [name for kind, name in order if kind == "load"]
-    freed = [name for kind, name in order if kind == "free"]
-    assert sorted(loaded) == sorted(freed)
-    steps = [e for e in events if e.kind == "step"]
-    stage1 = 8 if pipeline == "distilled" else STEPS
-    assert [e.total for e in steps] == [stage1] * stage1 + [3] * 3
+    assert sorted(loaded) == sorted(name for kind, name in order if kind == "free")
+    # The distilled pipeline keeps one transformer for both stages; two-stage builds two.
+    assert loaded.count("transformer") == (1 if pipeline == "distilled" else 2)
+    totals = [e.total for e in events if e.kind == "step"]
+    stage1 = DISTILLED_STEPS[0] if pipeline == "distilled" else STEPS
+    assert totals == [stage1] * stage1 + [DISTILLED_STEPS[1]] * DISTILLED_STEPS[1]
+    assert result.video.shape == (FRAMES, 3, HEIGHT, WIDTH)
+    assert result.audio is not None and result.audio.waveform.shape[0] == 2
 
 
-def test_sidecar_and_mp4_comment_both_hold_the_settings(tiny_models, tmp_path):
-    out = tmp_path / "clip.mp4"
-    generate(make_job(tiny_models, "distilled", out, audio=False))
-    sidecar = json.loads(out.with_suffix(".json").read_text())
-    embedded = json.loads(read_back(out).comment)
-    for meta in (sidecar, embedded):
-        assert meta["prompt"] == PROMPT
-        assert meta["seed"] == SEED
-        assert meta["settings"]["num_frames"] == FRAMES
-        assert meta["settings"]["pipeline"] == "distilled"
-        assert meta["models"]["checkpoint"]["path"] == str(tiny_models.checkpoint)
-        assert len(meta["models"]["checkpoint"]["hash"]) == 12
-    assert set(sidecar["timings"]) >= {"prompt", "stage 1", "upsample", "stage 2", "decode"}
+def test_no_audio_runs_the_video_only_path(tiny_models):
+    result = run_job(make_job(tiny_models, "two-stage", audio=False))
+    assert result.audio is None
+    assert set(result.latents) == {"video", "stage1_video"}
 
 
-def test_no_audio_writes_a_video_only_file(tiny_models, tmp_path):
-    out = tmp_path / "silent.mp4"
-    _, result = generate(make_job(tiny_models, "two-stage", out, audio=False))
-    written = read_back(out)
-    assert written.audio_rate is None
-    assert written.frames.shape == (FRAMES, HEIGHT, WIDTH, 3)
-    assert result.audio is None and "audio" not in result.latents
+def test_same_seed_gives_the_same_frames_and_another_seed_does_not(tiny_models):
+    def frames(seed: int) -> np.ndarray:
+        video = run_job(make_job(tiny_models, "distilled", audio=False, seed=seed)).video
+        return ((video + 1) * 127.5).round().to(torch.uint8).numpy()
 
-
-def test_same_seed_gives_the_same_frames_and_another_seed_does_not(tiny_models, tmp_path):
-    def frames(seed: int, name: str) -> np.ndarray:
-        out = tmp_path / name
-        generate(make_job(tiny_models, "distilled", out, audio=False, seed=seed))
-        return read_back(out).frames
-
-    first, again, other = frames(SEED, "a.mp4"), frames(SEED, "b.mp4"), frames(SEED + 1, "c.mp4")
-    assert np.array_equal(first, again)
+    first, again, other = frames(SEED), frames(SEED), frames(SEED + 1)
+    assert first.tobytes() == again.tobytes()
     assert not np.array_equal(first, other)
 
 
@@ -124,8 +99,7 @@ def test_image_at_frame_zero_keeps_its_latent_in_both_stages(tiny_models, tmp_pa
 
     picture = write_picture(tmp_path / "first.png")
     image = ImageInput(picture, frame=0, strength=1.0, crf=0)
-    job = make_job(tiny_models, "two-stage", tmp_path / "i2v.mp4", audio=False, images=(image,))
-    _, result = generate(job)
+    result = run_job(make_job(tiny_models, "two-stage", audio=False, images=(image,)))
 
     encoder = load_component(tiny_models.checkpoint, "video_encoder", dtype=torch.float32)
     for key, (h, w) in (("stage1_video", (HEIGHT // 2, WIDTH // 2)), ("video", (HEIGHT, WIDTH))):
@@ -133,4 +107,5 @@ def test_image_at_frame_zero_keeps_its_latent_in_both_stages(tiny_models, tmp_pa
         with torch.inference_mode():
             expected = encoder(pixels)[:, :, 0]
         torch.testing.assert_close(result.latents[key][:, :, 0], expected, rtol=0, atol=1e-6)
-        assert not torch.allclose(result.latents[key][:, :, 1], torch.zeros_like(expected))
+        # The generated frames are not the image.
+        assert (result.latents[key][:, :, 1] - expected).abs().max() > 0.1
