@@ -8,11 +8,13 @@ model roles, output) belongs to the job. Nothing heavy is imported until a comma
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
+from ltx2cli.cli import generate_options as o
 from ltx2cli.cli.options import examples
 from ltx2cli.cli.output import out
 from ltx2cli.errors import UsageError
@@ -24,139 +26,54 @@ EXAMPLES = examples(
     "ltx2 generate --from-metadata fox.mp4 --seed 11 -o fox2.mp4",
 )
 
-_S = "Settings"
-_G = "Guidance"
-_M = "Models"
-_R = "Run"
-
-
-def _opt(*names: str, help: str, panel: str = _S, **kw: Any) -> Any:
-    return typer.Option(*names, help=help, rich_help_panel=panel, **kw)
-
-
-_Prompt = Annotated[str | None, typer.Argument(help="What the video shows and sounds like.")]
-_Output = Annotated[
-    Path | None, _opt("-o", "--output", help="Output .mp4 (default: from the prompt).", panel=_R)
-]
-_Overwrite = Annotated[bool, _opt("--overwrite", help="Replace an existing output.", panel=_R)]
-_Preset = Annotated[str | None, _opt("--preset", help="A preset name or YAML file.")]
-_Pipeline = Annotated[
-    str | None, _opt("--pipeline", help="two-stage | two-stage-hq | one-stage | distilled.")
-]
-_Model = Annotated[str | None, _opt("-m", "--model", help="Catalog name, path, or demo.", panel=_M)]
-_Height = Annotated[int | None, _opt("--height", help="Pixel height.")]
-_Width = Annotated[int | None, _opt("--width", help="Pixel width.")]
-_NumFrames = Annotated[int | None, _opt("--num-frames", help="Frames, 8k+1.")]
-_FrameRate = Annotated[float | None, _opt("--frame-rate", help="Frames per second.")]
-_Steps = Annotated[int | None, _opt("--steps", help="Stage-1 sampling steps.")]
-_Seed = Annotated[int | None, _opt("-s", "--seed", help="Random seed.")]
-_NegativePrompt = Annotated[str | None, _opt("--negative-prompt", help="What to avoid.")]
-_VideoCfgScale = Annotated[
-    float | None, _opt("--video-cfg-scale", help="Video text CFG (1 = off).", panel=_G)
-]
-_VideoStgScale = Annotated[
-    float | None, _opt("--video-stg-scale", help="Video STG (0 = off).", panel=_G)
-]
-_VideoStgBlocks = Annotated[
-    str | None, _opt("--video-stg-blocks", help="Blocks, e.g. 28 or 28,29.", panel=_G)
-]
-_VideoRescaleScale = Annotated[float | None, _opt("--video-rescale-scale", help="0..1.", panel=_G)]
-_VideoModalityScale = Annotated[
-    float | None, _opt("--video-modality-scale", help="Audio→video (1 = off).", panel=_G)
-]
-_VideoSkipStep = Annotated[
-    int | None, _opt("--video-skip-step", help="Reuse x0 N steps.", panel=_G)
-]
-_AudioCfgScale = Annotated[
-    float | None, _opt("--audio-cfg-scale", help="Audio text CFG.", panel=_G)
-]
-_AudioStgScale = Annotated[float | None, _opt("--audio-stg-scale", help="Audio STG.", panel=_G)]
-_AudioStgBlocks = Annotated[str | None, _opt("--audio-stg-blocks", help="Blocks.", panel=_G)]
-_AudioRescaleScale = Annotated[float | None, _opt("--audio-rescale-scale", help="0..1.", panel=_G)]
-_AudioModalityScale = Annotated[
-    float | None, _opt("--audio-modality-scale", help="Video→audio.", panel=_G)
-]
-_AudioSkipStep = Annotated[
-    int | None, _opt("--audio-skip-step", help="Reuse x0 N steps.", panel=_G)
-]
-_NoAudio = Annotated[bool, _opt("--no-audio", help="Video only.")]
-_EnhancePrompt = Annotated[bool, _opt("--enhance-prompt", help="Let Gemma rewrite the prompt.")]
-_Image = Annotated[
-    list[str] | None, _opt("--image", help="PATH[@FRAME[:STRENGTH[:CRF]]], repeatable.")
-]
-_ImageCrf = Annotated[int | None, _opt("--image-crf", help="Default image CRF (0 = none).")]
-_Lora = Annotated[
-    list[str] | None, _opt("--lora", help="NAME_OR_PATH[:STRENGTH], repeatable.", panel=_M)
-]
-_DistilledLora = Annotated[
-    str | None, _opt("--distilled-lora", help="NAME_OR_PATH[:STRENGTH].", panel=_M)
-]
-_Upsampler = Annotated[str | None, _opt("--upsampler", help="Spatial upsampler.", panel=_M)]
-_TextEncoder = Annotated[
-    str | None, _opt("--text-encoder", help="Gemma 3 name or folder.", panel=_M)
-]
-_Quantization = Annotated[
-    str | None, _opt("--quantization", help="none | fp8-cast | fp8-scaled-mm.", panel=_R)
-]
-_Offload = Annotated[str | None, _opt("--offload", help="none | model.", panel=_R)]
-_Device = Annotated[str | None, _opt("--device", help="auto | cpu | cuda[:N] | mps.", panel=_R)]
-_Dtype = Annotated[str | None, _opt("--dtype", help="bfloat16 | float16 | float32.", panel=_R)]
-_Compile = Annotated[
-    bool, _opt("--compile", help="torch.compile the transformer blocks.", panel=_R)
-]
-_FromMetadata = Annotated[
-    Path | None, _opt("--from-metadata", help="Replay an output's .mp4 or .json.", panel=_R)
-]
-_Json = Annotated[bool, _opt("--json", help="One JSON object per result on stdout.", panel=_R)]
-_Quiet = Annotated[bool, _opt("-q", "--quiet", help="Only errors on stderr.", panel=_R)]
-
 
 def generate(
-    prompt: _Prompt = None,
-    output: _Output = None,
-    overwrite: _Overwrite = False,
-    preset: _Preset = None,
-    pipeline: _Pipeline = None,
-    model: _Model = None,
-    height: _Height = None,
-    width: _Width = None,
-    num_frames: _NumFrames = None,
-    frame_rate: _FrameRate = None,
-    steps: _Steps = None,
-    seed: _Seed = None,
-    negative_prompt: _NegativePrompt = None,
-    video_cfg_scale: _VideoCfgScale = None,
-    video_stg_scale: _VideoStgScale = None,
-    video_stg_blocks: _VideoStgBlocks = None,
-    video_rescale_scale: _VideoRescaleScale = None,
-    video_modality_scale: _VideoModalityScale = None,
-    video_skip_step: _VideoSkipStep = None,
-    audio_cfg_scale: _AudioCfgScale = None,
-    audio_stg_scale: _AudioStgScale = None,
-    audio_stg_blocks: _AudioStgBlocks = None,
-    audio_rescale_scale: _AudioRescaleScale = None,
-    audio_modality_scale: _AudioModalityScale = None,
-    audio_skip_step: _AudioSkipStep = None,
-    no_audio: _NoAudio = False,
-    enhance_prompt: _EnhancePrompt = False,
-    image: _Image = None,
-    image_crf: _ImageCrf = None,
-    lora: _Lora = None,
-    distilled_lora: _DistilledLora = None,
-    upsampler: _Upsampler = None,
-    text_encoder: _TextEncoder = None,
-    quantization: _Quantization = None,
-    offload: _Offload = None,
-    device: _Device = None,
-    dtype: _Dtype = None,
-    compile: _Compile = False,
-    from_metadata: _FromMetadata = None,
-    json: _Json = False,
-    quiet: _Quiet = False,
+    prompt: o.Prompt = None,
+    output: o.Output = None,
+    overwrite: o.Overwrite = False,
+    preset: o.Preset = None,
+    pipeline: o.Pipeline = None,
+    model: o.Model = None,
+    height: o.Height = None,
+    width: o.Width = None,
+    num_frames: o.NumFrames = None,
+    frame_rate: o.FrameRate = None,
+    steps: o.Steps = None,
+    seed: o.Seed = None,
+    negative_prompt: o.NegativePrompt = None,
+    video_cfg_scale: o.VideoCfgScale = None,
+    video_stg_scale: o.VideoStgScale = None,
+    video_stg_blocks: o.VideoStgBlocks = None,
+    video_rescale_scale: o.VideoRescaleScale = None,
+    video_modality_scale: o.VideoModalityScale = None,
+    video_skip_step: o.VideoSkipStep = None,
+    audio_cfg_scale: o.AudioCfgScale = None,
+    audio_stg_scale: o.AudioStgScale = None,
+    audio_stg_blocks: o.AudioStgBlocks = None,
+    audio_rescale_scale: o.AudioRescaleScale = None,
+    audio_modality_scale: o.AudioModalityScale = None,
+    audio_skip_step: o.AudioSkipStep = None,
+    no_audio: o.NoAudio = False,
+    enhance_prompt: o.EnhancePrompt = False,
+    image: o.Image = None,
+    image_crf: o.ImageCrf = None,
+    lora: o.Lora = None,
+    distilled_lora: o.DistilledLora = None,
+    upsampler: o.Upsampler = None,
+    text_encoder: o.TextEncoder = None,
+    quantization: o.Quantization = None,
+    offload: o.Offload = None,
+    device: o.Device = None,
+    dtype: o.Dtype = None,
+    compile: o.Compile = False,
+    from_metadata: o.FromMetadata = None,
+    dry_run: o.DryRun = False,
+    prompts_file: o.PromptsFile = None,
+    skip_existing: o.SkipExisting = False,
+    json: o.Json = False,
+    quiet: o.Quiet = False,
 ) -> None:
     """Generate a video with synchronized audio from a prompt (and images)."""
-    from ltx2cli.pipelines.job import ImageInput, Job, LoraInput
-
     out.configure(json=json, quiet=quiet)
     flags = {
         "pipeline": pipeline, "model": model, "height": height, "width": width,
@@ -171,30 +88,25 @@ def generate(
         "enhance_prompt": True if enhance_prompt else None, "image_crf": image_crf,
         "quantization": quantization, "offload": offload, "device": device, "dtype": dtype,
     }  # fmt: skip
-    replay: dict[str, Any] = {}
-    if from_metadata is not None:
-        from ltx2cli.pipelines.run import read_metadata
-
-        replay = read_metadata(from_metadata)
-    prompt = prompt if prompt is not None else replay.get("prompt")
-    if not prompt:
-        raise UsageError("no prompt given", 'pass one: ltx2 generate "a fox runs through snow"')
-    resolved = _resolve(preset, flags, replay.get("settings"))
-    images = tuple(ImageInput.parse(s) for s in image or replay.get("images", []))
-    loras = tuple(LoraInput.parse(s) for s in lora or _lora_specs(replay.get("loras", [])))
-    distilled = distilled_lora or next(iter(_lora_specs([replay.get("distilled_lora")])), None)
-    job = Job(
-        prompt=prompt,
-        settings=resolved.settings,
-        output=output or _default_output(prompt),
-        sources=resolved.sources,
-        images=images,
-        loras=loras,
-        distilled_lora=LoraInput.parse(distilled) if distilled else None,
-        upsampler=upsampler or replay.get("upsampler"),
-        text_encoder=text_encoder or replay.get("text_encoder"),
-    )
-    _run(job, overwrite=overwrite, compile=compile)
+    cli = {
+        "images": image, "loras": lora, "distilled_lora": distilled_lora,
+        "upsampler": upsampler, "text_encoder": text_encoder,
+    }  # fmt: skip
+    run = _Runner(overwrite=overwrite, compile=compile, dry_run=dry_run)
+    try:
+        if prompts_file is not None:
+            if prompt is not None or from_metadata is not None:
+                raise UsageError(
+                    "--prompts-file takes its prompts from the file",
+                    "drop the PROMPT argument and --from-metadata",
+                )
+            _batch(run, prompts_file, preset, flags, cli, output, skip_existing)
+            return
+        replay = _replay(from_metadata) if from_metadata is not None else {}
+        job = _job(prompt, preset, flags, cli, replay=replay)
+        run(job if output is None else replace(job, output=output))
+    finally:
+        run.close()
 
 
 def _blocks(text: str | None, modality: str) -> tuple[int, ...] | None:
@@ -208,8 +120,64 @@ def _blocks(text: str | None, modality: str) -> tuple[int, ...] | None:
         ) from None
 
 
-def _lora_specs(items: list[Any]) -> list[str]:
-    return [f"{item['name']}:{item['strength']}" for item in items if item]
+def _replay(path: Path) -> dict[str, Any]:
+    """An output's metadata in the shape of a batch item (job fields) plus its settings."""
+    from ltx2cli.pipelines.run import read_metadata
+
+    meta = read_metadata(path)
+
+    def spec(item: dict[str, Any] | None) -> str | None:
+        return f"{item['name']}:{item['strength']}" if item else None
+
+    return {
+        "prompt": meta.get("prompt"),
+        "settings": meta.get("settings") or {},
+        "images": meta.get("images") or [],
+        "loras": [spec(item) for item in meta.get("loras") or []],
+        "distilled_lora": spec(meta.get("distilled_lora")),
+        "upsampler": meta.get("upsampler"),
+        "text_encoder": meta.get("text_encoder"),
+    }
+
+
+def _job(
+    prompt: str | None,
+    preset: str | None,
+    flags: dict[str, Any],
+    cli: dict[str, Any],
+    *,
+    replay: dict[str, Any] | None = None,
+    item: dict[str, Any] | None = None,
+) -> Any:
+    """One job: a batch item wins over the command line, which wins over a replayed output."""
+    from ltx2cli.pipelines.batch import JOB_KEYS
+    from ltx2cli.pipelines.job import ImageInput, Job, LoraInput
+
+    replay, item = replay or {}, item or {}
+    prompt = item.get("prompt") or prompt or replay.get("prompt")
+    if not prompt:
+        raise UsageError("no prompt given", 'pass one: ltx2 generate "a fox runs through snow"')
+    item_settings = {k: v for k, v in item.items() if k not in JOB_KEYS}
+    resolved = _resolve(preset, {**flags, **item_settings}, replay.get("settings"))
+
+    def pick(key: str) -> Any:
+        for layer in (item, cli, replay):
+            if layer.get(key):
+                return layer[key]
+        return None
+
+    distilled = pick("distilled_lora")
+    return Job(
+        prompt=prompt,
+        settings=resolved.settings,
+        output=Path(item["output"]) if item.get("output") else _default_output(prompt),
+        sources=resolved.sources,
+        images=tuple(ImageInput.parse(str(spec)) for spec in pick("images") or ()),
+        loras=tuple(LoraInput.parse(str(spec)) for spec in pick("loras") or ()),
+        distilled_lora=LoraInput.parse(distilled) if distilled else None,
+        upsampler=pick("upsampler"),
+        text_encoder=pick("text_encoder"),
+    )
 
 
 def _resolve(preset: str | None, flags: dict[str, Any], replayed: dict[str, Any] | None):
@@ -228,44 +196,132 @@ def _resolve(preset: str | None, flags: dict[str, Any], replayed: dict[str, Any]
 
 def _default_output(prompt: str) -> Path:
     """`a-fox-runs-through.mp4` in the current folder, numbered when taken."""
-    words = "".join(c if c.isalnum() else " " for c in prompt.lower()).split()
-    stem = "-".join(words[:6])[:48].strip("-") or "ltx2"
+    from ltx2cli.pipelines.batch import slugify
+
+    stem = slugify(prompt)
     candidate, n = Path(f"{stem}.mp4"), 2
     while candidate.exists():
         candidate, n = Path(f"{stem}-{n}.mp4"), n + 1
     return candidate
 
 
-def _run(job: Any, *, overwrite: bool, compile: bool) -> None:
-    from ltx2cli.pipelines.demo import DEMO_NOTICE
-    from ltx2cli.pipelines.files import resolve_files
-    from ltx2cli.pipelines.run import generate as run_generate
-    from ltx2cli.pipelines.runtime import make_runtime
-    from ltx2cli.pipelines.validate import check_against_model, check_images, check_output
+def _batch(
+    run: _Runner,
+    path: Path,
+    preset: str | None,
+    flags: dict[str, Any],
+    cli: dict[str, Any],
+    template: Path | None,
+    skip_existing: bool,
+) -> None:
+    """Every item in turn; a failed item is reported and the batch goes on (exit 1 after)."""
+    from ltx2cli.pipelines.batch import DEFAULT_TEMPLATE, output_for, read_items
+    from ltx2cli.pipelines.distributed import gather, is_distributed, shard
 
-    check_output(job.output, overwrite)
-    check_images(job)
-    files = resolve_files(job)
-    check_against_model(job, files)
-    runtime = make_runtime(job.settings, compile=compile)
-    if files.demo:
-        out.warn(DEMO_NOTICE)
-    with out.progress() as bar:
-        path, result = run_generate(job, _Reporter(bar), files=files, runtime=runtime)
-    record = {
-        "path": str(path),
-        "sidecar": str(path.with_suffix(".json")),
-        "seed": job.settings.seed,
-        "pipeline": job.settings.pipeline,
-        "frames": int(result.video.shape[0]),
-        "seconds": round(sum(result.timings.values()), 2),
-        "enhanced_prompt": result.enhanced_prompt,
+    run.collect = is_distributed()  # the main process prints every process's results
+    items = list(enumerate(read_items(path), 1))
+    done, skipped, failed = 0, 0, []
+    for index, item in shard(items):
+        try:
+            job = _job(None, preset, flags, cli, item=item)
+            if not item.get("output"):
+                name = str(template or DEFAULT_TEMPLATE)
+                job = replace(job, output=output_for(name, index, job.prompt, job.settings.seed))
+            if skip_existing and job.output.exists():
+                skipped += 1
+                out.info(f"item {index}: {job.output} exists, skipped")
+                continue
+            job.output.parent.mkdir(parents=True, exist_ok=True)
+            run(job, index=index)
+            done += 1
+        except Exception as exc:  # one bad item must not stop the batch; Ctrl-C still does
+            message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            failed.append({"index": index, "error": message})
+            out.error(f"item {index}: {message}", getattr(exc, "hint", None))
+    totals = gather({"done": done, "skipped": skipped, "failed": failed, "records": run.records})
+    if totals is None:  # not the main process
+        if failed:
+            raise typer.Exit(1)
+        return
+    if run.collect:
+        for record in sorted((r for t in totals for r in t["records"]), key=lambda r: r["index"]):
+            out.result(record, text=record["path"])
+    summary = {
+        "done": sum(t["done"] for t in totals),
+        "skipped": sum(t["skipped"] for t in totals),
+        "failed": sorted((f for t in totals for f in t["failed"]), key=lambda f: f["index"]),
     }
-    if files.demo:
-        record["note"] = DEMO_NOTICE
-    if result.enhanced_prompt:
-        out.info(f"enhanced prompt: {result.enhanced_prompt}")
-    out.result(record, text=str(path))
+    text = f"{summary['done']} done, {summary['skipped']} skipped, {len(summary['failed'])} failed"
+    if out.json:
+        out.result({"summary": summary})
+    else:
+        out.info(text)
+    if summary["failed"]:
+        raise typer.Exit(1)
+
+
+class _Runner:
+    """Validates and runs jobs, keeping one ledger per set of files and runtime (a batch's
+    items share their models), and reports each result."""
+
+    def __init__(self, *, overwrite: bool, compile: bool, dry_run: bool) -> None:
+        self.overwrite, self.compile, self.dry_run = overwrite, compile, dry_run
+        self.ledgers: dict[Any, Any] = {}
+        self.collect = False  # keep results in `records` instead of printing them
+        self.records: list[dict[str, Any]] = []
+
+    def close(self) -> None:
+        for ledger in self.ledgers.values():
+            ledger.close()
+        self.ledgers.clear()
+
+    def __call__(self, job: Any, index: int | None = None) -> None:
+        from ltx2cli.pipelines.demo import DEMO_NOTICE
+        from ltx2cli.pipelines.files import resolve_files
+        from ltx2cli.pipelines.ledger import ModelLedger
+        from ltx2cli.pipelines.plan import check_fits, describe, make_plan
+        from ltx2cli.pipelines.run import compat_of
+        from ltx2cli.pipelines.run import generate as run_generate
+        from ltx2cli.pipelines.runtime import make_runtime
+        from ltx2cli.pipelines.validate import check_against_model, check_images, check_output
+
+        check_output(job.output, self.overwrite)
+        check_images(job)
+        files = resolve_files(job)
+        check_against_model(job, files)
+        runtime, compat = make_runtime(job.settings, compile=self.compile), compat_of(job)
+        if self.dry_run:
+            plan = make_plan(job, files, runtime, compat)
+            out.result(plan.to_dict(), text=describe(plan))
+            return
+        check_fits(job, files, runtime, compat)
+        if files.demo:
+            out.warn(DEMO_NOTICE)
+        key = (tuple(files.all_files().items()), runtime, compat.name)
+        ledger = self.ledgers.setdefault(key, ModelLedger(files, runtime, compat))
+        with out.progress() as bar:
+            path, result = run_generate(
+                job, _Reporter(bar), files=files, runtime=runtime, ledger=ledger
+            )
+        record = {
+            "path": str(path),
+            "sidecar": str(path.with_suffix(".json")),
+            "seed": job.settings.seed,
+            "pipeline": job.settings.pipeline,
+            "frames": int(result.video.shape[0]),
+            "seconds": round(sum(result.timings.values()), 2),
+            "enhanced_prompt": result.enhanced_prompt,
+        }
+        if index is not None:
+            record["index"] = index
+        if files.demo:
+            record["note"] = DEMO_NOTICE
+        if result.enhanced_prompt:
+            out.info(f"enhanced prompt: {result.enhanced_prompt}")
+        if self.collect:
+            self.records.append(record)
+        else:
+            out.result(record, text=str(path))
 
 
 class _Reporter:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ltx2cli.config.generation import GenerationSettings
-from ltx2cli.errors import DeviceError
+from ltx2cli.errors import DeviceError, UsageError
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
@@ -25,7 +25,10 @@ def pick_device(name: str) -> torch.device:
     """`auto` is CUDA, then Apple MPS, then the CPU; an explicit device must exist."""
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            from ltx2cli.pipelines.distributed import is_distributed, local_rank
+
+            # Under `accelerate launch` each process takes its own GPU.
+            return torch.device("cuda", local_rank() if is_distributed() else 0)
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -40,7 +43,16 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
+#: Offload modes the ledger implements.
+OFFLOADS = ("none", "model")
+
+
 def make_runtime(settings: GenerationSettings, compile: bool = False) -> Runtime:
+    if settings.offload not in OFFLOADS:
+        raise UsageError(
+            f"--offload {settings.offload} is not available in this version",
+            "use --offload model (whole components move between host and device)",
+        )
     quantization = None if settings.quantization == "none" else settings.quantization
     return Runtime(
         device=pick_device(settings.device),

@@ -8,11 +8,15 @@ alongside the video, and the result is discarded); with compat 1.0.0 the stage-2
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import torch
 
 from ltx2cli.diffusion.denoisers import SimpleDenoiser
 from ltx2cli.diffusion.schedules import DISTILLED_SIGMAS_STAGE_2, distilled_sigmas, ltx2_sigmas
 from ltx2cli.pipelines import stages
+from ltx2cli.pipelines.files import ResolvedLora
 from ltx2cli.pipelines.run import Context, Result
 from ltx2cli.pipelines.stages import Grids
 
@@ -20,11 +24,32 @@ STAGES = ("prompt", "stage 1", "upsample", "stage 2", "decode")
 STAGE_2_NOISE_SCALE = DISTILLED_SIGMAS_STAGE_2[0]
 
 
-def run(ctx: Context) -> Result:
+@dataclass(frozen=True)
+class Recipe:
+    """What the two-stage family varies: the sampler of both stages, the stage-1 schedule
+    (from the steps and the stage-1 video token count), and the distilled LoRA's strength in
+    each stage (None: not fused in that stage; else a strength, or `from_flag` for the
+    strength given with `--distilled-lora`)."""
+
+    sampler: str = "euler"
+    stage1_sigmas: Callable[[int, int], torch.Tensor] = lambda steps, _tokens: ltx2_sigmas(steps)
+    distilled_stage1: float | None = None
+    distilled_stage2: float | str = "from_flag"
+
+
+def _distilled(ctx: Context, strength: float | str | None) -> tuple[ResolvedLora, ...]:
+    lora = ctx.files.distilled_lora
+    if strength is None or lora is None:
+        return ()
+    return (lora if strength == "from_flag" else replace(lora, strength=strength),)
+
+
+def run(ctx: Context, recipe: Recipe = Recipe()) -> Result:
     s, ledger, report, timings = ctx.settings, ctx.ledger, ctx.report, ctx.timings
     channels = stages.latent_channels(ledger)
     half, full = Grids.of(s, channels, divisor=2), Grids.of(s, channels)
-    stage2_loras = (*ctx.files.loras, ctx.files.distilled_lora)
+    stage1_loras = (*ctx.files.loras, *_distilled(ctx, recipe.distilled_stage1))
+    stage2_loras = (*ctx.files.loras, *_distilled(ctx, recipe.distilled_stage2))
 
     # 1. Prompt and negative prompt → contexts (Gemma freed before the connectors load).
     with timings.stage("prompt", report):
@@ -47,8 +72,10 @@ def run(ctx: Context) -> Result:
         states = stages.initial_states(half, items, ctx.generator, ledger)
 
         guided = stages.guided(s, prompts)
-        sigmas = ltx2_sigmas(s.steps)
-        states = stages.denoise(ledger, states, sigmas, guided, report, loras=ctx.files.loras)
+        sigmas = recipe.stage1_sigmas(s.steps, half.video.shape.token_count)
+        states = stages.denoise(
+            ledger, states, sigmas, guided, report, loras=stage1_loras, sampler=recipe.sampler
+        )
         stage1 = stages.final_latents(states, half)
 
     # 3. Upsample x2, stage-2 image latents at full size (encoder freed).
@@ -59,7 +86,7 @@ def run(ctx: Context) -> Result:
         )
         ledger.free("video_encoder")
 
-    # 4. Stage 2: three distilled steps from sigma 0.909375, no guidance.
+    # 4. Stage 2: the three distilled sigmas from 0.909375, no guidance.
     with timings.stage("stage 2", report):
         states = stages.initial_states(
             full,
@@ -76,6 +103,7 @@ def run(ctx: Context) -> Result:
             lambda model: SimpleDenoiser(model, prompts.positive),
             report,
             loras=stage2_loras,
+            sampler=recipe.sampler,
         )
         final = stages.final_latents(states, full)
 
