@@ -319,7 +319,9 @@ class _Runner:
         if result.enhanced_prompt:
             out.info(f"enhanced prompt: {result.enhanced_prompt}")
         if self.collect:
-            self.records.append(record)
+            from ltx2cli.pipelines.distributed import process_index
+
+            self.records.append({**record, "process": process_index()})
         else:
             out.result(record, text=str(path))
 

@@ -1,5 +1,6 @@
 """Batches under `accelerate launch`: items split across processes, results gathered on the
-main one. Outside a multi-process launch every helper is the identity.
+main one. Outside a multi-process launch (`WORLD_SIZE` unset or 1) every helper is the
+identity.
 
 Each process takes every n-th item (by position) and runs it on its own device
 (`cuda:LOCAL_RANK` on GPUs); `gather` collects one object per process on the main process
@@ -19,13 +20,22 @@ def is_distributed() -> bool:
 
 
 def _state() -> Any:
+    import torch
     from accelerate import PartialState
 
-    return PartialState()
+    if torch.cuda.is_available():
+        return PartialState()
+    # CPU processes (tests, `accelerate launch --multi_gpu` on a machine without GPUs) talk
+    # over gloo; without it PartialState falls back to a single process.
+    return PartialState(cpu=True, backend="gloo")
 
 
 def local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def process_index() -> int:
+    return _state().process_index if is_distributed() else 0
 
 
 def shard(items: list[T]) -> list[T]:

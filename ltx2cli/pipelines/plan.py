@@ -267,7 +267,8 @@ def check_fits(job: Job, files: ModelFiles, runtime: Runtime, compat: Compat) ->
 
 
 def _gib(n: int) -> str:
-    return f"{n / 2**30:.1f} GiB"
+    """Bytes in GiB, or MiB below one GiB."""
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
 def describe(plan: Plan) -> str:

@@ -72,7 +72,7 @@ def streams_of(path: Path) -> dict:
     return info
 
 
-@pytest.mark.parametrize("pipeline", ["one-stage", "two-stage", "distilled"])
+@pytest.mark.parametrize("pipeline", ["one-stage", "two-stage", "two-stage-hq", "distilled"])
 def test_each_pipeline_writes_the_requested_video_and_audio(pipeline, tiny, tmp_path):
     out = tmp_path / "fox.mp4"
     done = ltx2("generate", PROMPT, *model_flags(tiny, pipeline), "-o", str(out), "--json")
@@ -238,3 +238,136 @@ def test_bad_input_is_one_line_and_exit_2_before_any_weight_loads(
     first, *rest = err.splitlines()
     assert first.startswith("Error: ") and message in first
     assert all(line.startswith("Hint: ") for line in rest)
+
+
+# -- dry run, memory check ------------------------------------------------------------------
+
+STEPS = 2  # model_flags' --steps
+STAGE_2_STEPS = 3  # the distilled refinement
+# Expected transformer calls per diffusion stage, from pipelines.md: a guided Euler step runs
+# cond + uncond + STG + isolation (4 passes; HQ turns STG off: 3) and res_2s evaluates twice
+# per step plus once at the end; stage 2 and the distilled model run one pass per step.
+EXPECTED_CALLS = {
+    "one-stage": [STEPS * 4],
+    "two-stage": [STEPS * 4, STAGE_2_STEPS],
+    "two-stage-hq": [(2 * STEPS + 1) * 3, 2 * STAGE_2_STEPS + 1],
+    "distilled": [8, STAGE_2_STEPS],
+}
+
+
+def run_in_process(capsys, args: list[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        app_module.main(args)
+    captured = capsys.readouterr()
+    return info.value.code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("pipeline", list(EXPECTED_CALLS))
+def test_dry_run_prints_the_plan_and_loads_nothing(pipeline, tiny, tmp_path, capsys, monkeypatch):
+    from safetensors import safe_open
+
+    def no_loading(*_args, **_kwargs):
+        raise AssertionError("a dry run loaded weights")
+
+    monkeypatch.setattr(ModelLedger, "_build", no_loading)
+    target = tmp_path / "never.mp4"
+    flags = [*model_flags(tiny, pipeline), "-o", str(target), "--dry-run", "--json"]
+    code, stdout, _ = run_in_process(capsys, ["generate", PROMPT, *flags])
+
+    assert code == 0
+    plan = json.loads(stdout)
+    assert not target.exists()
+    assert [s["transformer_calls"] for s in plan["stages"] if s["transformer_calls"]] == (
+        EXPECTED_CALLS[pipeline]
+    )
+    assert plan["files"]["checkpoint"]["bytes"] == tiny.checkpoint.stat().st_size
+    assert plan["compat"] == "current"
+    # At float32 the transformer blocks alone take 4 bytes per element on the device.
+    with safe_open(str(tiny.checkpoint), "pt") as f:
+        names = f.keys()
+        blocks = sum(
+            int(np.prod(f.get_slice(k).get_shape()))
+            for k in names
+            if k.startswith("model.diffusion_model.transformer_blocks.")
+        )
+    assert plan["peak_device_bytes"] >= 4 * blocks
+    assert plan["peak_host_bytes"] > 0
+
+
+def test_a_run_that_does_not_fit_stops_before_loading(tiny, tmp_path, capsys, monkeypatch):
+    def no_loading(*_args, **_kwargs):
+        raise AssertionError("weights loaded although the run cannot fit")
+
+    monkeypatch.setattr(ModelLedger, "_build", no_loading)
+    monkeypatch.setattr("ltx2cli.pipelines.plan.available_memory", lambda device: 2**20)
+    flags = [*model_flags(tiny), "-o", str(tmp_path / "big.mp4")]
+    code, _, err = run_in_process(capsys, ["generate", PROMPT, *flags])
+    assert code == EXIT_USAGE
+    assert "needs about" in err and "1 MiB is free" in err
+    assert "--height" in err  # on the CPU no offload mode helps: it names a smaller size
+
+
+# -- batches ----------------------------------------------------------------------------------
+
+
+def batch_flags(tiny) -> list[str]:
+    return [*model_flags(tiny), "--no-audio", "--steps", "1", "--json", "-q"]
+
+
+def write_items(path: Path) -> Path:
+    path.write_text(
+        "- a cat sleeps\n"
+        "- prompt: a dog runs\n"
+        "  seed: 4\n"
+        "  num-frames: 17\n"
+        "- prompt: a broken item\n"
+        "  num_frames: 10\n"
+    )
+    return path
+
+
+def test_batch_continues_past_a_bad_item_and_exits_1(tiny, tmp_path):
+    items = write_items(tmp_path / "items.yaml")
+    template = str(tmp_path / "out" / "{index:03d}-{slug}.mp4")
+    done = ltx2("generate", "--prompts-file", str(items), *batch_flags(tiny), "-o", template)
+
+    assert done.returncode == 1
+    *records, summary = [json.loads(line) for line in done.stdout.splitlines()]
+    first, second = (
+        tmp_path / "out" / "001-a-cat-sleeps.mp4",
+        tmp_path / "out" / "002-a-dog-runs.mp4",
+    )
+    assert [r["path"] for r in records] == [str(first), str(second)]
+    assert frames_of(first).shape[0] == FRAMES
+    assert frames_of(second).shape[0] == 17  # the item's own option wins
+    assert json.loads(second.with_suffix(".json").read_text())["seed"] == 4
+    assert summary["summary"]["done"] == 2
+    assert [f["index"] for f in summary["summary"]["failed"]] == [3]
+    assert "item 3" in done.stderr and "num_frames: 10" in done.stderr
+
+    again = ltx2(
+        "generate", "--prompts-file", str(items), *batch_flags(tiny), "-o", template,
+        "--skip-existing",
+    )  # fmt: skip
+    summary = json.loads(again.stdout.splitlines()[-1])["summary"]
+    assert (summary["done"], summary["skipped"]) == (0, 2)
+
+
+def test_batch_under_accelerate_splits_items_across_two_cpu_processes(tiny, tmp_path):
+    items = tmp_path / "items.jsonl"
+    items.write_text("\n".join(json.dumps({"prompt": f"item {i}", "seed": i}) for i in range(3)))
+    template = str(tmp_path / "out" / "{index}.mp4")
+    accelerate = shutil.which("accelerate") or "accelerate"
+    done = subprocess.run(
+        [
+            accelerate, "launch", "--multi_gpu", "--num_processes", "2", "-m", "ltx2cli",
+            "generate", "--prompts-file", str(items), *batch_flags(tiny), "-o", template,
+        ],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    *records, summary = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["index"] for r in records] == [1, 2, 3]  # gathered and printed once, in order
+    assert {r["process"] for r in records} == {0, 1}
+    assert summary["summary"]["done"] == 3
+    assert all(Path(r["path"]).is_file() for r in records)
