@@ -88,7 +88,7 @@ TextEncoder = Annotated[
 Quantization = Annotated[
     str | None, opt("--quantization", help="none | fp8-cast | fp8-scaled-mm.", panel=RUN)
 ]
-Offload = Annotated[str | None, opt("--offload", help="none | model.", panel=RUN)]
+Offload = Annotated[str | None, opt("--offload", help="none | model | block.", panel=RUN)]
 Device = Annotated[str | None, opt("--device", help="auto | cpu | cuda[:N] | mps.", panel=RUN)]
 Dtype = Annotated[str | None, opt("--dtype", help="bfloat16 | float16 | float32.", panel=RUN)]
 Compile = Annotated[bool, opt("--compile", help="torch.compile the transformer blocks.", panel=RUN)]

@@ -8,6 +8,8 @@ transformer, each stage's transformer before the next component.
 
 Offload modes (`Runtime.offload`):
 - `none`: components load straight onto the compute device and are dropped when freed;
+- `block`: as `none`, except that the transformer's blocks stay in host memory and stream to
+  the device one at a time with one prefetched (`offload.BlockStreamer`);
 - `model`: components load into host memory and move to the device only while a stage uses
   them; freeing moves them back to the host, where a later stage finds them again without
   re-reading the file (the VAE encoder serves both stages, the distilled transformer too).
@@ -106,8 +108,15 @@ class ModelLedger:
     # -- loading --------------------------------------------------------------------------------
     def _load(self, component: str, key: tuple[Any, ...], loras: Sequence[ResolvedLora]) -> _Entry:
         start = time.perf_counter()
-        target = HOST if self.runtime.offload == "model" else self.runtime.device
+        streamed = component == "transformer" and self.runtime.offload == "block"
+        host_first = self.runtime.offload == "model" or streamed
+        target = HOST if host_first else self.runtime.device
         module = self._build(component, loras, target)
+        if streamed:
+            from ltx2cli.pipelines.offload import BlockStreamer
+
+            module.block_streamer = BlockStreamer(module, self.runtime.device)
+            target = self.runtime.device  # what is not streamed is on the device now
         seconds = time.perf_counter() - start
         nbytes = _module_bytes(module)
         self.loads.append(component)

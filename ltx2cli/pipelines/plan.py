@@ -10,7 +10,8 @@ holds `ACTIVATION_WIDTHS` tensors of `tokens x width` per stream at once (the re
 normalised copy, q/k/v, the attention output and the 4x wide feed-forward hidden state), for
 each batched pass; the VAE decode uses the decoder's own estimate for the (tiled) output.
 With `offload=model` the host keeps every component loaded so far; otherwise the host peaks
-near the largest component (safetensors' memory map is read one window at a time).
+near the largest component (safetensors' memory map is read one window at a time). With
+`offload=block` the device holds the transformer's non-block weights and two blocks.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def component_bytes(files: ModelFiles, runtime: Runtime) -> dict[str, int]:
         "vocoder",
     ):
         total = 0
+        blocks: dict[str, int] = {}
         for key, raw in component_keys(info, component).items():
             tensor = info.tensors[raw]
             layer = key.rpartition(".")[0]
@@ -101,7 +103,15 @@ def component_bytes(files: ModelFiles, runtime: Runtime) -> dict[str, int]:
             floating = tensor.dtype.startswith(("F", "BF"))
             size = 1 if quantized else element if floating else DTYPE_SIZES[tensor.dtype]
             total += tensor.numel * size
+            if key.startswith("transformer_blocks."):
+                index = key.split(".")[1]
+                blocks[index] = blocks.get(index, 0) + tensor.numel * size
         out[component] = total
+        if component == "transformer" and runtime.offload == "block" and blocks:
+            # Streamed: the non-block weights plus the running and the prefetched block.
+            streamed = 2 * max(blocks.values())
+            out["transformer"] = total - sum(blocks.values()) + min(streamed, sum(blocks.values()))
+            out["transformer_host"] = total
     if files.upsampler is not None:
         up = read_checkpoint(files.upsampler)
         out["upsampler"] = sum(t.numel for t in up.tensors.values()) * element
@@ -196,7 +206,7 @@ def make_plan(job: Job, files: ModelFiles, runtime: Runtime, compat: Compat) -> 
 
     peak_device = max(stage.device_bytes for stage in stages)
     if runtime.offload == "model" and runtime.device.type != "cpu":
-        peak_host = sum(sizes.values())
+        peak_host = sum(v for k, v in sizes.items() if k != "transformer_host")
     else:
         peak_host = max(sizes.values())
     if runtime.device.type == "cpu":
@@ -248,7 +258,9 @@ def check_fits(job: Job, files: ModelFiles, runtime: Runtime, compat: Compat) ->
     if free is None or plan.peak_device_bytes <= free:
         return plan
     need = _gib(plan.peak_device_bytes)
-    for offload, quantization in (("model", runtime.quantization), ("model", "fp8-cast")):
+    candidates = [(o, runtime.quantization) for o in ("model", "block")]
+    candidates += [(o, "fp8-cast") for o in ("model", "block")]
+    for offload, quantization in candidates:
         other = replace(runtime, offload=offload, quantization=quantization)
         if make_plan(job, files, other, compat).peak_device_bytes <= free:
             flags = f"--offload {offload}"

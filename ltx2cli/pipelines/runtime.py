@@ -44,14 +44,14 @@ def pick_device(name: str) -> torch.device:
 
 
 #: Offload modes the ledger implements.
-OFFLOADS = ("none", "model")
+OFFLOADS = ("none", "model", "block")
 
 
 def make_runtime(settings: GenerationSettings, compile: bool = False) -> Runtime:
     if settings.offload not in OFFLOADS:
         raise UsageError(
             f"--offload {settings.offload} is not available in this version",
-            "use --offload model (whole components move between host and device)",
+            "use --offload block (transformer blocks stream to the device) or model",
         )
     quantization = None if settings.quantization == "none" else settings.quantization
     return Runtime(

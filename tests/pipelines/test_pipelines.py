@@ -109,3 +109,30 @@ def test_image_at_frame_zero_keeps_its_latent_in_both_stages(tiny_models, tmp_pa
         torch.testing.assert_close(result.latents[key][:, :, 0], expected, rtol=0, atol=1e-6)
         # The generated frames are not the image.
         assert (result.latents[key][:, :, 1] - expected).abs().max() > 0.1
+
+
+def test_fp8_cast_stores_the_block_linears_in_one_byte_and_still_generates(tiny_models):
+    from safetensors import safe_open
+
+    from ltx2cli.pipelines.files import resolve_files
+    from ltx2cli.pipelines.plan import component_bytes
+    from ltx2cli.pipelines.runtime import make_runtime
+
+    job = make_job(tiny_models, "distilled", audio=False, quantization="fp8-cast")
+    files = resolve_files(job)
+    plain = component_bytes(files, make_runtime(make_job(tiny_models, "distilled").settings))
+    cast = component_bytes(files, make_runtime(job.settings))
+    # Independently: every q/k/v/out/ff weight and bias of the blocks goes from 4 bytes to 1.
+    suffixes = (".to_q", ".to_k", ".to_v", ".to_out.0", "ff.net.0.proj", "ff.net.2")
+    with safe_open(str(tiny_models.checkpoint), "pt") as f:
+        names = f.keys()
+        linear = sum(
+            int(np.prod(f.get_slice(k).get_shape()))
+            for k in names
+            if k.startswith("model.diffusion_model.transformer_blocks.")
+            and k.rsplit(".", 1)[0].endswith(suffixes)
+        )
+    assert plain["transformer"] - cast["transformer"] == 3 * linear
+
+    video = run_job(job).video
+    assert torch.isfinite(video).all() and video.shape == (FRAMES, 3, HEIGHT, WIDTH)
