@@ -1,8 +1,8 @@
 """The model-call protocol and the denoisers the sampling loops call.
 
-The denoisers speak the transformer's own vocabulary (`models.transformer`, model.md §2.3,
-§2.9): a `ModelCall` holds one `Modality` per present stream and the pass's perturbations as a
-tuple of `Perturbation`; the model returns the raw velocity per stream, `[B, N, C]` like the
+The denoisers speak the transformer's own vocabulary (`models.transformer`): a `ModelCall`
+holds one `Modality` per present stream and the pass's perturbations as a tuple of
+`Perturbation`; the model returns the raw velocity per stream, `[B, N, C]` like the
 input latent. `transformer_velocity_model(transformer)` makes an `LTXTransformer` that model.
 
 - `to_modality` builds a stream's input from its `LatentState`: `sigma` `[B]` (0 for a frozen
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ltx2cli.compat import CURRENT, Compat
 from ltx2cli.diffusion.guidance import GuidanceSchedule, GuiderParams
 from ltx2cli.diffusion.state import AV, LatentState, timesteps_from_mask
 from ltx2cli.models.transformer import (
@@ -191,7 +192,8 @@ class GuidedDenoiser:
     modality's negative context (the positive one for a modality without guidance or without a
     negative context; a modality with cfg ≠ 1 must have one). A modality whose params skip this
     step is sent disabled and returns its previous x0; when both skip, no model call is made.
-    Stateful (the previous x0): use one instance per denoising run.
+    Stateful (the previous x0): use one instance per denoising run. `compat` picks the dtype
+    the passes are combined in.
     """
 
     def __init__(
@@ -201,8 +203,10 @@ class GuidedDenoiser:
         negative_contexts: AV[torch.Tensor] | None = None,
         video: GuidanceLike = GuiderParams(),
         audio: GuidanceLike = GuiderParams(),
+        compat: Compat = CURRENT,
     ) -> None:
         self.model = model
+        self.compat = compat
         self.contexts = contexts
         self.negative_contexts = negative_contexts or AV()
         self.video, self.audio = _schedule(video), _schedule(audio)
@@ -247,6 +251,7 @@ class GuidedDenoiser:
                 terms.get(Pass.UNCOND, 0.0),
                 terms.get(Pass.PERTURBED, 0.0),
                 terms.get(Pass.ISOLATED, 0.0),
+                self.compat,
             )
 
         self.last = states.map(guided)
