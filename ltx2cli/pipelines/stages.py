@@ -37,7 +37,7 @@ from ltx2cli.diffusion.guidance import GuiderParams
 from ltx2cli.diffusion.noise import noise_states
 from ltx2cli.diffusion.patchify import VideoLatentShape, audio_latent_shape
 from ltx2cli.diffusion.state import AV, AudioGrid, LatentState, VideoGrid, clear_conditioning
-from ltx2cli.diffusion.steppers import euler_loop, res2s_loop
+from ltx2cli.diffusion.steppers import Res2sNoise, euler_loop, res2s_loop
 from ltx2cli.media.audio import Audio
 from ltx2cli.pipelines.events import Event, Reporter
 from ltx2cli.pipelines.files import ResolvedLora
@@ -88,13 +88,16 @@ def encode_prompts(
 ) -> Prompts:
     """Contexts for the prompt (and the negative prompt when given), text encoder freed first."""
     from ltx2cli.media.image import load_image
+    from ltx2cli.models.noise import make_generator
     from ltx2cli.models.text_connectors import encode_text_context
 
     encoder = ledger.get(TEXT_ENCODER)
     enhanced = None
     if enhance:
+        # Its own generator, as the reference seeds enhancement apart from the noise.
         picture = load_image(image.path) if image is not None else None
-        enhanced = encoder.enhance(prompt, image=picture, seed=enhance_seed)
+        generator = make_generator(enhance_seed)
+        enhanced = encoder.enhance(prompt, image=picture, generator=generator)
         prompt = enhanced
     texts = [prompt] if negative is None else [prompt, negative]
     encodings = [encoder.encode([text]) for text in texts]
@@ -127,7 +130,6 @@ def image_conditionings(
     height: int,
     width: int,
     default_crf: int,
-    compat: Compat,
 ) -> list[ConditioningItem]:
     """One item per image, VAE-encoded at `height` x `width` (the caller frees the encoder)."""
     from ltx2cli.media.image import prepare_conditioning_image
@@ -145,8 +147,7 @@ def image_conditionings(
         if image.frame == 0:
             items.append(ReplaceLatent(latent, 0, image.strength))
         else:
-            frames = compat.keyframe_pixel_frames
-            items.append(KeyframeGuide(latent, image.frame, image.strength, frames))
+            items.append(KeyframeGuide(latent, image.frame, image.strength))
     return items
 
 
@@ -159,8 +160,9 @@ class Grids:
     audio: AudioGrid | None
 
     @classmethod
-    def of(cls, settings, channels: int, divisor: int = 1) -> Grids:
-        """The grids of the settings' clip at 1/`divisor` of its size (2: a stage 1)."""
+    def of(cls, settings, channels: int, compat: Compat, divisor: int = 1) -> Grids:
+        """The grids of the settings' clip at 1/`divisor` of its size (2: a stage 1); `compat`
+        decides positions and what conditioning items write."""
         from ltx2cli.diffusion.patchify import audio_latent_frames_for_video, video_latent_shape
 
         s = settings
@@ -172,7 +174,7 @@ class Grids:
             audio = AudioGrid(
                 audio_latent_shape(audio_latent_frames_for_video(s.num_frames, s.frame_rate))
             )
-        return cls(VideoGrid(shape, s.frame_rate), audio)
+        return cls(VideoGrid(shape, s.frame_rate, compat=compat), audio)
 
 
 def initial_states(
@@ -192,7 +194,8 @@ def initial_states(
     audio = None
     if grids.audio is not None:
         audio = grids.audio.initial_state(initial.audio, dtype=rt.dtype, device=rt.device)
-    return noise_states(AV(video=video, audio=audio), generator, noise_scale)
+    states = AV(video=video, audio=audio)
+    return noise_states(states, generator, noise_scale, grids.video.compat)
 
 
 DenoiserFactory = Callable[[VelocityModel], Denoiser]
@@ -218,8 +221,9 @@ def denoise(
 
     with torch.inference_mode():
         if sampler == "res2s":
-            dtype = ledger.runtime.dtype
-            out = res2s_loop(states, sigmas, denoiser, model_dtype=dtype, on_step=on_step)
+            # A fresh pair from the reference's fixed seeds per stage (it ignores the user's).
+            noise, dtype = Res2sNoise.seeded(), ledger.runtime.dtype
+            out = res2s_loop(states, sigmas, denoiser, noise, model_dtype=dtype, on_step=on_step)
         else:
             out = euler_loop(states, sigmas, denoiser, on_step=on_step)
     if not keep:
@@ -232,12 +236,12 @@ def guider(settings, modality: str) -> GuiderParams:
     return GuiderParams(**settings.guidance(modality))
 
 
-def guided(settings, prompts: Prompts) -> DenoiserFactory:
+def guided(settings, prompts: Prompts, compat: Compat) -> DenoiserFactory:
     """The multimodal guided denoiser of the settings' guidance over `prompts`."""
 
     def make(model: VelocityModel) -> Denoiser:
         video, audio = guider(settings, "video"), guider(settings, "audio")
-        return GuidedDenoiser(model, prompts.positive, prompts.negative, video, audio)
+        return GuidedDenoiser(model, prompts.positive, prompts.negative, video, audio, compat)
 
     return make
 
