@@ -241,7 +241,9 @@ def guided(settings, prompts: Prompts, compat: Compat) -> DenoiserFactory:
 
     def make(model: VelocityModel) -> Denoiser:
         video, audio = guider(settings, "video"), guider(settings, "audio")
-        return GuidedDenoiser(model, prompts.positive, prompts.negative, video, audio, compat)
+        # All passes of a step in one batched call, split automatically when memory runs out.
+        negative = prompts.negative
+        return GuidedDenoiser(model, prompts.positive, negative, video, audio, compat, None)
 
     return make
 
