@@ -64,10 +64,11 @@ def root(
 # -- commands (each module is torch-free at import time) -------------------------------------
 # One line per command module, in the order `ltx2 --help` lists them.
 from ltx2cli.cli import caption as caption_cli  # noqa: E402
-from ltx2cli.cli import env, lora, models, presets, quantize  # noqa: E402
+from ltx2cli.cli import env, generate, lora, models, presets, quantize  # noqa: E402
 from ltx2cli.cli import preprocess as preprocess_cli  # noqa: E402
 from ltx2cli.cli import train as train_cli  # noqa: E402
 
+app.command("generate", epilog=generate.EXAMPLES, no_args_is_help=True)(generate.generate)
 app.command("preprocess", epilog=preprocess_cli.EXAMPLES)(preprocess_cli.preprocess)
 app.command("caption", epilog=caption_cli.EXAMPLES)(caption_cli.caption)
 app.add_typer(train_cli.app, name="train")

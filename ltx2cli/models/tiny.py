@@ -329,9 +329,13 @@ def _raw_key(component: str, key: str) -> str:
 
 
 def _random_state(
-    component: str, config: dict[str, Any], generator: torch.Generator
+    component: str,
+    config: dict[str, Any],
+    generator: torch.Generator,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, torch.Tensor]:
-    module = component_builder(COMPONENTS[component])(config, **builder_options(component))
+    options = builder_options(component) if options is None else options
+    module = component_builder(COMPONENTS[component])(config, **options)
     module.init_weights(generator)
     return module.state_dict()
 
@@ -355,16 +359,26 @@ def write_tiny_checkpoint(
     generation: str = GEN_2_3,
     seed: int = 0,
     dtype: torch.dtype = torch.bfloat16,
+    gemma: tuple[int, int] | None = None,
 ) -> Path:
     """Write a tiny monolithic checkpoint (random weights from `seed`) and return its path.
 
     Tensors are stored in `dtype` (bf16 like the released files); 0-d scalars stay float32.
+    `gemma` = (hidden size, hidden states) sizes an LTX-2.3 text projection for another Gemma
+    than the tiny one (the demo model pairs it with the 270M Gemma 3).
     """
     config = tiny_config(generation)
+    projection = builder_options("text_projection")
+    if gemma is not None:
+        if generation != GEN_2_3:
+            raise UsageError("only a tiny LTX-2.3 checkpoint can be sized for another Gemma")
+        config["transformer"]["caption_channels"] = gemma[0]
+        projection = {"gemma_hidden_size": gemma[0], "gemma_hidden_states": gemma[1]}
     generator = torch.Generator().manual_seed(seed)
     tensors: dict[str, torch.Tensor] = {}
     for component in TINY_COMPONENTS:
-        for key, value in _random_state(component, config, generator).items():
+        options = projection if component == "text_projection" else None
+        for key, value in _random_state(component, config, generator, options).items():
             raw = _raw_key(component, key)
             # Encoder and decoder share one set of latent statistics in the file.
             tensors.setdefault(raw, _cast(value, dtype))
