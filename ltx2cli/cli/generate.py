@@ -307,7 +307,7 @@ class _Runner:
             "path": str(path),
             "sidecar": str(path.with_suffix(".json")),
             "seed": job.settings.seed,
-            "pipeline": job.settings.pipeline,
+            "pipeline": job.pipeline,
             "frames": int(result.video.shape[0]),
             "seconds": round(sum(result.timings.values()), 2),
             "enhanced_prompt": result.enhanced_prompt,

@@ -96,7 +96,7 @@ def run_job(
         torch.cuda.reset_peak_memory_stats(runtime.device)
     context = Context(job, files, ledger, compat, make_generator(job.settings.seed), report)
     try:
-        result = pipeline_module(job.settings.pipeline).run(context)
+        result = pipeline_module(job.pipeline).run(context)
     finally:
         if own:
             ledger.close()

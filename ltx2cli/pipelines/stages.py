@@ -38,7 +38,7 @@ from ltx2cli.diffusion.noise import noise_states
 from ltx2cli.diffusion.patchify import VideoLatentShape, audio_latent_shape
 from ltx2cli.diffusion.state import AV, AudioGrid, LatentState, VideoGrid, clear_conditioning
 from ltx2cli.diffusion.steppers import euler_loop, res2s_loop
-from ltx2cli.media.audio import Audio
+from ltx2cli.media.audio import Audio, as_channels
 from ltx2cli.pipelines.events import Event, Reporter
 from ltx2cli.pipelines.files import ResolvedLora
 from ltx2cli.pipelines.job import ImageInput
@@ -150,6 +150,42 @@ def image_conditionings(
     return items
 
 
+# -- source media ------------------------------------------------------------------------------
+
+
+@torch.inference_mode()
+def encode_video(ledger: ModelLedger, frames: torch.Tensor) -> torch.Tensor:
+    """Frames `[F, 3, H, W]` in [-1, 1] → normalised latent `[1, C, F', H/32, W/32]` (the
+    caller frees the encoder)."""
+    encoder = ledger.get("video_encoder")
+    rt = ledger.runtime
+    pixels = frames.to(device=rt.device, dtype=rt.dtype).transpose(0, 1)[None]
+    return encoder(pixels)
+
+
+@torch.inference_mode()
+def encode_audio(ledger: ModelLedger, audio: Audio, latent_frames: int) -> torch.Tensor:
+    """A waveform → normalised audio latent `[1, C, T, F]` cut or zero-padded to
+    `latent_frames` (the reference's retake rule); the encoder is freed after."""
+    from ltx2cli.models.mel import MelConfig, log_mel_spectrogram
+
+    encoder = ledger.get("audio_encoder")
+    rt = ledger.runtime
+    mel_config = MelConfig.from_checkpoint_config(checkpoint_config(ledger))
+    if audio.sample_rate != mel_config.sample_rate:
+        raise ValueError(
+            f"audio at {audio.sample_rate} Hz; the encoder reads {mel_config.sample_rate} Hz"
+        )
+    wave = as_channels(audio.waveform, 2)[None].to(rt.device)
+    latent = encoder(log_mel_spectrogram(wave, mel_config).to(rt.dtype))
+    ledger.free("audio_encoder")
+    have = latent.shape[2]
+    if have >= latent_frames:
+        return latent[:, :, :latent_frames]
+    pad = latent.new_zeros(*latent.shape[:2], latent_frames - have, latent.shape[3])
+    return torch.cat([latent, pad], dim=2)
+
+
 # -- diffusion -----------------------------------------------------------------------------------
 
 
@@ -183,8 +219,10 @@ def initial_states(
     *,
     noise_scale: float = 1.0,
     initial: AV[torch.Tensor] | None = None,
+    audio_items: Sequence[ConditioningItem] = (),
 ) -> AV[LatentState]:
-    """Target states (zeros or `initial` latents), conditioned, then noised video first."""
+    """Target states (zeros or `initial` latents), conditioned (`items` on the video,
+    `audio_items` on the audio), then noised video first."""
     rt = ledger.runtime
     initial = initial or AV()
     video = grids.video.initial_state(initial.video, dtype=rt.dtype, device=rt.device)
@@ -192,6 +230,7 @@ def initial_states(
     audio = None
     if grids.audio is not None:
         audio = grids.audio.initial_state(initial.audio, dtype=rt.dtype, device=rt.device)
+        audio = apply_conditioning(audio, audio_items, grids.audio)
     return noise_states(AV(video=video, audio=audio), generator, noise_scale)
 
 
