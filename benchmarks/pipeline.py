@@ -111,7 +111,7 @@ def main() -> None:
     states = states_of(video, audio)
     contexts = AV(video=video.context, audio=audio.context)
     velocity = transformer_velocity_model(model)
-    guided = GuidedDenoiser(velocity, contexts, contexts, VIDEO, AUDIO)
+    guided = GuidedDenoiser(velocity, contexts, contexts, VIDEO, AUDIO, max_passes=None)
     simple = SimpleDenoiser(velocity, contexts)
 
     with torch.inference_mode():

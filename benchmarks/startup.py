@@ -3,8 +3,10 @@
     python benchmarks/startup.py              # 15 runs each
     python benchmarks/startup.py -n 30 --importtime 12
 
-Target: `ltx2 --help` under 0.3 s. `--importtime N` also lists the N most expensive imports of
-`ltx2 --help` (cumulative, from `python -X importtime`), to see what to make lazy.
+Target: `ltx2 --help` at most 0.25 s (median, 2 idle cores). On a busy machine compare ratios:
+the run also times `python -c pass` and `import torch`. `--importtime N` also lists the N most
+expensive imports of `ltx2 --help` (cumulative, from `python -X importtime`), to see what to
+make lazy.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-TARGET_S = 0.3
+TARGET_S = 0.25
 
 
 def ltx2_command() -> list[str]:
@@ -73,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     for label, seconds in medians.items():
         print(f"  {label:<26} {seconds:7.3f} s")
     help_s, torch_s = medians["ltx2 --help"], medians["python -c 'import torch'"]
+    print(f"  ratio ltx2 --help / python -c pass: {help_s / medians['python -c pass']:.2f}")
     print(f"  ratio ltx2 --help / import torch: {help_s / torch_s:.2f}")
-    verdict = "meets" if help_s < TARGET_S else "misses"
+    verdict = "meets" if help_s <= TARGET_S else "misses"
     print(f"  {verdict} the {TARGET_S} s target")
     if args.importtime:
         print("slowest imports of ltx2 --help (cumulative ms, self ms):")

@@ -4,17 +4,28 @@ One setting, passed down from the pipelines to every place where the official 1.
 current (1.2.0) releases compute differently. `current` is the default; `1.0.0` reproduces the
 1.0.0 pipelines bit for bit. A switch lives here, never as a loose keyword in a lower layer.
 
-- `av_adaln`: the cross-modal AdaLN of the transformer. 1.0.0 derives the cross-attention
-  scale/shift from the other stream's sigma; the current release from the scaled timestep.
-- `lora_alpha`: kohya/ComfyUI `.alpha` tensors scale a LoRA by alpha/rank. 1.0.0 ignores them.
+- `av_adaln`: the input of the transformer's cross-modal (A↔V) scale/shift AdaLN. 1.0.0 feeds
+  the other stream's sigma (per sample); the current release feeds the stream's own per-token
+  timesteps. The cross-modal gate uses the other stream's sigma in both.
+- `lora_alpha`: scale a LoRA by alpha/rank when its file carries kohya/ComfyUI `.alpha`
+  tensors. Both reference releases ignore `.alpha` (the official trainer saves none, so its
+  LoRAs fuse identically either way); applying it is ltx2's choice for files made elsewhere,
+  and `1.0.0` turns it off to match the reference bit for bit.
 - `conditioning_writes_latent`: 1.0.0 conditioning items write their clean tokens into
-  `latent` as well as `clean_latent`; the current release writes zeros into `latent`.
-- `keyframe_pixel_frames`: the pixel frames a single-image keyframe spans in its positions
-  (1.0.0: eight, as if it were a full latent frame; current: one).
+  `latent` as well as `clean_latent` (in place and appended); the current release writes only
+  `clean_latent` and puts zeros into `latent` for appended tokens.
+- `keyframe_pixel_frames`: how many pixel frames the time position of a single-image keyframe
+  (one latent frame) spans at frame k > 0: 1.0.0 keeps the whole latent frame's span
+  [k, k + 8); the current release narrows it to [k, k + 1). At frame 0 the causal fix gives
+  [0, 1) in both.
 - `lerp_noiser`: the current noiser lerps the latent toward noise by the noise scale, then
-  from `clean_latent` by the mask; 1.0.0 mixes noise·m + latent·(1 − m) with m = mask·scale.
-- `bf16_video_positions`: 1.0.0 rounds video target positions to bfloat16.
-- `float32_guidance`: the current multimodal guider combines passes in float32.
+  from `clean_latent` by the denoise mask; 1.0.0 mixes noise·m + latent·(1 − m) with
+  m = mask·scale.
+- `bf16_video_positions`: 1.0.0 casts the video target positions to the latent dtype
+  (bfloat16 in every pipeline) when it builds the initial state; the current release keeps
+  them float32. Positions appended by conditioning are float32 in both.
+- `float32_guidance`: the current multimodal guider combines its passes in float32 and casts
+  back; 1.0.0 combines them in the latent dtype.
 - `stage1_audio_decode`: the current two-stage, HQ and a2v pipelines decode the stage-1 audio
   latent (the stage-2 audio result is discarded); 1.0.0 decodes the final audio.
 """

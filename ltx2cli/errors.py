@@ -26,6 +26,15 @@ class UsageError(Ltx2Error):
     exit_code = 2
 
 
+class ParameterError(UsageError):
+    """A bad value of one named parameter: `key` is its name (`num_frames`), which the message
+    uses; the CLI shows the flag (`--num-frames`) instead."""
+
+    def __init__(self, key: str, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.key = key
+
+
 class ConfigError(UsageError):
     """A YAML preset or config file that does not fit its schema."""
 

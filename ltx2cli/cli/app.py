@@ -10,7 +10,7 @@ import typer
 from ltx2cli import __version__
 from ltx2cli.cli.options import examples
 from ltx2cli.cli.output import out
-from ltx2cli.errors import Ltx2Error
+from ltx2cli.errors import ConfigError, Ltx2Error, ParameterError
 
 app = typer.Typer(
     name="ltx2",
@@ -20,7 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # plain help: Rich help rendering costs more than the rest of --help
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -43,7 +43,15 @@ def root(
         bool, typer.Option("--debug", help="Show tracebacks and debug logs (or LTX2_DEBUG=1).")
     ] = False,
     verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv for debug).")
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            metavar="",
+            show_default=False,
+            help="More log output: -v, -vv for debug.",
+        ),
     ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
     json: Annotated[
@@ -65,7 +73,9 @@ app.command("env", epilog=env.EXAMPLES)(env.env)
 
 
 _INTERRUPTED = 130
+_USAGE = 2
 _DEBUG_HINT = "run with --debug for the traceback"
+_BUG_HINT = "this is a bug in ltx2: please report it with the traceback above"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,21 +93,37 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = command.main(args=argv, prog_name="ltx2", standalone_mode=False)
     except Ltx2Error as exc:
-        _fail(exc.exit_code, exc.message, exc.hint)
+        _fail(exc.exit_code, _flag_message(exc), exc.hint or _default_hint(exc.exit_code))
     except typer.Abort:  # Ctrl-C or end of input at a confirmation prompt
-        _fail(1, "aborted", None)
+        _fail(1, "aborted", "answer the question, or pass -y to skip it")
     except KeyboardInterrupt:
-        _fail(_INTERRUPTED, "interrupted", None)
+        _fail(_INTERRUPTED, "interrupted", "run the command again")
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        _fail(1, f"{exc.strerror or exc}{where}", "check the path, its permissions and free space")
     except Exception as exc:
         if _is_usage_error(exc):
             _usage_error(exc)
-        _fail(1, f"{type(exc).__name__}: {exc}", None if out.debug else _DEBUG_HINT)
+        _fail(1, f"{type(exc).__name__}: {exc}", _BUG_HINT if out.debug else _DEBUG_HINT)
     if code == _INTERRUPTED:  # Typer turns Ctrl-C during a command into this exit code
-        _fail(_INTERRUPTED, "interrupted", None)
+        _fail(_INTERRUPTED, "interrupted", "run the command again")
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def _fail(code: int, message: str, hint: str | None) -> None:
+def _flag_message(exc: Ltx2Error) -> str:
+    """A library error about a parameter (`num_frames: 120 is not 8k+1`) names the flag
+    instead (`--num-frames: ...`). Settings errors already say where the value came from."""
+    parameter = isinstance(exc, ParameterError) and not isinstance(exc, ConfigError)
+    if parameter and exc.message.startswith(exc.key):  # type: ignore[attr-defined]
+        return "--" + exc.key.replace("_", "-") + exc.message[len(exc.key) :]
+    return exc.message
+
+
+def _default_hint(code: int) -> str:
+    return "see `ltx2 --help` and the command's --help" if code == _USAGE else _DEBUG_HINT
+
+
+def _fail(code: int, message: str, hint: str) -> None:
     if out.debug and sys.exc_info()[0] is not None:
         import traceback  # locals are never printed: they may hold tokens
 
@@ -114,8 +140,9 @@ def _is_usage_error(exc: Exception) -> bool:
 
 
 def _usage_error(exc: Exception) -> None:
-    if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: Typer printed its help
+    if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help, as --help shows it
+        sys.stdout.write(exc.format_message().rstrip("\n") + "\n")  # type: ignore[attr-defined]
         sys.exit(exc.exit_code)  # type: ignore[attr-defined]
     ctx = getattr(exc, "ctx", None)
-    hint = f"see `{ctx.command_path} --help`" if ctx is not None else None
+    hint = f"see `{ctx.command_path} --help`" if ctx is not None else _default_hint(_USAGE)
     _fail(exc.exit_code, exc.format_message(), hint)  # type: ignore[attr-defined]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -53,6 +51,10 @@ def env(json: Json = False) -> None:
 
 def collect() -> dict[str, Any]:
     """Everything `ltx2 env` reports, as plain JSON-able data."""
+    import platform
+
+    from ltx2cli.models.device import device_report  # imports torch: not at module level
+
     return {
         "python": {
             "version": platform.python_version(),
@@ -66,7 +68,7 @@ def collect() -> dict[str, Any]:
             "memory_gib": _ram_gib(),
         },
         "packages": {name: _version(name) for name in PACKAGES},
-        "torch": _torch_info(),
+        "torch": device_report(),
         "data_dir": _data_dir_info(),
         "environment": _environment(),
     }
@@ -88,62 +90,10 @@ def _ram_gib() -> float | None:
         return None
 
 
-def _torch_info() -> dict[str, Any]:
-    try:
-        import torch
-    except ImportError as exc:
-        return {"available": False, "error": str(exc)}
-    cuda_devices = []
-    cuda_ok = torch.cuda.is_available()
-    if cuda_ok:
-        for index in range(torch.cuda.device_count()):
-            props = torch.cuda.get_device_properties(index)
-            device: dict[str, Any] = {
-                "index": index,
-                "name": props.name,
-                "capability": f"{props.major}.{props.minor}",
-                "memory_gib": round(props.total_memory / GIB, 1),
-            }
-            try:
-                free, _ = torch.cuda.mem_get_info(index)
-                device["free_gib"] = round(free / GIB, 1)
-            except RuntimeError:
-                pass
-            cuda_devices.append(device)
-    mps_backend = getattr(torch.backends, "mps", None)
-    mps_ok = bool(mps_backend and mps_backend.is_available())
-    mps: dict[str, Any] = {
-        "available": mps_ok,
-        "built": bool(mps_backend and mps_backend.is_built()),
-    }
-    if mps_ok:
-        mps["name"] = platform.processor() or "Apple GPU"
-        limit = getattr(getattr(torch, "mps", None), "recommended_max_memory", None)
-        if callable(limit):
-            mps["memory_gib"] = round(limit() / GIB, 1)
-    cudnn = torch.backends.cudnn.version() if cuda_ok else None
-    return {
-        "available": True,
-        "version": torch.__version__,
-        "build": _torch_build(torch),
-        "cuda_available": cuda_ok,
-        "cudnn": cudnn,
-        "cuda_devices": cuda_devices,
-        "mps": mps,
-        "threads": torch.get_num_threads(),
-    }
-
-
-def _torch_build(torch: Any) -> str:
-    if torch.version.cuda:
-        return f"CUDA {torch.version.cuda}"
-    if getattr(torch.version, "hip", None):
-        return f"ROCm {torch.version.hip}"
-    return "CPU"
-
-
 def _data_dir_info() -> dict[str, Any]:
-    from ltx2cli.hub.paths import data_dir
+    import shutil
+
+    from ltx2cli.hub.paths import data_dir, data_dir_problem, home_from_env
 
     path = data_dir()
     probe = path
@@ -152,8 +102,9 @@ def _data_dir_info() -> dict[str, Any]:
     usage = shutil.disk_usage(probe)
     return {
         "path": str(path),
-        "exists": path.exists(),
-        "from_env": "LTX2_HOME" in os.environ,
+        "exists": path.is_dir(),
+        "problem": data_dir_problem(path),
+        "from_env": home_from_env() is not None,
         "free_gib": round(usage.free / GIB, 1),
         "total_gib": round(usage.total / GIB, 1),
     }
@@ -204,6 +155,7 @@ def _render(info: dict[str, Any]) -> Any:
         table.add_row("  torch", f"[red]cannot import:[/] {t['error']}")
     else:
         table.add_row("  build", f"{t['version']} · {t['build']} · {t['threads']} threads")
+        table.add_row("  auto", f"{t['auto_device']}, {t['default_dtype']}")
         if t["cuda_devices"]:
             for d in t["cuda_devices"]:
                 free = f", {d['free_gib']} GiB free" if "free_gib" in d else ""
@@ -224,6 +176,8 @@ def _render(info: dict[str, Any]) -> Any:
     d = info["data_dir"]
     note = " (LTX2_HOME)" if d["from_env"] else ""
     missing = "" if d["exists"] else " [dim](not created yet)[/]"
+    if d["problem"]:
+        missing = f" [red](unusable: {esc(d['problem'])})[/]"
     table.add_row("  data dir", f"{esc(d['path'])}{note}{missing}")
     table.add_row("  free space", f"{d['free_gib']} GiB of {d['total_gib']} GiB")
 

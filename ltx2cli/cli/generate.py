@@ -280,11 +280,12 @@ class _Runner:
         from ltx2cli.pipelines.files import resolve_files
         from ltx2cli.pipelines.ledger import ModelLedger
         from ltx2cli.pipelines.plan import check_fits, describe, make_plan
-        from ltx2cli.pipelines.run import compat_of
+        from ltx2cli.pipelines.run import check_pipeline, compat_of
         from ltx2cli.pipelines.run import generate as run_generate
         from ltx2cli.pipelines.runtime import make_runtime
         from ltx2cli.pipelines.validate import check_against_model, check_images, check_output
 
+        check_pipeline(job.settings.pipeline)
         check_output(job.output, self.overwrite)
         check_images(job)
         files = resolve_files(job)

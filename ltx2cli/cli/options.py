@@ -7,13 +7,15 @@ from typing import Annotated
 
 import typer
 
+from ltx2cli.families import generation_choices
+
 Json = Annotated[
     bool, typer.Option("--json", help="Print one JSON object per result on stdout, nothing else.")
 ]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 Generation = Annotated[
     str | None,
-    typer.Option("--generation", "-g", help="2 (LTX-2 19B) or 2.3 (LTX-2.3 22B)."),
+    typer.Option("--generation", "-g", help=f"{generation_choices()}."),
 ]
 Kind = Annotated[
     str | None, typer.Option("--kind", help="checkpoint | upsampler | lora | text-encoder.")
@@ -25,5 +27,5 @@ EXAMPLES_HEADING = "Examples:"
 
 def examples(*commands: str) -> str:
     """A help epilog listing `commands` one per line (keep each under 78 characters, so it
-    stays on one line in an 80-column terminal)."""
-    return "\n".join((EXAMPLES_HEADING, *commands))
+    stays on one line in an 80-column terminal). `\\b` keeps click from rewrapping them."""
+    return "\n".join(("\b", EXAMPLES_HEADING, *(f"  {c}" for c in commands)))

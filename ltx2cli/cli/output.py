@@ -10,35 +10,21 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.logging import RichHandler
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from ltx2cli.errors import Ltx2Error, UsageError
+from ltx2cli.text import env_flag
+
+if TYPE_CHECKING:  # Rich is imported when something is printed, not for `ltx2 --help`
+    from rich.console import Console
+    from rich.progress import Progress
 
 #: Wide enough that Rich never wraps or truncates a table written to a pipe.
 _UNBOUNDED_WIDTH = 10_000
-
-
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 @dataclass
@@ -46,12 +32,14 @@ class Output:
     json: bool = False
     quiet: bool = False
     verbose: int = 0
-    debug: bool = field(default_factory=lambda: _env_flag("LTX2_DEBUG"))
+    debug: bool = field(default_factory=lambda: env_flag("LTX2_DEBUG"))
     _stderr: Console | None = None
 
     @property
     def stderr(self) -> Console:
         if self._stderr is None:
+            from rich.console import Console
+
             self._stderr = Console(stderr=True, highlight=False, soft_wrap=True)
         return self._stderr
 
@@ -65,7 +53,7 @@ class Output:
     ) -> None:
         """Start of an invocation: the root flags replace whatever an earlier run set."""
         self.json, self.quiet, self.verbose = json, quiet, verbose
-        self.debug = debug or _env_flag("LTX2_DEBUG")
+        self.debug = debug or env_flag("LTX2_DEBUG")
         self._apply_log_level()
 
     def configure(
@@ -86,6 +74,8 @@ class Output:
             level = logging.DEBUG
         if self.quiet:
             level = logging.ERROR
+        from rich.logging import RichHandler
+
         root = logging.getLogger("ltx2cli")
         root.handlers[:] = [
             RichHandler(
@@ -115,6 +105,8 @@ class Output:
         width instead, so no row wraps or loses a column (`| grep`, `| less -S` work), without
         colour codes or trailing blanks.
         """
+        from rich.console import Console
+
         console = Console(highlight=False, soft_wrap=True)
         if console.is_terminal:
             console.print(table)
@@ -134,17 +126,54 @@ class Output:
             self.stderr.print(message, markup=False)
 
     def warn(self, message: str) -> None:
+        from rich.markup import escape
+
         if not self.quiet:
             self.stderr.print(f"[yellow]Warning:[/] {escape(message)}")
 
     def error(self, message: str, hint: str | None = None) -> None:
+        from rich.markup import escape
+
         self.stderr.print(f"[bold red]Error:[/] {escape(message)}")
         if hint:
             self.stderr.print(f"[dim]Hint:[/] {escape(hint)}")
 
+    def confirm(self, question: str, *, default: bool = True) -> bool:
+        """Ask on stderr, read the answer from stdin (nothing is echoed to stdout). Under
+        `--json` there is no one to ask: that is a usage error unless `-y` skipped the question."""
+        if self.json:
+            raise UsageError(
+                f"--json needs -y: {question.rstrip('?')} was not confirmed",
+                "add -y (--yes) to go ahead without asking",
+            )
+        choices = "[Y/n]" if default else "[y/N]"
+        while True:
+            self.stderr.print(f"{question} {choices} ", end="", markup=False)
+            line = sys.stdin.readline()
+            if not line:  # end of input: nobody said yes
+                raise Ltx2Error("aborted: no answer on stdin", "pass -y to skip the question")
+            answer = line.strip().lower()
+            if not answer:
+                return default
+            if answer in ("y", "yes", "n", "no"):
+                return answer.startswith("y")
+            self.stderr.print("Please answer y or n.", markup=False)
+
     @contextmanager
     def progress(self, *, transfer: bool = False) -> Iterator[Progress]:
         """A Rich progress display on stderr; disabled off a terminal or when silenced."""
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         columns: list[Any] = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn()]
         if transfer:
             columns += [DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
@@ -160,7 +189,7 @@ class Output:
         """A `(label, bytes_done, bytes_total)` callback drawing one byte bar per label, for
         library code that reports progress through callbacks (downloads, hashing)."""
         with self.progress(transfer=True) as bar:
-            tasks: dict[str, TaskID] = {}
+            tasks: dict[str, Any] = {}
 
             def advance(label: str, done: int, total: int | None) -> None:
                 if label not in tasks:

@@ -16,7 +16,7 @@ app = typer.Typer(
         "ltx2 presets list", "ltx2 presets show fast", "ltx2 presets show fast > ~/my.yaml"
     ),
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # plain help: Rich help rendering costs more than the rest of --help
 )
 
 
@@ -59,7 +59,7 @@ def list_presets(json: Json = False) -> None:
     table.add_column("description")
     for p in presets:
         source = "user (shadows built-in)" if p.shadows_builtin else p.source
-        text = f"[red]unreadable:[/] {escape(p.error)}" if p.error else escape(p.description)
+        text = f"[red]invalid:[/] {escape(p.error)}" if p.error else escape(p.description)
         table.add_row(p.name, source, text)
     out.table(table)
     out.info(f"User presets go in {user_dir()} (NAME.yaml); `ltx2 presets show NAME` for details.")

@@ -1,13 +1,12 @@
-"""`GenerationSettings`: every common option of `ltx2 generate` and friends, with the defaults of
-the official LTX-2.3 pipelines.
+"""`GenerationSettings`: every common option of `ltx2 generate` and friends.
 
 - Flat on purpose: one field = one flag (`--video-cfg-scale`) = one env var
   (`LTX2_VIDEO_CFG_SCALE`) = one preset key (`video_cfg_scale:`).
-- Defaults depend on the pipeline (the HQ pipeline has its own size, steps and guidance; the
-  distilled one runs without guidance), so `defaults_for(pipeline)` gives them and the
-  precedence resolver starts from the chosen pipeline's defaults.
-- Defaults target LTX-2.3; `ltx2_0_defaults()` lists what differs for an LTX-2 (19B)
-  checkpoint, for fields the user left at their default.
+- Defaults come from the pipeline registry (size) and the generation record (steps, guidance,
+  image CRF for the pipeline's sampling kind): `defaults_for(pipeline)` gives them for the
+  default generation, and the precedence resolver starts from the chosen pipeline's defaults.
+  `adapt_to_model_version` swaps in the checkpoint generation's values for fields the user
+  left at their default.
 - `__post_init__` validates everything that can be checked before any weights load.
 """
 
@@ -19,29 +18,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+from ltx2cli.compat import COMPATS
 from ltx2cli.config.loader import FieldError, check_choice
 from ltx2cli.config.resolve import DEFAULT, Resolved
-from ltx2cli.versions import GEN_2_3, generation_of_version
+from ltx2cli.errors import ParameterError
+from ltx2cli.families import DEFAULT_FAMILY, Family, family_of_version
+from ltx2cli.geometry import check_frame_count, check_size
+from ltx2cli.pipelines import registry
 
-Pipeline = Literal["two-stage", "two-stage-hq", "one-stage", "distilled"]
+Pipeline = Literal[registry.NAMES]  # type: ignore[valid-type]
 Quantization = Literal["none", "fp8-cast", "fp8-scaled-mm"]
 Offload = Literal["none", "model", "block"]
 Dtype = Literal["bfloat16", "float16", "float32"]
 
-PIPELINES: tuple[str, ...] = get_args(Pipeline)
+PIPELINES: tuple[str, ...] = registry.NAMES
 QUANTIZATIONS: tuple[str, ...] = get_args(Quantization)
 OFFLOADS: tuple[str, ...] = get_args(Offload)
 DTYPES: tuple[str, ...] = get_args(Dtype)
-DEFAULT_PIPELINE = "two-stage"
-
-# Stage 1 runs at half size and the upsampler doubles it, so both sides must halve to a
-# multiple of 32.
-TWO_STAGE_PIPELINES = frozenset({"two-stage", "two-stage-hq", "distilled"})
-# Guided pipelines whose steps and STG block follow the checkpoint generation.
-_VERSIONED_PIPELINES = frozenset({"two-stage", "one-stage"})
-SIZE_MULTIPLE_ONE_STAGE = 32
-SIZE_MULTIPLE_TWO_STAGE = 64
-FRAME_STEP = 8  # VAE temporal compression: valid frame counts are 8k+1
+COMPAT_NAMES: tuple[str, ...] = tuple(COMPATS)
+DEFAULT_PIPELINE = registry.DEFAULT_PIPELINE
 MAX_CRF = 51
 MAX_SEED = 2**63 - 1
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -64,48 +59,57 @@ DEFAULT_NEGATIVE_PROMPT = (
 )
 
 GUIDANCE_KEYS = ("cfg_scale", "stg_scale", "stg_blocks", "rescale_scale", "modality_scale")
+MODALITIES = ("video", "audio")
+
+_SPEC = registry.PIPELINES[DEFAULT_PIPELINE]
+_SAMPLING = DEFAULT_FAMILY.defaults(_SPEC.sampling)
+_VIDEO, _AUDIO = _SAMPLING.video, _SAMPLING.audio
 
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """Resolved options for one generation. Field defaults are the two-stage LTX-2.3 ones."""
+    """Resolved options for one generation. Field defaults are the default pipeline's with the
+    default generation's numbers (families.py, pipelines/registry.py)."""
 
-    pipeline: Pipeline = "two-stage"
+    pipeline: Pipeline = DEFAULT_PIPELINE
     model: str = "auto"  # a catalog name, a local path, "demo", or "auto" (the pipeline's own)
-    height: int = 1024
-    width: int = 1536
+    height: int = _SPEC.height
+    width: int = _SPEC.width
     num_frames: int = 121
     frame_rate: float = 24.0
-    steps: int = 30
+    steps: int = _SAMPLING.steps
     seed: int = 10
     negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
-    # Guidance (MultiModalGuiderParams per modality); neutral values: cfg 1, stg 0,
-    # rescale 0, modality 1, skip 0.
-    video_cfg_scale: float = 3.0
-    video_stg_scale: float = 1.0
-    video_stg_blocks: tuple[int, ...] = (28,)
-    video_rescale_scale: float = 0.7
-    video_modality_scale: float = 3.0  # the reference CLI's --a2v-guidance-scale
-    video_skip_step: int = 0
-    audio_cfg_scale: float = 7.0
-    audio_stg_scale: float = 1.0
-    audio_stg_blocks: tuple[int, ...] = (28,)
-    audio_rescale_scale: float = 0.7
-    audio_modality_scale: float = 3.0  # the reference CLI's --v2a-guidance-scale
-    audio_skip_step: int = 0
+    # Guidance (the multimodal guider's parameters per modality); neutral values: cfg 1,
+    # stg 0, rescale 0, modality 1, skip 0.
+    video_cfg_scale: float = _VIDEO.cfg_scale
+    video_stg_scale: float = _VIDEO.stg_scale
+    video_stg_blocks: tuple[int, ...] = _VIDEO.stg_blocks
+    video_rescale_scale: float = _VIDEO.rescale_scale
+    video_modality_scale: float = _VIDEO.modality_scale  # the reference CLI's --a2v-guidance-scale
+    video_skip_step: int = _VIDEO.skip_step
+    audio_cfg_scale: float = _AUDIO.cfg_scale
+    audio_stg_scale: float = _AUDIO.stg_scale
+    audio_stg_blocks: tuple[int, ...] = _AUDIO.stg_blocks
+    audio_rescale_scale: float = _AUDIO.rescale_scale
+    audio_modality_scale: float = _AUDIO.modality_scale  # the reference CLI's --v2a-guidance-scale
+    audio_skip_step: int = _AUDIO.skip_step
     audio: bool = True  # False: video only
     enhance_prompt: bool = False
-    image_crf: int = 33  # H.264 round trip for conditioning images; 0 skips it
+    # H.264 round trip of conditioning images; 0 skips it
+    image_crf: int = DEFAULT_FAMILY.image_crf
     quantization: Quantization = "none"
     offload: Offload = "none"
     device: str = "auto"
     dtype: Dtype = "bfloat16"
+    compat: str = "current"  # which reference release to reproduce (compat.py)
 
     def __post_init__(self) -> None:
         check_choice("pipeline", self.pipeline, PIPELINES)
         check_choice("quantization", self.quantization, QUANTIZATIONS)
         check_choice("offload", self.offload, OFFLOADS)
         check_choice("dtype", self.dtype, DTYPES)
+        check_choice("compat", self.compat, COMPAT_NAMES)
         if not self.model.strip():
             raise FieldError("model", "model: must not be empty", "use a catalog name or a path")
         if not _DEVICE_PATTERN.match(self.device):
@@ -114,15 +118,14 @@ class GenerationSettings:
                 f"device: {self.device!r} is not a device",
                 "use auto, cpu, mps, cuda or cuda:N",
             )
-        self._check_size("height", self.height)
-        self._check_size("width", self.width)
-        if self.num_frames < 1 or (self.num_frames - 1) % FRAME_STEP:
-            lower = max(1, (self.num_frames - 1) // FRAME_STEP * FRAME_STEP + 1)
-            raise FieldError(
-                "num_frames",
-                f"num_frames: {self.num_frames} is not 8k+1",
-                f"use {lower} or {lower + FRAME_STEP}",
-            )
+        multiple = self.spec.size_multiple
+        why = f"for the {self.pipeline} pipeline" if self.spec.two_stage else ""
+        try:
+            for name in ("height", "width"):
+                check_size(name, getattr(self, name), multiple, why)
+            check_frame_count("num_frames", self.num_frames)
+        except ParameterError as exc:  # reported as a settings field, with its source
+            raise FieldError(exc.key, exc.message, exc.hint) from None
         _at_least("frame_rate", self.frame_rate, 0.0, strict=True)
         _at_least("steps", self.steps, 1)
         _at_least("seed", self.seed, 0)
@@ -132,7 +135,7 @@ class GenerationSettings:
             raise FieldError(
                 "image_crf", f"image_crf: {self.image_crf} is outside 0..{MAX_CRF}", "0 skips it"
             )
-        for modality in ("video", "audio"):
+        for modality in MODALITIES:
             for name in ("cfg_scale", "stg_scale", "modality_scale", "skip_step"):
                 _at_least(f"{modality}_{name}", getattr(self, f"{modality}_{name}"), 0)
             rescale = getattr(self, f"{modality}_rescale_scale")
@@ -145,25 +148,14 @@ class GenerationSettings:
             for block in getattr(self, f"{modality}_stg_blocks"):
                 _at_least(f"{modality}_stg_blocks", block, 0)
 
-    def _check_size(self, name: str, value: int) -> None:
-        two_stage = self.pipeline in TWO_STAGE_PIPELINES
-        multiple = SIZE_MULTIPLE_TWO_STAGE if two_stage else SIZE_MULTIPLE_ONE_STAGE
-        if value >= multiple and value % multiple == 0:
-            return
-        lower = max(multiple, value // multiple * multiple)
-        why = f" for the {self.pipeline} pipeline" if two_stage else ""
-        raise FieldError(
-            name,
-            f"{name}: {value} is not a positive multiple of {multiple}{why}",
-            f"use {lower} or {lower + multiple}",
-        )
-
     @classmethod
-    def defaults_for(cls, pipeline: str = DEFAULT_PIPELINE) -> dict[str, Any]:
-        """Every field's built-in default when `pipeline` runs."""
+    def defaults_for(
+        cls, pipeline: str = DEFAULT_PIPELINE, family: Family = DEFAULT_FAMILY
+    ) -> dict[str, Any]:
+        """Every field's built-in default when `pipeline` runs a `family` checkpoint."""
         check_choice("pipeline", pipeline, PIPELINES)
         values = {f.name: f.default for f in dataclasses.fields(cls)}
-        values.update(_PIPELINE_DEFAULTS[pipeline], pipeline=pipeline)
+        values.update(_family_defaults(registry.PIPELINES[pipeline], family), pipeline=pipeline)
         return values
 
     @classmethod
@@ -177,14 +169,18 @@ class GenerationSettings:
 
     def guidance(self, modality: Literal["video", "audio"]) -> dict[str, Any]:
         """One modality's guider parameters under the reference names (cfg_scale, ...)."""
-        check_choice("modality", modality, ("video", "audio"))
+        check_choice("modality", modality, MODALITIES)
         values = {k: getattr(self, f"{modality}_{k}") for k in GUIDANCE_KEYS}
         values["skip_step"] = getattr(self, f"{modality}_skip_step")
         return values
 
     @property
+    def spec(self) -> registry.PipelineSpec:
+        return registry.PIPELINES[self.pipeline]
+
+    @property
     def two_stage(self) -> bool:
-        return self.pipeline in TWO_STAGE_PIPELINES
+        return self.spec.two_stage
 
     @property
     def duration(self) -> float:
@@ -192,27 +188,33 @@ class GenerationSettings:
         return self.num_frames / self.frame_rate
 
 
-def ltx2_0_defaults() -> dict[str, Any]:
-    """Defaults that differ for an LTX-2 (19B) checkpoint in the guided pipelines other than
-    HQ (which always uses the 2.3 HQ values): 40 steps and STG on block 29."""
-    return {"steps": 40, "video_stg_blocks": (29,), "audio_stg_blocks": (29,)}
-
-
 def adapt_to_model_version(
-    resolved: Resolved[GenerationSettings], version: str
+    resolved: Resolved[GenerationSettings], version: str | None
 ) -> Resolved[GenerationSettings]:
-    """Swap in the LTX-2 (19B) defaults for fields the user left at their default, when the
-    checkpoint's `model_version` is below 2.3 or unreadable (as the reference does)."""
-    if (
-        resolved.settings.pipeline not in _VERSIONED_PIPELINES
-        or generation_of_version(version) == GEN_2_3
-    ):
+    """Swap in the checkpoint generation's defaults (from its `model_version`) for fields the
+    user left at their default, in pipelines whose defaults follow the checkpoint."""
+    spec = resolved.settings.spec
+    if not spec.versioned:
         return resolved
-    changes = {
-        k: v for k, v in ltx2_0_defaults().items() if resolved.sources.get(k, DEFAULT) == DEFAULT
-    }
+    defaults = _family_defaults(spec, family_of_version(version))
+    changes = {k: v for k, v in defaults.items() if resolved.sources.get(k, DEFAULT) == DEFAULT}
     settings = dataclasses.replace(resolved.settings, **changes)
     return dataclasses.replace(resolved, settings=settings)
+
+
+def _family_defaults(spec: registry.PipelineSpec, family: Family) -> dict[str, Any]:
+    """The defaults a pipeline takes from its spec and from one generation's record."""
+    sampling = family.defaults(spec.sampling)
+    values: dict[str, Any] = {
+        "height": spec.height,
+        "width": spec.width,
+        "steps": sampling.steps,
+        "image_crf": family.image_crf,
+    }
+    for modality in MODALITIES:
+        guidance = dataclasses.asdict(getattr(sampling, modality))
+        values.update({f"{modality}_{k}": v for k, v in guidance.items()})
+    return values
 
 
 def _at_least(name: str, value: float, low: float, *, strict: bool = False) -> None:
@@ -220,35 +222,3 @@ def _at_least(name: str, value: float, low: float, *, strict: bool = False) -> N
         return
     bound = f"greater than {low:g}" if strict else f"at least {low:g}"
     raise FieldError(name, f"{name}: {value} must be {bound}")
-
-
-_NO_GUIDANCE = {
-    f"{m}_{k}": v
-    for m in ("video", "audio")
-    for k, v in {
-        "cfg_scale": 1.0,
-        "stg_scale": 0.0,
-        "stg_blocks": (),
-        "rescale_scale": 0.0,
-        "modality_scale": 1.0,
-        "skip_step": 0,
-    }.items()
-}
-
-_PIPELINE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "two-stage": {},
-    "two-stage-hq": {
-        "height": 1088,
-        "width": 1920,
-        "steps": 15,
-        "video_stg_scale": 0.0,
-        "video_stg_blocks": (),
-        "video_rescale_scale": 0.45,
-        "audio_stg_scale": 0.0,
-        "audio_stg_blocks": (),
-        "audio_rescale_scale": 1.0,
-    },
-    "one-stage": {"height": 512, "width": 768},
-    # Fixed 8-step distilled schedule, positive prompt only: no guidance passes.
-    "distilled": {"steps": 8, **_NO_GUIDANCE},
-}

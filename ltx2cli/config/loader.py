@@ -11,20 +11,19 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
-from ltx2cli.errors import ConfigError
+from ltx2cli.errors import ConfigError, ParameterError
+from ltx2cli.text import FALSE_WORDS, TRUE_WORDS, did_you_mean
 
 T = TypeVar("T")
 
-_TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-_FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 _NONE_WORDS = frozenset({"", "none", "null"})
 
 
@@ -32,19 +31,16 @@ class Partial(dict):
     """A nested dataclass field's values from one layer (merged key by key, unlike dict fields)."""
 
 
-class FieldError(ConfigError):
+class FieldError(ConfigError, ParameterError):
     """A value that does not fit its field; `key` is the dotted field name."""
-
-    def __init__(self, key: str, message: str, hint: str | None = None) -> None:
-        super().__init__(message, hint)
-        self.key = key
 
 
 # -- reading ---------------------------------------------------------------------------------
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """The top-level mapping of a YAML file; an empty file is an empty mapping."""
+    """The top-level mapping of a YAML file; an empty file is an empty mapping. A key written
+    twice in one mapping is an error (plain YAML loaders keep the last one silently)."""
     import yaml
 
     file = Path(path).expanduser()
@@ -53,23 +49,51 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {file}", "check the path") from None
     except IsADirectoryError:
-        raise ConfigError(f"{file} is a directory, not a YAML file") from None
+        raise ConfigError(f"{file} is a directory, not a YAML file", "name a .yaml file") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{file} is not UTF-8 text") from None
+        raise ConfigError(f"{file} is not UTF-8 text", "save it as UTF-8") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read {file}: {exc.strerror or exc}") from None
+        raise ConfigError(
+            f"cannot read {file}: {exc.strerror or exc}", "check the file's permissions"
+        ) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_strict_loader())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+        raise ConfigError(f"{where}: invalid YAML: {problem}", "fix the file") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{file}: expected a mapping of keys to values, got {_kind(data)}")
+        raise ConfigError(
+            f"{file}: expected a mapping of keys to values, got {_kind(data)}",
+            "write one `key: value` per line",
+        )
     return data
+
+
+@lru_cache(maxsize=1)
+def _strict_loader() -> type:
+    """yaml.SafeLoader that refuses a key written twice in one mapping."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if isinstance(key, Hashable) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key '{key}'", key_node.start_mark
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep)
+
+    StrictLoader.add_constructor(
+        yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, StrictLoader.construct_mapping
+    )
+    return StrictLoader
 
 
 def load(schema: type[T], path: str | Path) -> T:
@@ -108,12 +132,6 @@ def parse_env(tp: Any, text: str, *, key: str, source: str) -> Any:
         raise FieldError(key, exc.message, exc.hint or f"fix {source} or unset it") from None
 
 
-def suggest(word: str, choices: Sequence[str]) -> str:
-    """' (did you mean 'x'?)' when one choice is close to `word`, else ''."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 def check_choice(key: str, value: Any, choices: Sequence[Any], *, source: str = "") -> None:
     """Raise a FieldError unless `value` is one of `choices`."""
     if value in choices:
@@ -122,7 +140,7 @@ def check_choice(key: str, value: Any, choices: Sequence[Any], *, source: str = 
     raise FieldError(
         key,
         f"{_where(source)}{key}: {value!r} is not one of {', '.join(names)}"
-        + suggest(str(value), names),
+        + did_you_mean(str(value), names),
     )
 
 
@@ -204,7 +222,7 @@ def _check_mapping(
         if name not in types_:
             raise FieldError(
                 key,
-                f"{_where(source)}unknown key '{key}'" + suggest(name, list(types_)),
+                f"{_where(source)}unknown key '{key}'" + did_you_mean(name, types_),
                 "valid keys: " + ", ".join(types_),
             )
         tp = types_[name]
@@ -339,9 +357,9 @@ def _parse_text(tp: Any, text: str, *, key: str, source: str) -> Any:
         return text
     if tp is bool:
         word = text.lower()
-        if word in _TRUE_WORDS:
+        if word in TRUE_WORDS:
             return True
-        if word in _FALSE_WORDS:
+        if word in FALSE_WORDS:
             return False
         raise FieldError(key, f"{source}={text!r}: expected a boolean (1/0, true/false, yes/no)")
     if tp is int:

@@ -13,8 +13,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from ltx2cli.config.loader import check, read_yaml, suggest
+from ltx2cli.config.loader import check, read_yaml
 from ltx2cli.errors import ConfigError
+from ltx2cli.text import did_you_mean
 
 PresetSource = Literal["built-in", "user", "file"]
 SUFFIXES = (".yaml", ".yml")
@@ -79,7 +80,7 @@ def find_preset(name_or_path: str | Path) -> Preset:
         return _read(text, builtin[text], "built-in")
     names = sorted({*user, *builtin})
     raise ConfigError(
-        f"unknown preset '{text}'" + suggest(text, names),
+        f"unknown preset '{text}'" + did_you_mean(text, names),
         f"`ltx2 presets list` shows them all ({', '.join(names)}); a path to a YAML file works too",
     )
 
@@ -101,9 +102,15 @@ def _scan(folder: Path) -> dict[str, Path]:
 def _read_or_report(
     name: str, path: Path, source: PresetSource, *, shadows_builtin: bool = False
 ) -> Preset:
-    """One broken user file must not hide the other presets from the listing."""
+    """One broken user file must not hide the other presets from the listing; a preset that
+    reads but would not resolve (unknown key, bad value) is reported with its first problem."""
+    from ltx2cli.config.generation import GenerationSettings
+    from ltx2cli.config.resolve import resolve
+
     try:
-        return _read(name, path, source, shadows_builtin=shadows_builtin)
+        preset = _read(name, path, source, shadows_builtin=shadows_builtin)
+        resolve(GenerationSettings, preset=preset)
+        return preset
     except ConfigError as exc:
         return Preset(name, source, path, shadows_builtin=shadows_builtin, error=exc.message)
 

@@ -10,6 +10,7 @@ the chosen pipeline's defaults); otherwise the dataclass field defaults are used
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +18,16 @@ from typing import Any, Generic, TypeVar
 
 from ltx2cli.config.loader import FieldError, Partial, build, check, field_types, parse_env
 from ltx2cli.config.presets import Preset, find_preset
+from ltx2cli.text import did_you_mean
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 ENV_PREFIX = "LTX2_"
 DEFAULT = "default"
+#: `LTX2_*` variables that are not settings fields: the data dir, the catalog file, switches.
+GLOBAL_VARIABLES = frozenset({"LTX2_HOME", "LTX2_CATALOG", "LTX2_DEBUG", "LTX2_OFFLINE"})
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,9 @@ def resolve(
             env_labels[name] = f"env:{var}"
             used_env[var] = environ[var]
         layers.append((env_values, env_labels))
+        known = {*GLOBAL_VARIABLES, *(env_var(n, env_prefix) for n in types_)}
+        for var in sorted(v for v in environ if v.startswith(env_prefix) and v not in known):
+            logger.warning("ignoring the unknown variable %s%s", var, did_you_mean(var, known))
 
     if overrides:
         values = check(schema, overrides, source="metadata")
@@ -110,7 +119,9 @@ def resolve(
     except FieldError as exc:
         origin = sources.get(exc.key) or sources.get(exc.key.split(".")[0], DEFAULT)
         raise FieldError(
-            exc.key, f"{exc.message} (from {_describe_source(origin)})", exc.hint
+            exc.key,
+            f"{exc.message} (from {_describe_source(origin)})",
+            exc.hint or f"change {_describe_source(origin)}",
         ) from None
     return Resolved(settings=settings, sources=sources, preset=chosen, environment=used_env)
 

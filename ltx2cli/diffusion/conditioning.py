@@ -13,18 +13,24 @@ Appended after the target (removed by `state.clear_conditioning` once denoised):
 - `ReferenceVideo` — IC-LoRA reference tokens; spatial positions × `downscale_factor`.
 - `AttentionStrength` — wraps an appending item and builds the soft self-attention mask.
 
-Decisions (current reference behaviour): in-place items write the clean value only into
-`clean_latent`, and appended tokens hold zeros in `latent`; the noiser then mixes from the clean
-value (see `noise.noise_state`). A single-pixel-frame keyframe spans [k, k+1) frames in time.
-Dtypes follow the reference too: an appended item's denoise mask is built in its latent's dtype
+The grid's `compat` decides what the items write (see `ltx2cli.compat`):
+- `conditioning_writes_latent`: the current release writes a clean value only into
+  `clean_latent` (appended tokens hold zeros in `latent`) and relies on the lerp noiser to mix
+  from it; 1.0.0 writes it into `latent` as well, as its noiser mixes from `latent`.
+- `keyframe_pixel_frames`: the time span of a single-image keyframe (1 current, 8 in 1.0.0).
+
+Dtypes follow the reference: an appended item's denoise mask is built in its latent's dtype
 (so 1 − strength is rounded to bf16 for bf16 latents) and widened to float32 by the
 concatenation; self-attention masks are built in the latent dtype, since the model takes the
 log of the mask in the dtype it arrives in.
+
+`pixel_mask_to_latent` turns an IC-LoRA attention mask video into the per-token weights of
+the reference's tokens.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -92,26 +98,40 @@ def _extend_attention(
 
 def _append(
     state: LatentState,
+    grid: VideoGrid,
     latent: torch.Tensor,
     positions: torch.Tensor,
     strength: float,
 ) -> LatentState:
-    """Append a conditioning latent `[B, C, F, H, W]` as clean tokens (zeros in `latent`) with
-    their positions and a denoise mask of 1 − strength (in the latent's dtype, see above)."""
+    """Append a conditioning latent `[B, C, F, H, W]` as clean tokens (also written into
+    `latent` under `conditioning_writes_latent`, zeros there otherwise) with their positions
+    and a denoise mask of 1 − strength (in the latent's dtype, see above)."""
     dtype = latent.dtype
     tokens = patchify_video(latent).to(device=state.latent.device)
     b, m = tokens.shape[:2]
     mask = torch.full((b, m, 1), 1.0 - strength, device=tokens.device, dtype=dtype)
     positions = positions.to(device=state.positions.device, dtype=torch.float32)
     tokens = tokens.to(state.clean_latent.dtype)
+    noisy = tokens if grid.compat.conditioning_writes_latent else torch.zeros_like(tokens)
     return replace(
         state,
-        latent=torch.cat([state.latent, torch.zeros_like(tokens)], dim=1),
+        latent=torch.cat([state.latent, noisy.to(state.latent.dtype)], dim=1),
         clean_latent=torch.cat([state.clean_latent, tokens], dim=1),
         denoise_mask=torch.cat([state.denoise_mask, mask], dim=1).float(),
         positions=torch.cat([state.positions.float(), positions], dim=2),
         attention_mask=_extend_attention(state, m, None, dtype),
     )
+
+
+def _write(
+    state: LatentState, grid: VideoGrid, write: Callable[[torch.Tensor], torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """An in-place item's clean values: `write` applied to `clean_latent`, and under
+    `conditioning_writes_latent` to `latent` as well (`write` returns a new tensor)."""
+    names = ["clean_latent"]
+    if grid.compat.conditioning_writes_latent:
+        names.append("latent")
+    return {name: write(getattr(state, name)) for name in names}
 
 
 @dataclass(frozen=True)
@@ -124,7 +144,8 @@ class ReplaceLatent:
     strength: float = 1.0
 
     def apply(self, state: LatentState, grid: Grid) -> LatentState:
-        target = _video_grid(grid, "ReplaceLatent").shape
+        video = _video_grid(grid, "ReplaceLatent")
+        target = video.shape
         _check_strength(self.strength, "image conditioning")
         cond = VideoLatentShape.of(self.latent)
         if (cond.batch, cond.channels, cond.height, cond.width) != (
@@ -142,11 +163,16 @@ class ReplaceLatent:
                 f"{target.frames} latent frames",
                 "use an earlier frame",
             )
-        clean = state.clean_latent.clone()
-        clean[:, start:stop] = patchify_video(self.latent).to(clean)
+        tokens = patchify_video(self.latent)
+
+        def write(x: torch.Tensor) -> torch.Tensor:
+            out = x.clone()
+            out[:, start:stop] = tokens.to(out)
+            return out
+
         mask = state.denoise_mask.clone()
         mask[:, start:stop] = 1.0 - self.strength
-        return replace(state, clean_latent=clean, denoise_mask=mask)
+        return replace(state, denoise_mask=mask, **_write(state, video, write))
 
 
 @dataclass(frozen=True)
@@ -159,7 +185,8 @@ class MaskedLatent:
     strength: float = 1.0
 
     def apply(self, state: LatentState, grid: Grid) -> LatentState:
-        target = _video_grid(grid, "MaskedLatent").shape
+        video = _video_grid(grid, "MaskedLatent")
+        target = video.shape
         _check_strength(self.strength, "mask conditioning")
         if tuple(self.latent.shape) != target.size:
             raise ValueError(f"mask latent {tuple(self.latent.shape)} != target {target.size}")
@@ -170,11 +197,16 @@ class MaskedLatent:
         # The reference blends in the latent dtype: for bf16 states the kept tokens' mask is
         # bf16(1 − strength), widened to float32 by the sum with the float32 mask.
         keep = patchify_mask(self.keep).to(device=state.latent.device, dtype=state.latent.dtype)
-        tokens = patchify_video(self.latent).to(state.clean_latent)
-        clean, mask = state.clean_latent.clone(), state.denoise_mask.clone()
-        clean[:, :n] = clean[:, :n] * (1 - keep) + tokens * keep
+        tokens = patchify_video(self.latent)
+
+        def write(x: torch.Tensor) -> torch.Tensor:
+            out = x.clone()
+            out[:, :n] = out[:, :n] * (1 - keep) + tokens.to(out) * keep
+            return out
+
+        mask = state.denoise_mask.clone()
         mask[:, :n] = mask[:, :n] * (1 - keep) + (1.0 - self.strength) * keep
-        return replace(state, clean_latent=clean, denoise_mask=mask)
+        return replace(state, denoise_mask=mask, **_write(state, video, write))
 
 
 @dataclass(frozen=True)
@@ -208,15 +240,16 @@ class KeyframeGuide:
     `frame_index`, with denoise mask 1 − strength.
 
     Time bounds come from the keyframe's own grid shifted by `frame_index` pixel frames (the
-    causal fix only at frame 0); with `num_pixel_frames` 1 (the reference's default, right for
-    an encoded image) every token's time span is narrowed to [k, k+1). A multi-frame keyframe
-    video passes its pixel frame count. Spatial bounds are the keyframe's own pixel grid.
+    causal fix only at frame 0): latent frame f covers [k + 8f, k + 8f + 8). A single-image
+    keyframe (one latent frame, which the causal VAE encodes from one pixel frame) spans at
+    most `compat.keyframe_pixel_frames` of them: [k, k + 1) for the current reference,
+    [k, k + 8) for 1.0.0; [0, 1) at frame 0 in both. Spatial bounds are the keyframe's own
+    pixel grid.
     """
 
     latent: torch.Tensor
     frame_index: int
     strength: float = 1.0
-    num_pixel_frames: int = 1
 
     def apply(self, state: LatentState, grid: Grid) -> LatentState:
         video = _video_grid(grid, "KeyframeGuide")
@@ -232,10 +265,11 @@ class KeyframeGuide:
         causal_fix = video.causal_fix and self.frame_index == 0
         bounds = video_pixel_bounds(shape, causal_fix, video.scale, state.latent.device)
         bounds[:, 0] += self.frame_index
-        if self.num_pixel_frames == 1:
-            bounds[:, 0, :, 1] = bounds[:, 0, :, 0] + 1
+        if shape.frames == 1:
+            span_end = bounds[:, 0, :, 0] + video.compat.keyframe_pixel_frames
+            bounds[:, 0, :, 1] = torch.minimum(bounds[:, 0, :, 1], span_end)
         bounds[:, 0] /= video.fps
-        return _append(state, self.latent, bounds, self.strength)
+        return _append(state, video, self.latent, bounds, self.strength)
 
 
 @dataclass(frozen=True)
@@ -263,7 +297,7 @@ class ReferenceVideo:
             first_end = state.positions[:, 0, 0, 1].float().view(-1, 1, 1)  # 1/fps
             bounds[:, 0] = (bounds[:, 0] - (s - 1) * first_end).clamp(min=0)
         bounds[:, 1:] *= self.downscale_factor
-        return _append(state, self.latent, bounds, self.strength)
+        return _append(state, video, self.latent, bounds, self.strength)
 
 
 @dataclass(frozen=True)
@@ -295,3 +329,36 @@ class AttentionStrength:
         if bool(((cross < 0) | (cross > 1)).any()):
             raise UsageError("conditioning attention strength is outside [0, 1]", "use 0..1")
         return replace(new, attention_mask=_extend_attention(state, m, cross, dtype))
+
+
+def pixel_mask_to_latent(mask: torch.Tensor, shape: VideoLatentShape) -> torch.Tensor:
+    """Per-token weights `[B, F'·H'·W']` (token order f, h, w) from a pixel-space mask
+    `[B, F, H, W]` in [0, 1], for the latent grid `shape` of the IC-LoRA reference it weights.
+
+    Spatially each frame is area-averaged onto H'×W' (cell (i, j) averages rows
+    floor(i·H/H') … ceil((i+1)·H/H') − 1, likewise columns). In time the causal VAE encodes
+    the first frame alone, so frame 0 is kept as it is and the remaining F − 1 frames are
+    averaged in consecutive groups of (F − 1)/(F' − 1), which must divide exactly. With
+    F' = 1 only the first frame counts. Computed in the mask's dtype, as the reference does.
+    """
+    if mask.dim() != 4:
+        raise ValueError(f"expected a [B, F, H, W] mask, got {tuple(mask.shape)}")
+    b, frames = mask.shape[:2]
+    latent_frames = shape.frames
+    if latent_frames > 1 and (frames < 2 or (frames - 1) % (latent_frames - 1)):
+        raise UsageError(
+            f"attention mask has {frames} frames, which do not fit {latent_frames} latent "
+            f"frames ((frames - 1) must be a multiple of {latent_frames - 1})",
+            "use a mask video with as many frames as the reference video",
+        )
+    area = torch.nn.functional.adaptive_avg_pool2d(
+        mask.reshape(b * frames, 1, *mask.shape[2:]), (shape.height, shape.width)
+    ).reshape(b, frames, shape.height, shape.width)
+    first = area[:, :1]
+    if latent_frames > 1:
+        group = (frames - 1) // (latent_frames - 1)
+        rest = area[:, 1:].reshape(b, latent_frames - 1, group, shape.height, shape.width)
+        latent = torch.cat([first, rest.mean(dim=2)], dim=1)
+    else:
+        latent = first
+    return latent.reshape(b, -1)

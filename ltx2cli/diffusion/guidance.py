@@ -3,13 +3,14 @@
 - `GuiderParams` (one set per modality) combines up to four x0 predictions:
   pred = cond + (cfg−1)(cond − uncond) + stg(cond − perturbed) + (modality−1)(cond − isolated),
   then optionally rescales pred toward cond's standard deviation (std over the whole tensor:
-  batch, tokens including appended conditioning, and channels). Computed in float32.
+  batch, tokens including appended conditioning, and channels). Computed in float32 and cast
+  back (current reference) or in the predictions' own dtype (1.0.0), per the `Compat`.
 - A pass is only run when some modality's scale is away from its neutral value (cfg 1, stg 0,
   modality 1), so a term whose pass did not run is always multiplied by zero.
 - `skip_step` N > 0 computes steps 0, N+1, 2(N+1), … and reuses the last x0 in between.
 - `GuidanceSchedule` picks params by sigma (bins keyed by their upper bound).
-- `LTX_2_DEFAULTS`, `LTX_2_3_DEFAULTS`, `LTX_2_3_HQ_DEFAULTS`: the reference's default
-  steps and guider params per model generation; `defaults_for_version` picks one.
+- `LTX_2_DEFAULTS`, `LTX_2_3_DEFAULTS`, `LTX_2_3_HQ_DEFAULTS`: the default steps and guider
+  params of families.py's records as `GuiderParams`; `defaults_for_version` picks one.
 - `cfg_delta`, `cfg_star_delta`, `stg_delta`, `apg_delta`, `MomentumAPG`: single-guider
   deltas added to the conditional prediction (used with `denoisers.DeltaGuidedDenoiser`).
 """
@@ -18,11 +19,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 
 import torch
 
-from ltx2cli.versions import parse_model_version
+from ltx2cli.compat import CURRENT, Compat
+from ltx2cli.families import FAMILIES, GEN_2_0, GEN_2_3, Sampling, family_of_version
 
 NEUTRAL_CFG = 1.0
 NEUTRAL_STG = 0.0
@@ -72,18 +75,20 @@ class GuiderParams:
         uncond: torch.Tensor | float = 0.0,
         perturbed: torch.Tensor | float = 0.0,
         isolated: torch.Tensor | float = 0.0,
+        compat: Compat = CURRENT,
     ) -> torch.Tensor:
-        """The guided prediction (see module docstring); terms not computed may be 0.0."""
+        """The guided prediction (see module docstring) in cond's dtype; terms not computed may
+        be 0.0. `compat.float32_guidance` picks the arithmetic dtype."""
 
-        def f32(x: torch.Tensor | float) -> torch.Tensor | float:
-            return x.float() if isinstance(x, torch.Tensor) else x
+        def widen(x: torch.Tensor | float) -> torch.Tensor | float:
+            return x.float() if compat.float32_guidance and isinstance(x, torch.Tensor) else x
 
-        c = cond.float()
+        c = widen(cond)
         pred = (
             c
-            + (self.cfg_scale - 1) * (c - f32(uncond))
-            + self.stg_scale * (c - f32(perturbed))
-            + (self.modality_scale - 1) * (c - f32(isolated))
+            + (self.cfg_scale - 1) * (c - widen(uncond))
+            + self.stg_scale * (c - widen(perturbed))
+            + (self.modality_scale - 1) * (c - widen(isolated))
         )
         if self.rescale_scale != 0:
             factor = c.std() / pred.std()
@@ -128,53 +133,31 @@ class GenerationDefaults:
     video: GuiderParams = field(default_factory=GuiderParams)
     audio: GuiderParams = field(default_factory=GuiderParams)
 
+    @classmethod
+    def of(cls, sampling: Sampling) -> GenerationDefaults:
+        """Guider params for one of families.py's per-generation defaults (cached, so equal
+        records give the same object)."""
+        return _defaults(sampling)
 
-# Reference defaults (ltx_pipelines constants). 2.0 and 2.3 share the scales.
-DEFAULT_VIDEO_CFG = 3.0
-DEFAULT_AUDIO_CFG = 7.0
-DEFAULT_STG = 1.0
-DEFAULT_RESCALE = 0.7
-DEFAULT_MODALITY = 3.0
-LTX_2_STEPS = 40
-LTX_2_STG_BLOCKS = (29,)
-LTX_2_3_STEPS = 30
-LTX_2_3_STG_BLOCKS = (28,)
-HQ_STEPS = 15
-HQ_VIDEO_RESCALE = 0.45
-HQ_AUDIO_RESCALE = 1.0
 
-_VIDEO = GuiderParams(
-    cfg_scale=DEFAULT_VIDEO_CFG,
-    stg_scale=DEFAULT_STG,
-    stg_blocks=LTX_2_STG_BLOCKS,
-    rescale_scale=DEFAULT_RESCALE,
-    modality_scale=DEFAULT_MODALITY,
-)
-_AUDIO = replace(_VIDEO, cfg_scale=DEFAULT_AUDIO_CFG)
+@lru_cache
+def _defaults(sampling: Sampling) -> GenerationDefaults:
+    return GenerationDefaults(
+        steps=sampling.steps,
+        video=GuiderParams(**asdict(sampling.video)),
+        audio=GuiderParams(**asdict(sampling.audio)),
+    )
 
-LTX_2_DEFAULTS = GenerationDefaults(steps=LTX_2_STEPS, video=_VIDEO, audio=_AUDIO)
-LTX_2_3_DEFAULTS = GenerationDefaults(
-    steps=LTX_2_3_STEPS,
-    video=replace(_VIDEO, stg_blocks=LTX_2_3_STG_BLOCKS),
-    audio=replace(_AUDIO, stg_blocks=LTX_2_3_STG_BLOCKS),
-)
+
+LTX_2_DEFAULTS = GenerationDefaults.of(FAMILIES[GEN_2_0].defaults("guided"))
+LTX_2_3_DEFAULTS = GenerationDefaults.of(FAMILIES[GEN_2_3].defaults("guided"))
 # HQ (res_2s) pipeline: STG off, so 3 passes per step.
-LTX_2_3_HQ_DEFAULTS = GenerationDefaults(
-    steps=HQ_STEPS,
-    video=replace(_VIDEO, stg_scale=NEUTRAL_STG, stg_blocks=(), rescale_scale=HQ_VIDEO_RESCALE),
-    audio=replace(_AUDIO, stg_scale=NEUTRAL_STG, stg_blocks=(), rescale_scale=HQ_AUDIO_RESCALE),
-)
-
-
-LTX_2_3_VERSION = (2, 3)
+LTX_2_3_HQ_DEFAULTS = GenerationDefaults.of(FAMILIES[GEN_2_3].defaults("hq"))
 
 
 def defaults_for_version(model_version: str | None) -> GenerationDefaults:
-    """The defaults of the newest generation the checkpoint is at or above: 2.3 for any
-    `model_version` ≥ 2.3 (2.4 and later inherit its steps and guidance), else 2.0."""
-    if parse_model_version(model_version) >= LTX_2_3_VERSION:
-        return LTX_2_3_DEFAULTS
-    return LTX_2_DEFAULTS
+    """The guided-pipeline defaults of the generation a checkpoint's `model_version` selects."""
+    return GenerationDefaults.of(family_of_version(model_version).defaults("guided"))
 
 
 # ---------------------------------------------------------------------------------------------

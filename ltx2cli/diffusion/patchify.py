@@ -8,7 +8,7 @@
 - Positions are per-token `[start, end)` bounds, `[B, axes, N, 2]`: video axes are
   (time in seconds, y in pixels, x in pixels) with the causal first-frame fix; audio has one
   axis in seconds. They are float32 (current reference; 1.0.0 rounded video positions to bf16).
-- The transformer uses the midpoints, so these grids must match model.md §3.4–3.5 exactly.
+- The transformer's RoPE uses the midpoint of each bound, so these grids fix what it sees.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from ltx2cli.errors import UsageError
+from ltx2cli.geometry import check_frame_count, check_size, snap_frames
 from ltx2cli.models import audio_vae
 
 VIDEO_LATENT_CHANNELS = 128
@@ -111,32 +112,15 @@ def check_video_size(num_frames: int, height: int, width: int, multiple: int = 3
 
     Two-stage pipelines pass `multiple=64` (stage 1 runs at half size).
     """
-    time = VIDEO_SCALE_FACTORS.time
-    if num_frames < 1 or (num_frames - 1) % time:
-        lower = max(1, (num_frames - 1) // time * time + 1)
-        raise UsageError(
-            f"--num-frames {num_frames} is not of the form {time}k+1",
-            f"use {lower} or {lower + time}",
-        )
-    for flag, value in (("--height", height), ("--width", width)):
-        if value < multiple or value % multiple:
-            lower = max(multiple, value // multiple * multiple)
-            raise UsageError(
-                f"{flag} {value} is not a multiple of {multiple}",
-                f"use {lower} or {lower + multiple}",
-            )
-
-
-def snap_frames(num_frames: int) -> int:
-    """The largest valid frame count (8k+1) not above `num_frames` (at least 1)."""
-    time = VIDEO_SCALE_FACTORS.time
-    return max(0, num_frames - 1) // time * time + 1
+    check_frame_count("num_frames", num_frames)
+    check_size("height", height, multiple)
+    check_size("width", width, multiple)
 
 
 def frames_for_duration(duration_s: float, fps: float) -> int:
     """A valid frame count for a duration: round(duration · fps) snapped down to 8k+1."""
     if fps <= 0:
-        raise UsageError(f"--frame-rate {fps} must be positive", "use e.g. 24 or 25")
+        raise UsageError(f"fps {fps} must be positive", "use e.g. 24 or 25")
     if duration_s <= 0:
         raise UsageError(f"duration {duration_s} s must be positive", "use e.g. 5")
     return snap_frames(round(duration_s * fps))
@@ -174,7 +158,7 @@ def audio_latent_frames(duration_s: float) -> int:
 def audio_latent_frames_for_video(num_frames: int, fps: float) -> int:
     """Audio latent length matching a video: 121 frames at 24 fps (5.0417 s) give 126."""
     if fps <= 0:
-        raise UsageError(f"--frame-rate {fps} must be positive", "use e.g. 24 or 25")
+        raise UsageError(f"fps {fps} must be positive", "use e.g. 24 or 25")
     return audio_latent_frames(num_frames / fps)
 
 

@@ -6,7 +6,8 @@
   are the generated target. Conditioning items may append tokens after them; `clear_conditioning`
   drops those again.
 - `VideoGrid` / `AudioGrid` know the target shape (and fps) and build initial states, positions
-  and the dense latent back.
+  and the dense latent back. `VideoGrid.compat` is the reference release whose behaviour the
+  grid and the conditioning items applied with it follow (see `ltx2cli.compat`).
 - `AV` pairs a value per modality (states, predictions, contexts); either side may be absent.
 - Flow matching: x_σ = (1−σ)·x0 + σ·ε, the model predicts v = ε − x0, so x0 = x − σ·v with
   the per-token σ (`timesteps` = denoise_mask·σ).
@@ -20,6 +21,7 @@ from typing import Generic, TypeVar
 
 import torch
 
+from ltx2cli.compat import CURRENT, Compat
 from ltx2cli.diffusion.patchify import (
     VIDEO_SCALE_FACTORS,
     AudioLatentShape,
@@ -181,6 +183,7 @@ class VideoGrid:
     fps: float
     causal_fix: bool = True
     scale: ScaleFactors = VIDEO_SCALE_FACTORS
+    compat: Compat = CURRENT
 
     def positions(self, device: torch.device | str | None = None) -> torch.Tensor:
         return video_positions(self.shape, self.fps, self.causal_fix, self.scale, device)
@@ -191,9 +194,16 @@ class VideoGrid:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> LatentState:
-        """State over the target grid: zeros (or `initial_latent`), clean copy, mask all ones."""
+        """State over the target grid: zeros (or `initial_latent`), clean copy, mask all ones.
+
+        Positions are float32, or cast to the latent dtype under `compat.bf16_video_positions`
+        (1.0.0: bfloat16 in the pipelines, so 1/24 s becomes 0.041748046875).
+        """
         tokens = patchify_video(_dense(self.shape.size, initial_latent, dtype, device))
-        return _make_state(tokens, self.positions(tokens.device), self.shape.token_count)
+        positions = self.positions(tokens.device)
+        if self.compat.bf16_video_positions:
+            positions = positions.to(tokens.dtype)
+        return _make_state(tokens, positions, self.shape.token_count)
 
     def unpatchify(self, state: LatentState) -> torch.Tensor:
         """The dense `[B, C, F, H, W]` target latent (appended tokens ignored)."""

@@ -8,7 +8,8 @@
   v = γ(v_cur − v_prev) + v_prev (γ = 2 by default; openreview o2ND9v0CeK).
 - `res2s_loop`: the HQ pipeline's second-order exponential sampler with SDE noise: two
   evaluations per step (at σ and at the geometric midpoint), "bong" anchor refinement, and a
-  final denoise at σ = 0.0011 when the schedule ends at 0 (so 2n+1 evaluations).
+  final denoise at σ = 0.0011 when the schedule ends at 0 (so 2n+1 evaluations). Its SDE
+  noise comes from the two generators of a `Res2sNoise` the pipeline passes in.
 
 A loop takes `AV[LatentState]`, the sigmas and a `Denoiser` `(states, sigma, step) → x0`, and
 returns the final states; `on_step(done, total)` reports progress.
@@ -18,12 +19,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 
 from ltx2cli.diffusion.denoisers import Denoiser
-from ltx2cli.diffusion.noise import make_generator, standardized_noise
+from ltx2cli.diffusion.noise import high_precision, make_generator, standardized_noise
 from ltx2cli.diffusion.state import AV, LatentState, timesteps_from_mask, to_denoised, to_velocity
 
 ProgressFn = Callable[[int, int], None]
@@ -34,7 +35,9 @@ RES2S_ETA = 0.5
 RES2S_SIGMA_UP_CLAMP = 0.9999
 RES2S_FINAL_SIGMA = 0.0011
 RES2S_SUBSTEP_SEED_OFFSET = 10000
-RES2S_DEFAULT_SEED = -1
+# Both reference releases seed the res_2s SDE noise with −1 (and −1 + 10000 for the substeps),
+# whatever the user's seed: their HQ pipeline never passes its seed to the sampler.
+RES2S_REFERENCE_SEED = -1
 BONG_MAX_STEP = 0.5
 BONG_MIN_SIGMA = 0.03
 BONG_ITERATIONS = 100
@@ -199,10 +202,6 @@ def res2s_sde_step(
     return out.to(target.dtype)
 
 
-def _high_precision(device: torch.device) -> torch.dtype:
-    return torch.float32 if device.type == "mps" else torch.float64
-
-
 def _with_latents(
     states: AV[LatentState], latents: dict[str, torch.Tensor], dtype: torch.dtype | None
 ) -> AV[LatentState]:
@@ -215,12 +214,31 @@ def _with_latents(
     return replace(states, **updated)
 
 
+@dataclass(frozen=True)
+class Res2sNoise:
+    """The two generators the res_2s SDE noise is drawn from: one for the full steps, one for
+    the substeps (the midpoints). The pipeline owns them; `res2s_loop` only draws."""
+
+    step: torch.Generator
+    substep: torch.Generator
+
+    @classmethod
+    def seeded(cls, seed: int = RES2S_REFERENCE_SEED) -> Res2sNoise:
+        """Fresh generators seeded `seed` (steps) and `seed` + 10000 (substeps).
+
+        The reference seeds a new pair from −1 (the default) at every call of its sampler, so
+        a pipeline reproducing it (either release: both ignore the user's seed here) makes a
+        fresh `Res2sNoise.seeded()` for each stage. `seeded(user_seed)` instead ties the SDE
+        noise to the user's seed.
+        """
+        return cls(make_generator(seed), make_generator(seed + RES2S_SUBSTEP_SEED_OFFSET))
+
+
 def res2s_loop(
     states: AV[LatentState],
     sigmas: torch.Tensor | Sequence[float],
     denoise: Denoiser,
-    noise_seed: int = RES2S_DEFAULT_SEED,
-    noise_seed_substep: int | None = None,
+    noise: Res2sNoise,
     eta: float = RES2S_ETA,
     bongmath: bool = True,
     bongmath_iterations: int = BONG_ITERATIONS,
@@ -228,10 +246,9 @@ def res2s_loop(
     model_dtype: torch.dtype | None = None,
     on_step: ProgressFn | None = None,
 ) -> AV[LatentState]:
-    """res_2s sampling (HQ pipeline). The SDE noise comes from its own two generators seeded
-    with `noise_seed` (steps) and `noise_seed_substep` (default `noise_seed` + 10000); the
-    reference never passes the user seed here, so its default −1 is kept. The substep noise
-    always uses eta 0.5. `legacy_mode` (the reference default) injects noise with the scalar
+    """res_2s sampling (HQ pipeline). The SDE noise is drawn from `noise`'s step and substep
+    generators (see `Res2sNoise.seeded` for the reference's seeds). The substep noise always
+    uses eta 0.5. `legacy_mode` (the reference default) injects noise with the scalar
     sigmas and re-imposes the conditioning afterwards; otherwise per-token sigmas are used.
 
     Precision follows the reference: the update runs in float64 (float32 on MPS); the midpoint
@@ -246,12 +263,8 @@ def res2s_loop(
     if ends_at_zero:
         sig = torch.cat([sig[:-1], torch.tensor([RES2S_FINAL_SIGMA, 0.0])])
     first = next(state for _, state in states.items())
-    hp = _high_precision(first.latent.device)
+    hp = high_precision(first.latent.device)
     log_steps = -torch.log(sig[1:].to(hp) / sig[:-1].to(hp))
-    if noise_seed_substep is None:
-        noise_seed_substep = noise_seed + RES2S_SUBSTEP_SEED_OFFSET
-    step_generator = make_generator(noise_seed)
-    substep_generator = make_generator(noise_seed_substep)
     total = n_full + int(ends_at_zero)
 
     def inject(
@@ -263,12 +276,12 @@ def res2s_loop(
         generator: torch.Generator,
         step_eta: float,
     ) -> torch.Tensor:
-        noise = standardized_noise(state.latent, generator)
+        drawn = standardized_noise(state.latent, generator)
         if not legacy_mode:
             mask = state.denoise_mask.to(hp)
             sigma = timesteps_from_mask(mask, sigma)
             sigma_next = timesteps_from_mask(mask, sigma_next)
-        out = res2s_sde_step(sample, target, sigma, sigma_next, noise, step_eta)
+        out = res2s_sde_step(sample, target, sigma, sigma_next, drawn, step_eta)
         return state.post_process(out) if legacy_mode else out
 
     for i in range(n_full):
@@ -293,7 +306,7 @@ def res2s_loop(
             x_mid[name] = anchor[name] + h * a21 * eps_1[name]
             # 2. Substep SDE noise toward the midpoint.
             x_mid[name] = inject(
-                state, anchor[name], x_mid[name], sigma, sub_sigma, substep_generator, RES2S_ETA
+                state, anchor[name], x_mid[name], sigma, sub_sigma, noise.substep, RES2S_ETA
             )
 
         # 3. Bong refinement of the anchor so that it is consistent with the noisy midpoint.
@@ -315,7 +328,7 @@ def res2s_loop(
                 continue
             eps_2 = pred.to(hp) - anchor[name]
             x_next = anchor[name] + h * (b1 * eps_1[name] + b2 * eps_2)
-            x_new[name] = inject(state, anchor[name], x_next, *step_sigmas, step_generator, eta)
+            x_new[name] = inject(state, anchor[name], x_next, *step_sigmas, noise.step, eta)
         states = _with_latents(states, x_new, model_dtype)
         if on_step:
             on_step(i + 1, total)

@@ -1,7 +1,7 @@
-"""The catalog: every known LTX-2 / LTX-2.3 artifact on the Hugging Face hub, and what each
-pipeline needs.
+"""The catalog: every known LTX-2 / LTX-2.3 artifact on the Hugging Face hub, and which of them
+fill each role a pipeline needs (pipelines/registry.py says which roles each pipeline needs).
 
-Facts come from reference/catalog.md (sizes are exact bytes unless `exact=False`).
+Sizes are exact bytes from hub LFS pointers or download manifests unless `exact=False`.
 
 - Revisions: the reference gives only abbreviated commit ids, which the hub's resolve endpoint
   does not accept, so artifacts pin `main` and are pinned *by content* instead: the size and
@@ -14,29 +14,34 @@ Facts come from reference/catalog.md (sizes are exact bytes unless `exact=False`
   the reference corroborates them (same exact size or same abbreviated hash).
 - `LTX2_CATALOG=/path/to/catalog.json` replaces the built-in table (tests, mirrors); the JSON
   has the shape of `Catalog.to_dict()`.
+- Roles: per generation, the artifacts that can fill a role, in order of preference; any
+  installed one fills it, and a pull prefers an ungated one (the ungated Gemma copy).
 - `demo` is reserved for the locally built demo model and is never a catalog name.
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ltx2cli.errors import ConfigError, UsageError
-from ltx2cli.versions import GEN_2_0, GEN_2_3, normalize_generation
+from ltx2cli.families import GEN_2_0, GEN_2_3, get_family
+from ltx2cli.pipelines.registry import (
+    CHECKPOINT,
+    DISTILLED_CHECKPOINT,
+    DISTILLED_LORA,
+    IC_LORA,
+    SPATIAL_UPSAMPLER,
+    TEXT_ENCODER,
+    get_pipeline,
+)
+from ltx2cli.text import did_you_mean
 
 DEMO_MODEL = "demo"
 KINDS = ("checkpoint", "upsampler", "lora", "text-encoder")
-GENERATIONS = ("2", "2.3")  # as the catalog shows them; users may also type 2.0, 19b, 22b
 ANY_GENERATION = "any"  # the text encoder serves both generations
-
-
-def catalog_generation(value: str) -> str:
-    """A user's generation ("2", "2.0", "19b", "2.3", "22b") as the catalog writes it."""
-    return {GEN_2_0: "2", GEN_2_3: "2.3"}[normalize_generation(value)]
 
 
 LTX_LICENCE = "LTX-2 Community License Agreement"
@@ -91,10 +96,18 @@ class Artifact:
         return ("" if self.size_exact else "≈") + human_size(self.size)
 
 
+@dataclass(frozen=True)
+class Requirement:
+    """One role a pipeline needs and the artifacts that can fill it, preferred first."""
+
+    role: str
+    candidates: tuple[Artifact, ...]
+
+
 @dataclass
 class Catalog:
     artifacts: dict[str, Artifact]
-    pipelines: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    roles: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def get(self, name: str) -> Artifact:
         try:
@@ -105,22 +118,18 @@ class Catalog:
                 "run `ltx2 models available` for the catalog, or pass a local file path",
             ) from None
 
-    def required(self, pipeline: str, generation: str) -> list[Artifact]:
-        """The artifacts one pipeline needs for one model generation (catalog.md §5)."""
-        generation = catalog_generation(generation)
-        if generation not in self.pipelines:
-            raise UsageError(
-                f"unknown generation '{generation}'",
-                f"choose one of: {', '.join(self.pipelines)}",
+    def required(self, pipeline: str, generation: str) -> list[Requirement]:
+        """What one pipeline needs for one model generation: a requirement per role."""
+        roles = get_pipeline(pipeline).roles_for(generation)
+        family = get_family(generation)
+        table = self.roles.get(family.name, {})
+        missing = [r for r in roles if not table.get(r)]
+        if missing:
+            raise ConfigError(
+                f"the catalog names no {', '.join(missing)} for {family.label}",
+                "add them under `roles` in the LTX2_CATALOG file, or unset LTX2_CATALOG",
             )
-        table = self.pipelines[generation]
-        if pipeline not in table:
-            raise UsageError(
-                f"unknown pipeline '{pipeline}' for generation {generation}"
-                f"{did_you_mean(pipeline, table)}",
-                f"choose one of: {', '.join(table)}",
-            )
-        return [self.artifacts[n] for n in table[pipeline]]
+        return [Requirement(r, tuple(self.get(n) for n in table[r])) for r in roles]
 
     def alternatives(self, name: str) -> list[Artifact]:
         """Entries that can stand in for `name` (e.g. an ungated copy of a gated repo)."""
@@ -129,7 +138,7 @@ class Catalog:
     def to_dict(self) -> dict:
         return {
             "artifacts": [asdict(a) for a in self.artifacts.values()],
-            "pipelines": {g: {p: list(n) for p, n in t.items()} for g, t in self.pipelines.items()},
+            "roles": {g: {r: list(n) for r, n in t.items()} for g, t in self.roles.items()},
         }
 
     @classmethod
@@ -140,11 +149,11 @@ class Catalog:
             raw["files"] = tuple(FileSpec(**f) for f in raw["files"])
             artifact = Artifact(**raw)
             artifacts[artifact.name] = artifact
-        pipelines = {
-            str(g): {p: tuple(n) for p, n in t.items()}
-            for g, t in data.get("pipelines", {}).items()
+        roles = {
+            get_family(str(g)).name: {r: tuple(n) for r, n in t.items()}
+            for g, t in data.get("roles", {}).items()
         }
-        return cls(artifacts, pipelines)
+        return cls(artifacts, roles)
 
 
 def hash_matches(expected: str, actual: str) -> bool:
@@ -162,11 +171,6 @@ def human_size(n: int | float) -> str:
         if abs(n) >= scale:
             return f"{n / scale:.2f} {unit}" if unit in ("TB", "GB") else f"{n / scale:.1f} {unit}"
     return f"{int(n)} B"
-
-
-def did_you_mean(name: str, choices) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def load_catalog() -> Catalog:
@@ -240,9 +244,8 @@ def _ic19(kind: str, size: int | None, desc: str, *, file_kind: str | None = Non
     title = "-".join(p.capitalize() for p in kind.split("-"))
     repo = f"Lightricks/LTX-2-19b-IC-LoRA-{title}" + ("-Control" if file_kind else "")
     file = f"ltx-2-19b-ic-lora-{file_kind or kind}.safetensors"
-    return _one(
-        f"ltx-2-19b-ic-lora-{kind}", "lora", "2", repo, file, size, desc, exact=False, gated=None
-    )
+    name = f"ltx-2-19b-ic-lora-{kind}"
+    return _one(name, "lora", GEN_2_0, repo, file, size, desc, exact=False, gated=None)
 
 
 def _camera(move: str, size: int) -> Artifact:
@@ -250,7 +253,7 @@ def _camera(move: str, size: int) -> Artifact:
     return _one(
         f"ltx-2-19b-lora-camera-{move}",
         "lora",
-        "2",
+        GEN_2_0,
         f"Lightricks/LTX-2-19b-LoRA-Camera-Control-{title}",
         f"ltx-2-19b-lora-camera-control-{move}.safetensors",
         size,
@@ -264,7 +267,7 @@ def _ic23(name: str, repo_kind: str, file: str, size: int, desc: str, **kw) -> A
     return _one(
         f"ltx-2.3-22b-ic-lora-{name}",
         "lora",
-        "2.3",
+        GEN_2_3,
         f"Lightricks/LTX-2.3-22b-IC-LoRA-{repo_kind}",
         file,
         size,
@@ -275,70 +278,70 @@ def _ic23(name: str, repo_kind: str, file: str, size: int, desc: str, **kw) -> A
 
 _ARTIFACTS: list[Artifact] = [
     # LTX-2 (19B)
-    _one("ltx-2-19b-dev", "checkpoint", "2", _L2, "ltx-2-19b-dev.safetensors", 43_300 * _MB,
+    _one("ltx-2-19b-dev", "checkpoint", GEN_2_0, _L2, "ltx-2-19b-dev.safetensors", 43_300 * _MB,
          "dev checkpoint, bf16", exact=False),
-    _one("ltx-2-19b-dev-fp8", "checkpoint", "2", _L2, "ltx-2-19b-dev-fp8.safetensors",
+    _one("ltx-2-19b-dev-fp8", "checkpoint", GEN_2_0, _L2, "ltx-2-19b-dev-fp8.safetensors",
          27_078_716_018, "dev checkpoint, fp8", sha="8a67e709…760d"),
-    _one("ltx-2-19b-dev-fp4", "checkpoint", "2", _L2, "ltx-2-19b-dev-fp4.safetensors", 20 * _GB,
+    _one("ltx-2-19b-dev-fp4", "checkpoint", GEN_2_0, _L2, "ltx-2-19b-dev-fp4.safetensors", 20 * _GB,
          "dev checkpoint, NVFP4 (Blackwell)", exact=False, gated=None),
-    _one("ltx-2-19b-distilled", "checkpoint", "2", _L2, "ltx-2-19b-distilled.safetensors",
+    _one("ltx-2-19b-distilled", "checkpoint", GEN_2_0, _L2, "ltx-2-19b-distilled.safetensors",
          43_333_932_124, "distilled checkpoint, bf16"),
-    _one("ltx-2-19b-distilled-fp8", "checkpoint", "2", _L2,
+    _one("ltx-2-19b-distilled-fp8", "checkpoint", GEN_2_0, _L2,
          "ltx-2-19b-distilled-fp8.safetensors", 27_078_716_346,
          "distilled checkpoint, fp8 (a second upload is 27,127,589,812 B)", exact=False),
-    _one("ltx-2-spatial-upscaler-x2", "upsampler", "2", _L2,
+    _one("ltx-2-spatial-upscaler-x2", "upsampler", GEN_2_0, _L2,
          "ltx-2-spatial-upscaler-x2-1.0.safetensors", 995_765_578, "spatial latent upscaler x2",
          sha="3160fabf…36de"),
-    _one("ltx-2-temporal-upscaler-x2", "upsampler", "2", _L2,
+    _one("ltx-2-temporal-upscaler-x2", "upsampler", GEN_2_0, _L2,
          "ltx-2-temporal-upscaler-x2-1.0.safetensors", 261_965_800,
          "temporal latent upscaler x2"),
-    _one("ltx-2-19b-distilled-lora-384", "lora", "2", _L2,
+    _one("ltx-2-19b-distilled-lora-384", "lora", GEN_2_0, _L2,
          "ltx-2-19b-distilled-lora-384.safetensors", 7_674_558_424,
          "distilled LoRA (rank 384) for the dev checkpoint", sha="2718f895…3534"),
     _ic19("canny", 654 * _MB, "IC-LoRA: canny edges", file_kind="canny-control"),
     _ic19("depth", 654 * _MB, "IC-LoRA: depth", file_kind="depth-control"),
     _ic19("pose", 654 * _MB, "IC-LoRA: pose", file_kind="pose-control"),
     _ic19("detailer", 2_620 * _MB, "IC-LoRA: video detailer"),
-    _one("ltx-2-19b-ic-lora-union", "lora", "2", "Lightricks/LTX-2-19b-IC-LoRA-Union-Control",
+    _one("ltx-2-19b-ic-lora-union", "lora", GEN_2_0, "Lightricks/LTX-2-19b-IC-LoRA-Union-Control",
          "ltx-2-19b-ic-lora-union-control-ref0.5.safetensors", None,
          "IC-LoRA: union depth/pose/edges (size unknown)", exact=False, gated=None),
     *[_camera(m, 327 * _MB) for m in ("dolly-in", "dolly-left", "dolly-out", "dolly-right")],
     *[_camera(m, 2_210 * _MB) for m in ("jib-down", "jib-up", "static")],
     # LTX-2.3 (22B)
-    _one("ltx-2.3-22b-dev", "checkpoint", "2.3", _L23, "ltx-2.3-22b-dev.safetensors",
+    _one("ltx-2.3-22b-dev", "checkpoint", GEN_2_3, _L23, "ltx-2.3-22b-dev.safetensors",
          46_149_344_974, "dev checkpoint, bf16",
          sha="7ab7225325bc403448ea84b6db2269811a880e5118cd2ee2b6282a93d585016f"),
-    _one("ltx-2.3-22b-distilled", "checkpoint", "2.3", _L23,
+    _one("ltx-2.3-22b-distilled", "checkpoint", GEN_2_3, _L23,
          "ltx-2.3-22b-distilled-1.1.safetensors", 46_149_345_334,
          "distilled checkpoint v1.1, bf16",
          sha="b33b7fe4bbfe084f484be4aaf90b0f1d95dca20d403ac4c0e037eb8c4f0af7cc"),
-    _one("ltx-2.3-22b-distilled-1.0", "checkpoint", "2.3", _L23,
+    _one("ltx-2.3-22b-distilled-1.0", "checkpoint", GEN_2_3, _L23,
          "ltx-2.3-22b-distilled.safetensors", 46_149_345_038, "distilled checkpoint v1.0, bf16",
          superseded_by="ltx-2.3-22b-distilled"),
-    _one("ltx-2.3-22b-dev-fp8", "checkpoint", "2.3", "Lightricks/LTX-2.3-fp8",
+    _one("ltx-2.3-22b-dev-fp8", "checkpoint", GEN_2_3, "Lightricks/LTX-2.3-fp8",
          "ltx-2.3-22b-dev-fp8.safetensors", 29_145_431_166, "dev checkpoint, fp8",
          sha="28606c5b5a06ce56f896d4dfcb20f212739e07a68fbe48e53638188449d26450"),
-    _one("ltx-2.3-22b-distilled-fp8", "checkpoint", "2.3", "Lightricks/LTX-2.3-fp8",
+    _one("ltx-2.3-22b-distilled-fp8", "checkpoint", GEN_2_3, "Lightricks/LTX-2.3-fp8",
          "ltx-2.3-22b-distilled-fp8.safetensors", 29_531_884_062, "distilled checkpoint, fp8",
          sha="d9646b6f2d5c42d337b23671634c43bfeece6989644f51b4a3aa088465ccd3b2"),
-    _one("ltx-2.3-22b-dev-nvfp4", "checkpoint", "2.3", "Lightricks/LTX-2.3-nvfp4",
+    _one("ltx-2.3-22b-dev-nvfp4", "checkpoint", GEN_2_3, "Lightricks/LTX-2.3-nvfp4",
          "ltx-2.3-22b-dev-nvfp4.safetensors", int(20.21 * _GIB),
          "dev checkpoint, NVFP4 (Blackwell)", exact=False, gated=None),
-    _one("ltx-2.3-22b-distilled-lora-384", "lora", "2.3", _L23,
+    _one("ltx-2.3-22b-distilled-lora-384", "lora", GEN_2_3, _L23,
          "ltx-2.3-22b-distilled-lora-384-1.1.safetensors", 7_605_507_256,
          "distilled LoRA v1.1 (rank 384) for the dev checkpoint",
          sha="f5d4953f3386197a4b4f5abdb17616ff256171e8075c111d6e7d2dfa6e823b3a"),
-    _one("ltx-2.3-22b-distilled-lora-384-1.0", "lora", "2.3", _L23,
+    _one("ltx-2.3-22b-distilled-lora-384-1.0", "lora", GEN_2_3, _L23,
          "ltx-2.3-22b-distilled-lora-384.safetensors", 7_605_507_256, "distilled LoRA v1.0",
          superseded_by="ltx-2.3-22b-distilled-lora-384"),
-    _one("ltx-2.3-spatial-upscaler-x2", "upsampler", "2.3", _L23,
+    _one("ltx-2.3-spatial-upscaler-x2", "upsampler", GEN_2_3, _L23,
          "ltx-2.3-spatial-upscaler-x2-1.1.safetensors", 995_743_560,
          "spatial latent upscaler x2 v1.1",
          sha="5f416311fa8172b65af67530758964708d29a317b830d689a51143b7f91913ed"),
-    _one("ltx-2.3-spatial-upscaler-x1.5", "upsampler", "2.3", _L23,
+    _one("ltx-2.3-spatial-upscaler-x1.5", "upsampler", GEN_2_3, _L23,
          "ltx-2.3-spatial-upscaler-x1.5-1.0.safetensors", 1_090_125_794,
          "spatial latent upscaler x1.5"),
-    _one("ltx-2.3-temporal-upscaler-x2", "upsampler", "2.3", _L23,
+    _one("ltx-2.3-temporal-upscaler-x2", "upsampler", GEN_2_3, _L23,
          "ltx-2.3-temporal-upscaler-x2-1.0.safetensors", 261_944_000,
          "temporal latent upscaler x2"),
     _ic23("union", "Union-Control", "ltx-2.3-22b-ic-lora-union-control-ref0.5.safetensors",
@@ -379,7 +382,7 @@ _ARTIFACTS: list[Artifact] = [
     _ic23("instant-shave", "Instant-Shave", "ltx-2.3-22b-ic-lora-instant-shave-0.9.safetensors",
           654_465_349, "IC-LoRA: instant shave", gated=True,
           sha="04231f1befeda653ab98081dd0f58114b9bc71782cdc687239a1610a39a9b0a2"),
-    _one("ltx-2.3-22b-lora-cinemagraph", "lora", "2.3", "Lightricks/LTX-2.3-22b-LoRA-Cinemagraph",
+    _one("ltx-2.3-22b-lora-cinemagraph", "lora", GEN_2_3, "Lightricks/LTX-2.3-22b-LoRA-Cinemagraph",
          "ltx-2.3-22b-lora-cinemagraph-0.9.safetensors", 201_453_416,
          "LoRA: image-to-video cinemagraph", gated=True),
     # Gemma 3 12B text encoder (both generations): the whole repository
@@ -395,29 +398,20 @@ _ARTIFACTS: list[Artifact] = [
 ]  # fmt: skip
 
 
-def _pipelines(gen: str) -> dict[str, tuple[str, ...]]:
-    dev, distilled = (
-        ("ltx-2-19b-dev", "ltx-2-19b-distilled")
-        if gen == "2"
-        else ("ltx-2.3-22b-dev", "ltx-2.3-22b-distilled")
-    )
-    lora = "ltx-2-19b-distilled-lora-384" if gen == "2" else "ltx-2.3-22b-distilled-lora-384"
-    up = "ltx-2-spatial-upscaler-x2" if gen == "2" else "ltx-2.3-spatial-upscaler-x2"
-    two_stage = (dev, lora, up, "gemma-3-12b")
-    table = {
-        "two-stage": two_stage,
-        "two-stage-hq": two_stage,
-        "interpolate": two_stage,
-        "a2v": two_stage,
-        "one-stage": (dev, "gemma-3-12b"),
-        "distilled": (distilled, up, "gemma-3-12b"),
-        "ic-lora": (distilled, up, "gemma-3-12b"),
-        "retake": (dev, "gemma-3-12b"),
+def _roles(gen: str) -> dict[str, tuple[str, ...]]:
+    prefix = "ltx-2-19b" if gen == GEN_2_0 else "ltx-2.3-22b"
+    upsampler = "ltx-2-spatial-upscaler-x2" if gen == GEN_2_0 else "ltx-2.3-spatial-upscaler-x2"
+    ic_loras = ("canny", "depth", "pose", "detailer", "union") if gen == GEN_2_0 else (
+        "union", "motion-track")  # fmt: skip
+    return {
+        CHECKPOINT: (f"{prefix}-dev", f"{prefix}-dev-fp8"),
+        DISTILLED_CHECKPOINT: (f"{prefix}-distilled", f"{prefix}-distilled-fp8"),
+        DISTILLED_LORA: (f"{prefix}-distilled-lora-384",),
+        SPATIAL_UPSAMPLER: (upsampler,),
+        IC_LORA: tuple(f"{prefix}-ic-lora-{k}" for k in ic_loras),
+        # Google's repo is the one the official docs name; the Lightricks copy is ungated.
+        TEXT_ENCODER: ("gemma-3-12b", "gemma-3-12b-lightricks"),
     }
-    if gen == "2.3":
-        table["hdr"] = (distilled, up, "ltx-2.3-22b-ic-lora-hdr")
-        table["dub-it"] = (distilled, up, "gemma-3-12b", "ltx-2.3-22b-ic-lora-dubit")
-    return table
 
 
-BUILTIN = Catalog({a.name: a for a in _ARTIFACTS}, {g: _pipelines(g) for g in GENERATIONS})
+BUILTIN = Catalog({a.name: a for a in _ARTIFACTS}, {g: _roles(g) for g in (GEN_2_0, GEN_2_3)})

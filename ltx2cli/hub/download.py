@@ -35,20 +35,18 @@ from ltx2cli.hub.errors import (
     RemoteNotFoundError,
     TokenRejectedError,
 )
-from ltx2cli.hub.paths import hub_cache_dir
+from ltx2cli.hub.paths import hub_cache_dir, usable_data_dir
 from ltx2cli.hub.store import ProgressCallback, cached_file, repo_storage
+from ltx2cli.text import env_flag
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
-_TRUE = {"1", "true", "yes", "on"}
 _SHA256_LEN = 64
 
 
 def is_offline() -> bool:
     """`LTX2_OFFLINE` or `HF_HUB_OFFLINE`, read at call time (not at import)."""
-    return any(
-        os.environ.get(v, "").strip().lower() in _TRUE for v in ("LTX2_OFFLINE", "HF_HUB_OFFLINE")
-    )
+    return any(env_flag(v) for v in ("LTX2_OFFLINE", "HF_HUB_OFFLINE"))
 
 
 def endpoint() -> str:
@@ -161,7 +159,9 @@ def pull(the_plan: Plan, on_progress: ProgressCallback | None = None) -> None:
                     f"the disk filled up while downloading {remote.spec.name}",
                     "free some space and run the pull again: it resumes where it stopped",
                 ) from exc
-            raise hub_error(exc, remote.artifact, remote.spec) from exc
+            partial = _partial_path(remote.artifact, remote.etag)
+            kept = partial.stat().st_size if partial.is_file() else 0
+            raise hub_error(exc, remote.artifact, remote.spec, kept) from exc
 
 
 def _fetch(remote: RemoteFile, on_progress: ProgressCallback | None) -> None:
@@ -172,6 +172,7 @@ def _fetch(remote: RemoteFile, on_progress: ProgressCallback | None) -> None:
     blob = storage / "blobs" / remote.etag
     pointer = storage / "snapshots" / remote.commit / remote.spec.name
     lock = hub_cache_dir() / ".locks" / storage.name / f"{remote.etag}.lock"
+    usable_data_dir()
     for folder in (blob.parent, pointer.parent, lock.parent):
         folder.mkdir(parents=True, exist_ok=True)
     with WeakFileLock(lock):  # a concurrent pull of the same file waits here, then finds the blob
@@ -179,7 +180,7 @@ def _fetch(remote: RemoteFile, on_progress: ProgressCallback | None) -> None:
             partial = _partial_path(remote.artifact, remote.etag)
             have = partial.stat().st_size if partial.is_file() else 0
             if have > remote.size:
-                log.warning("discarding an oversized partial download of %s", remote.spec.name)
+                logger.warning("discarding an oversized partial download of %s", remote.spec.name)
                 partial.unlink()
                 have = 0
             digest = _hash_prefix(partial, have)
@@ -316,8 +317,11 @@ def _existing_parent(path: Path) -> Path:
     return Path("/")
 
 
-def hub_error(exc: BaseException, artifact: Artifact, spec: FileSpec | None = None) -> Exception:
-    """Translate a huggingface_hub / network failure into an actionable HubError."""
+def hub_error(
+    exc: BaseException, artifact: Artifact, spec: FileSpec | None = None, kept: int = 0
+) -> Exception:
+    """Translate a huggingface_hub / network failure into an actionable HubError. `kept`: bytes
+    of the file already on disk (a later pull resumes from them)."""
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
@@ -332,12 +336,16 @@ def hub_error(exc: BaseException, artifact: Artifact, spec: FileSpec | None = No
     status = getattr(getattr(exc, "response", None), "status_code", None)
     server_says = (getattr(exc, "response", None) or _NoResponse).headers.get("X-Error-Message", "")
     if isinstance(exc, GatedRepoError):
+        from ltx2cli.hub.catalog import load_catalog
+
+        ungated = [a.name for a in load_catalog().alternatives(artifact.name) if not a.gated]
+        instead = f"; or pull the ungated copy instead: ltx2 models pull {ungated[0]}"
         return GatedRepoAccessError(
             f"{artifact.repo} is gated: your account has not been granted access to "
             f"'{artifact.name}' ({artifact.licence})",
             f"open {artifact.page}, accept the licence while logged in, then run "
             "`hf auth login` or set HF_TOKEN to a read token (fine-grained tokens need "
-            "'read access to public gated repos')",
+            "'read access to public gated repos')" + (instead if ungated else ""),
         )
     if status == 401 and "invalid credentials" in server_says.lower():
         return TokenRejectedError(
@@ -367,14 +375,19 @@ def hub_error(exc: BaseException, artifact: Artifact, spec: FileSpec | None = No
             f"the hub answered HTTP {status} for {what}",
             "try again later; `--debug` shows the full answer",
         )
+    then = (
+        f"{human_size(kept)} of it is kept: run the pull again to resume"
+        if kept
+        else "nothing of it was downloaded"
+    )
     if _is_connection_error(exc) or isinstance(exc, LocalEntryNotFoundError):
         return HubNetworkError(
-            f"cannot reach {endpoint()} to fetch {what} ({type(exc).__name__})",
-            "check your network connection, proxy or HF_ENDPOINT; run again to resume",
+            f"cannot reach {endpoint()} to fetch {what} ({type(exc).__name__}); {then}",
+            "check your network connection, proxy or HF_ENDPOINT",
         )
     return HubNetworkError(
-        f"download of {what} failed: {type(exc).__name__}: {exc}",
-        "run the pull again: it resumes where it stopped",
+        f"download of {what} failed: {type(exc).__name__}: {exc}; {then}",
+        "run the pull again" + (": it resumes where it stopped" if kept else ""),
     )
 
 

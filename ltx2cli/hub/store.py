@@ -20,12 +20,16 @@ from pathlib import Path
 
 from ltx2cli.errors import UsageError
 from ltx2cli.hub.catalog import KINDS, Artifact, Catalog, FileSpec, hash_matches, human_size
-from ltx2cli.hub.paths import hub_cache_dir, model_registry_path
+from ltx2cli.hub.paths import hub_cache_dir, model_registry_path, usable_data_dir
 
 ProgressCallback = Callable[[str, int, "int | None"], None]
 """`(label, bytes_done, bytes_total)`, called as work advances (downloads, hashing)."""
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+#: Names a model may be imported under: the catalog's alphabet, no separators.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+#: What `read_checkpoint(...).kind` says for a file of each catalog kind.
+_LAYOUT_OF_KIND = {"checkpoint": "monolithic", "upsampler": "upsampler", "lora": "lora"}
 _SHA1 = re.compile(r"[0-9a-f]{40}")
 _HASH_CHUNK = 8 * 2**20
 #: How far a file may be from a catalog size that is only quoted approximately (`exact=False`).
@@ -58,6 +62,11 @@ def cached_file(artifact: Artifact, spec: FileSpec) -> Path | None:
     return path if path.is_file() else None
 
 
+def missing_files(artifact: Artifact) -> list[FileSpec]:
+    """The artifact's files not yet in the cache."""
+    return [spec for spec in artifact.files if cached_file(artifact, spec) is None]
+
+
 def cache_path(artifact: Artifact) -> Path | None:
     """The pulled file (or folder, for whole-repo artifacts) if every file is present."""
     paths = [cached_file(artifact, spec) for spec in artifact.files]
@@ -83,8 +92,8 @@ def read_registry() -> dict[str, dict]:
 
 
 def _write_registry(imports: dict[str, dict]) -> None:
+    usable_data_dir()
     path = model_registry_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".models-", suffix=".json", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
@@ -96,7 +105,13 @@ def _write_registry(imports: dict[str, dict]) -> None:
 
 
 def import_model(catalog: Catalog, path: Path, name: str, kind: str | None = None) -> dict:
-    """Register an existing file or folder under `name` (a catalog name or one of the user's)."""
+    """Register an existing file or folder under `name` (a catalog name or one of the user's),
+    after checking the name and that the file is a model of its kind (header only)."""
+    if not _NAME.fullmatch(name):
+        raise UsageError(
+            f"cannot import under the name {name!r}",
+            "use letters, digits, '.', '_' and '-' (no separators), e.g. --as my-style",
+        )
     path = path.expanduser().resolve()
     if not path.exists():
         raise UsageError(f"no such file or folder: {path}", "check the PATH argument")
@@ -118,6 +133,7 @@ def import_model(catalog: Catalog, path: Path, name: str, kind: str | None = Non
         raise UsageError(f"unknown kind '{kind}'", f"choose one of: {', '.join(KINDS)}")
     if name == "demo":
         raise UsageError("'demo' is reserved for the built-in demo model", "choose another --as")
+    check_layout(path, kind)
     record = {
         "path": str(path),
         "kind": kind,
@@ -128,6 +144,35 @@ def import_model(catalog: Catalog, path: Path, name: str, kind: str | None = Non
     imports[name] = record
     _write_registry(imports)
     return {"name": name, **record}
+
+
+def check_layout(path: Path, kind: str) -> None:
+    """Refuse what is not a model of `kind`: a text encoder is a folder with `config.json` and
+    safetensors weights; anything else one readable safetensors file whose tensor names have
+    the LTX-2 layout of that kind."""
+    if kind == "text-encoder":
+        if not path.is_dir() or not (path / "config.json").is_file():
+            raise UsageError(
+                f"{path} is not a text-encoder folder (no config.json in it)",
+                "pass the Gemma folder that holds config.json, the tokenizer and the weights",
+            )
+        if not any(path.glob("*.safetensors")):
+            raise UsageError(f"{path} holds no .safetensors weights", "pass the complete folder")
+        return
+    if not path.is_file() or path.suffix != ".safetensors":
+        raise UsageError(f"{path} is not a .safetensors file", f"a {kind} is one .safetensors file")
+    from ltx2cli.errors import CheckpointError
+    from ltx2cli.models.checkpoint import read_checkpoint  # header only, torch-free
+
+    try:
+        layout = read_checkpoint(path).kind
+    except CheckpointError as exc:
+        raise UsageError(exc.message, f"import a complete {kind} file") from None
+    if layout != _LAYOUT_OF_KIND[kind]:
+        raise UsageError(
+            f"{path.name} does not have the tensors of an LTX-2 {kind}",
+            "check the file, or pass the --kind it is",
+        )
 
 
 def _check_matches_catalog(artifact: Artifact, path: Path) -> None:

@@ -3,7 +3,9 @@
 The round trip encodes the picture as a one-frame H.264 (libx264, yuv420p, preset veryfast)
 video at the given CRF and decodes it back, so a still image carries the same compression
 artefacts as the video frames the model was trained on. CRF 0 skips it. As in the reference
-pipeline it runs on the loaded image before resizing. Unlike the reference, EXIF orientation is
+pipeline it runs on the loaded image before resizing, and an odd height or width is first
+cropped to even (the last row or column is dropped; yuv420p needs even sides), so the result
+may be one pixel smaller. Unlike the reference, EXIF orientation is
 applied and every mode (grayscale, palette, RGBA) is converted to RGB, so phone photos come in
 upright and grayscale images work.
 """
@@ -48,7 +50,8 @@ def crf_round_trip(frame: torch.Tensor, crf: int = DEFAULT_IMAGE_CRF) -> torch.T
     """Encode one frame with libx264 at `crf` and decode it back; CRF 0 returns `frame` as is.
 
     Takes float `[3, H, W]` in [-1, 1] or uint8 `[H, W, 3]` and returns the same layout and
-    dtype. An odd side is padded by repeating the edge for the codec and cropped back after.
+    dtype, cropped to even sides first: a 91x131 frame comes back 90x130 (the reference's
+    behaviour; the resize that follows covers the target from the cropped picture).
     """
     if not 0 <= crf <= 51:
         raise UsageError(f"CRF {crf} is out of range", "H.264 CRF goes from 0 (skip) to 51")
@@ -68,9 +71,14 @@ def _h264_round_trip(rgb: np.ndarray, crf: int) -> np.ndarray:
     import numpy as np
 
     height, width = rgb.shape[:2]
-    padded = np.pad(rgb, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+    even = np.ascontiguousarray(rgb[: height // 2 * 2, : width // 2 * 2])
+    if even.size == 0:
+        raise MediaError(
+            f"a {width}x{height} image is too small for the H.264 round trip",
+            "use an image of at least 2x2 pixels, or CRF 0 to skip the round trip",
+        )
     try:
-        return _encode_decode(padded, crf)[:height, :width].copy()
+        return _encode_decode(even, crf)
     except av.error.FFmpegError as exc:
         raise MediaError(f"H.264 round trip of a {width}x{height} frame failed ({exc})") from exc
 

@@ -1,4 +1,4 @@
-"""Multi-head attention of the LTX-2 transformer and text connectors (model.md §2.7).
+"""Multi-head attention of the LTX-2 transformer and text connectors.
 
 - q/k/v/out Linears all biased; `q_norm`/`k_norm` are RMSNorms with a weight over the WHOLE inner
   dim (all heads jointly), applied before RoPE.

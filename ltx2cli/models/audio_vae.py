@@ -1,4 +1,4 @@
-"""Audio VAE: log-mel `(B, 2, T, 64)` ⇄ normalised latent `(B, 8, T', 16)` (model.md §5).
+"""Audio VAE: log-mel `(B, 2, T, 64)` ⇄ normalised latent `(B, 8, T', 16)`.
 
 Design choices:
 - Config from `audio_vae.model.params.ddconfig` (+ `preprocessing.stft`) in a frozen
@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ltx2cli.errors import CheckpointError
-from ltx2cli.models.mel import checkpoint_mel_bins
+from ltx2cli.models.mel import MelConfig, checkpoint_mel_bins
 
 # The reference sizes latents with a fixed factor of 4 (16000 / 160 / 4 = 25 latents per second)
 # and the decoder's target length with it too, whatever `ch_mult` says.
@@ -150,6 +150,16 @@ class AudioVAEConfig:
     @property
     def causal(self) -> bool:
         return self.causality_axis is not None
+
+    @property
+    def mel(self) -> MelConfig:
+        """The mel front-end that feeds this VAE's encoder (64 bins when none are configured)."""
+        return MelConfig(
+            sample_rate=self.sample_rate,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            n_mels=self.mel_bins or MelConfig.n_mels,
+        )
 
     def has_attention(self, level: int, decoder: bool = False) -> bool:
         """Whether level `level` carries attention blocks: its nominal resolution is listed in

@@ -1,4 +1,4 @@
-"""Reading safetensors checkpoints without loading them: header, metadata, generation, features.
+"""Reading safetensors checkpoints without loading them: header, metadata, generation.
 
 - The header is parsed here (no torch): 8-byte little-endian length, a JSON table of tensors
   and `__metadata__`. Every metadata value is a string; each is JSON-decoded where possible
@@ -7,7 +7,8 @@
   non-safetensors file fails here with one line naming the file, before any weights are read.
 - The generation (LTX-2 "2.0" vs LTX-2.3 "2.3") is decided by the tensor keys when they say
   anything, else by the config, else by `model_version`; keys and config that disagree are an
-  error. LTX-2.5 and the old video-only layout are refused by name.
+  error. LTX-2.5 and the old video-only layout are refused by name (`check_supported`, which
+  loading runs on every file it reads).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ltx2cli.errors import CheckpointError
-from ltx2cli.versions import GEN_2_0, GEN_2_3, generation_of_version
+from ltx2cli.families import FAMILIES, GEN_2_0, GEN_2_3, family_of_version, generation_choices
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,6 @@ DTYPE_SIZES = {
     "I32": 4, "U32": 4, "F32": 4,
     "I64": 8, "U64": 8, "F64": 8,
 }  # fmt: skip
-FP8_DTYPES = frozenset({"F8_E4M3", "F8_E5M2"})
 
 _MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors format's own limit
 
@@ -72,22 +72,6 @@ class TensorInfo:
         for d in self.shape:
             n *= d
         return n
-
-
-@dataclass(frozen=True)
-class Features:
-    """What the weights in a checkpoint contain, decided from its keys (config as fallback)."""
-
-    generation: str
-    audio: bool  # the transformer has an audio stream
-    caption_projection: bool  # 19B: caption projection inside the transformer
-    cross_attention_adaln: bool  # 2.3: prompt AdaLN and 9-row block tables
-    gated_attention: bool  # 2.3: to_gate_logits in attentions
-    feature_extractor: str  # "v1" (19B), "v2" (2.3) or "" when absent
-    vocoder_bwe: bool  # 2.3: BigVGAN + bandwidth extension to 48 kHz
-    vae_timestep_conditioning: bool  # video decoder carries timestep-conditioning tensors
-    fp8: bool  # some tensors are stored as float8
-    fp8_scaled: bool  # pre-quantised: float8 weights with `weight_scale` siblings
 
 
 @dataclass(frozen=True)
@@ -136,13 +120,6 @@ class CheckpointInfo:
     @cached_property
     def generation(self) -> str:
         return detect_generation(self.tensors, self.config, self.metadata)
-
-    @cached_property
-    def features(self) -> Features:
-        return detect_features(self.tensors, self.config, self.metadata)
-
-    def keys_with_prefix(self, prefix: str) -> list[str]:
-        return [k for k in self.tensors if k.startswith(prefix)]
 
     def nbytes(self, keys: Iterable[str] | None = None) -> int:
         """Stored bytes of `keys` (all tensors when None)."""
@@ -260,7 +237,7 @@ def detect_generation(
     if by_keys or by_config:
         return by_keys or by_config  # type: ignore[return-value]
     # The official pipelines treat a missing or unparseable version as LTX-2.0.
-    return generation_of_version(str((metadata or {}).get("model_version") or ""))
+    return family_of_version(str((metadata or {}).get("model_version") or "")).name
 
 
 def _generation_from_config(config: Mapping[str, Any] | None) -> str | None:
@@ -286,16 +263,19 @@ def check_supported(
     """Refuse, naming the key, layouts this tool cannot run (LTX-2.5, old video-only files)."""
     metadata = metadata or {}
     version = str(metadata.get("model_version") or "")
-    if version and not version.startswith(("2.0", "2.1", "2.3")) and version[:1].isdigit():
+    runs = f"use a checkpoint of a generation ltx2 runs: {generation_choices()}"
+    family = family_of_version(version)
+    if not family.runnable:
         raise CheckpointError(
-            f"unsupported model_version {version!r} (metadata key 'model_version')",
-            "ltx2 runs LTX-2 (19B) and LTX-2.3 (22B) checkpoints",
+            f"unsupported model_version {version!r} (metadata key 'model_version', {family.label})",
+            runs,
         )
-    if "gemma_source_checkpoint" in metadata:
-        raise CheckpointError(
-            "unsupported metadata key 'gemma_source_checkpoint' (an LTX-2.5 checkpoint)",
-            "ltx2 runs LTX-2 (19B) and LTX-2.3 (22B) checkpoints",
-        )
+    for family in FAMILIES.values():
+        marker = next((m for m in family.metadata_markers if m in metadata), None)
+        if marker and not family.runnable:
+            raise CheckpointError(
+                f"unsupported metadata key {marker!r} (an {family.label} checkpoint)", runs
+            )
     vae = (config or {}).get("vae")
     if isinstance(vae, Mapping) and vae.get("_class_name", "CausalVideoAutoencoder") not in (
         "CausalVideoAutoencoder",
@@ -313,50 +293,5 @@ def check_supported(
         if "keyframes_abs_pos_embedding" in key:
             raise CheckpointError(
                 f"unsupported key {key!r}: an LTX-2.5 checkpoint",
-                "ltx2 runs LTX-2 (19B) and LTX-2.3 (22B) checkpoints",
+                runs,
             )
-
-
-def detect_features(
-    tensors: Mapping[str, TensorInfo] | Iterable[str],
-    config: Mapping[str, Any] | None = None,
-    metadata: Mapping[str, Any] | None = None,
-) -> Features:
-    """The model features the keys show; config values fill in what the keys do not cover."""
-    keys = list(tensors)
-    infos = tensors if isinstance(tensors, Mapping) else {}
-    generation = detect_generation(keys, config, metadata)
-    transformer = (config or {}).get("transformer") or {}
-    has_transformer = any("patchify_proj." in k for k in keys)
-
-    def has(pattern: str) -> bool:
-        return any(pattern in k for k in keys)
-
-    if any(k.endswith("video_aggregate_embed.weight") for k in keys):
-        extractor = "v2"
-    elif any(_KEYS_2_0.search(k) and "aggregate" in k for k in keys):
-        extractor = "v1"
-    else:
-        extractor = ""
-    fp8_keys = [k for k, t in infos.items() if t.dtype in FP8_DTYPES]
-    return Features(
-        generation=generation,
-        audio=has("audio_patchify_proj.") if has_transformer else True,
-        caption_projection=has("caption_projection.")
-        if has_transformer
-        else not transformer.get("caption_proj_before_connector", generation == GEN_2_3),
-        cross_attention_adaln=has("prompt_adaln_single.")
-        if has_transformer
-        else bool(transformer.get("cross_attention_adaln", generation == GEN_2_3)),
-        gated_attention=has(".to_gate_logits.")
-        if has_transformer
-        else bool(transformer.get("apply_gated_attention", generation == GEN_2_3)),
-        feature_extractor=extractor,
-        vocoder_bwe=has("bwe_generator.") or "bwe" in ((config or {}).get("vocoder") or {}),
-        vae_timestep_conditioning=any(
-            k.endswith(("decoder.last_scale_shift_table", "decoder.timestep_scale_multiplier"))
-            for k in keys
-        ),
-        fp8=bool(fp8_keys),
-        fp8_scaled=any(k.removesuffix(".weight") + ".weight_scale" in infos for k in fp8_keys),
-    )

@@ -1,19 +1,23 @@
 """One entry point that turns a checkpoint file into a ready module: `load_component`.
 
 - A short table maps each component name to its builder (an import path, so importing this
-  module stays light) and to key layouts: ordered `(raw prefix → module prefix)` rules, first
-  match per key wins, `None` skips the key. A file may match several layouts (the official
-  monolithic file, a split-component file, a file holding only that module's own keys); the
-  layout that explains most of the module's keys is used.
+  module stays light), its key layouts (ordered `(raw prefix → module prefix)` rules, first
+  match per key wins, `None` skips the key) and its hooks: whether a file of only the module's
+  own keys is accepted, how a file is recognised as holding it, and what the tensors decide
+  that the config may state wrongly. A file may match several layouts (the official monolithic
+  file, a split-component file, a file of the module's own keys); the layout that explains most
+  of the module's keys is used.
+- A model source (`ModelSource`) is one checkpoint file or the split files of one model; each
+  component is read from the one file that holds it.
 - The module is built on the meta device from the checkpoint's `config`, then only its tensors
   are read, one at a time, through safetensors' memory map, cast per tensor and assigned
   (`load_state_dict(strict=True, assign=True)`), so peak memory stays near the component's own
   size. Missing, unexpected or mis-shaped keys are an error that lists them, never a silent skip.
-- Each tensor goes through the reference builder's steps in its order: the load-time ops
-  (pre-quantised `<param>_scale` siblings folded as `bf16(w·scale)` unless `fp8-scaled-mm`
-  keeps them; fp8-cast layers cast to float8), LoRA fusion in the resulting dtype, then the
-  build cast: floating tensors go to the requested dtype except float8 payloads and 0-d
-  float32 scalars (scales).
+- Each tensor goes through `TENSOR_STEPS`, the reference builder's steps in its order: fold
+  pre-quantised `<param>_scale` siblings as `bf16(w·scale)` (unless `fp8-scaled-mm` keeps
+  them), cast fp8-cast layers to float8, fuse LoRAs (through `models.lora`, the helpers
+  `fuse_loras` uses too), then the build cast: floating tensors go to the requested dtype
+  except float8 payloads and 0-d float32 scalars (scales).
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ import importlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,7 +36,12 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from ltx2cli.errors import CheckpointError, UsageError
-from ltx2cli.models.checkpoint import TRANSFORMER_PREFIX, CheckpointInfo, read_checkpoint
+from ltx2cli.models.checkpoint import (
+    TRANSFORMER_PREFIX,
+    CheckpointInfo,
+    check_supported,
+    read_checkpoint,
+)
 from ltx2cli.models.fp8 import (
     FP8_DTYPES,
     Fp8CastLinear,
@@ -52,23 +62,80 @@ ProgressFn = Callable[[int, int], None]
 _P = TRANSFORMER_PREFIX
 _BARE: Layout = (("", ""),)
 _STATS = "per_channel_statistics."
+_SECTIONS = ("transformer", "vae", "audio_vae", "vocoder")
 
 
 def _vae_layouts(root: str, part: str) -> tuple[Layout, ...]:
-    """Monolithic `vae.encoder.` + shared stats, split `encoder.` + stats, or the module's keys."""
+    """Monolithic `vae.encoder.` + shared stats, or split `encoder.` + stats."""
     return (
         ((f"{root}{part}", ""), (f"{root}{_STATS}", _STATS)),
         ((part, ""), (_STATS, _STATS)),
-        _BARE,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Hooks: what the tensors say that the config does not
+
+
+@dataclass(frozen=True)
+class KeyEvidence:
+    """What a hook sees: the file, the key mapping chosen for the module, the builder inputs."""
+
+    info: CheckpointInfo
+    mapping: Mapping[str, str]  # module key → raw key
+    config: dict[str, Any]
+    options: dict[str, Any]
+
+
+def _decoder_timestep_conditioning(e: KeyEvidence) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The released 19B config and its decoder tensors may disagree: the tensors decide."""
+    has_tc = any(k in ("last_scale_shift_table", "timestep_scale_multiplier") for k in e.mapping)
+    if bool(e.config["vae"].get("timestep_conditioning", True)) == has_tc:
+        return e.config, e.options
+    logger.info("video decoder timestep_conditioning=%s (from the checkpoint's tensors)", has_tc)
+    config = copy.deepcopy(e.config)
+    config["vae"]["timestep_conditioning"] = has_tc
+    return config, e.options
+
+
+def _gemma_depth(e: KeyEvidence) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Gemma depth the text projection expects is not in the config; its shape says it."""
+    if "gemma_hidden_states" in e.options:
+        return e.config, e.options
+    hidden = e.options.get("gemma_hidden_size") or e.config["transformer"].get("caption_channels")
+    weight = next((r for k, r in e.mapping.items() if k.endswith("aggregate_embed.weight")), None)
+    if not hidden or weight is None:
+        return e.config, e.options
+    flat = e.info.tensors[weight].shape[-1]
+    if flat % hidden:
+        return e.config, e.options
+    return e.config, {**e.options, "gemma_hidden_states": flat // hidden}
+
+
+def _holds_prefixed_keys(info: CheckpointInfo, component: str) -> bool:
+    return bool(component_keys(info, component))
+
+
+def _is_upsampler_file(info: CheckpointInfo, component: str) -> bool:
+    return info.kind == "upsampler"
 
 
 @dataclass(frozen=True)
 class Component:
     builder: str | Callable[..., nn.Module]  # "package.module:function" or the function
     section: str | None  # config section the builder reads; None = flat config (upsampler)
-    layouts: tuple[Layout, ...]
+    layouts: tuple[Layout, ...]  # prefixed layouts, tried in order
     lenient: tuple[str, ...] = ()  # module-key prefixes whose extra file keys are ignored
+    own_keys: bool = True  # a file holding the module's keys unprefixed is accepted
+    own_layout: Layout = _BARE  # how such a file's keys map (the transformer skips connectors)
+    # Whether a file holds this component, judged from its header alone.
+    held: Callable[[CheckpointInfo, str], bool] = _holds_prefixed_keys
+    # Config / builder options the tensors decide (after the layout is chosen).
+    from_keys: Callable[[KeyEvidence], tuple[dict[str, Any], dict[str, Any]]] | None = None
+
+    @property
+    def all_layouts(self) -> tuple[Layout, ...]:
+        return (*self.layouts, self.own_layout) if self.own_keys else self.layouts
 
 
 _SKIP_CONNECTORS: Layout = (
@@ -80,25 +147,28 @@ COMPONENTS: dict[str, Component] = {
     "transformer": Component(
         "ltx2cli.models.transformer:build_transformer",
         "transformer",
-        (
-            (*_SKIP_CONNECTORS, (_P, "")),
-            (("video_embeddings_connector.", None), ("audio_embeddings_connector.", None), *_BARE),
+        ((*_SKIP_CONNECTORS, (_P, "")),),
+        own_layout=(
+            ("video_embeddings_connector.", None),
+            ("audio_embeddings_connector.", None),
+            *_BARE,
         ),
     ),
     "video_connector": Component(
         "ltx2cli.models.text_connectors:build_video_connector",
         "transformer",
-        (((_P + "video_embeddings_connector.", ""),), _BARE),
+        (((_P + "video_embeddings_connector.", ""),),),
     ),
     "audio_connector": Component(
         "ltx2cli.models.text_connectors:build_audio_connector",
         "transformer",
-        (((_P + "audio_embeddings_connector.", ""),), _BARE),
+        (((_P + "audio_embeddings_connector.", ""),),),
     ),
     "text_projection": Component(
         "ltx2cli.models.text_connectors:build_text_projection",
         "transformer",
-        ((("text_embedding_projection.", ""),), _BARE),
+        ((("text_embedding_projection.", ""),),),
+        from_keys=_gemma_depth,
     ),
     # Older VAEs stored extra statistics under the same prefix; the reference ignores them.
     "video_encoder": Component(
@@ -112,6 +182,7 @@ COMPONENTS: dict[str, Component] = {
         "vae",
         _vae_layouts("vae.", "decoder."),
         (_STATS,),
+        from_keys=_decoder_timestep_conditioning,
     ),
     "audio_encoder": Component(
         "ltx2cli.models.audio_vae:build_audio_encoder",
@@ -126,12 +197,12 @@ COMPONENTS: dict[str, Component] = {
         (_STATS,),
     ),
     # The leading `vocoder.` is removed exactly once (2.3 keys are `vocoder.vocoder.*`).
-    "vocoder": Component(
-        "ltx2cli.models.vocoder:build_vocoder", "vocoder", ((("vocoder.", ""),), _BARE)
+    "vocoder": Component("ltx2cli.models.vocoder:build_vocoder", "vocoder", ((("vocoder.", ""),),)),
+    # A separate file with a flat config and no key prefix.
+    "upsampler": Component(
+        "ltx2cli.models.upsampler:build_upsampler", None, (), held=_is_upsampler_file
     ),
-    "upsampler": Component("ltx2cli.models.upsampler:build_upsampler", None, (_BARE,)),
 }
-_SECTIONS = ("transformer", "vae", "audio_vae", "vocoder")
 
 
 def get_component(name: str) -> Component:
@@ -141,6 +212,42 @@ def get_component(name: str) -> Component:
         raise UsageError(
             f"unknown model component {name!r}", f"use one of: {', '.join(COMPONENTS)}"
         ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources and key mapping
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """One checkpoint file, or the split files of one model; each component lives in one file."""
+
+    files: tuple[Path, ...]
+
+    @classmethod
+    def of(
+        cls, source: str | os.PathLike[str] | ModelSource | Iterable[str | os.PathLike[str]]
+    ) -> ModelSource:
+        if isinstance(source, ModelSource):
+            return source
+        if isinstance(source, str | os.PathLike):
+            return cls((Path(source),))
+        files = tuple(Path(p) for p in source)
+        if not files:
+            raise UsageError("a model source needs at least one checkpoint file")
+        return cls(files)
+
+    def infos(self) -> list[CheckpointInfo]:
+        return [read_checkpoint(p) for p in self.files]
+
+
+Source = str | os.PathLike[str] | ModelSource | CheckpointInfo | Sequence[str | os.PathLike[str]]
+
+
+def _infos(source: Source) -> list[CheckpointInfo]:
+    if isinstance(source, CheckpointInfo):
+        return [source]
+    return ModelSource.of(source).infos()
 
 
 def _map_keys(keys: Iterable[str], layout: Layout) -> dict[str, str]:
@@ -162,30 +269,28 @@ def _map_keys(keys: Iterable[str], layout: Layout) -> dict[str, str]:
 
 
 def component_keys(info: CheckpointInfo, component: str) -> dict[str, str]:
-    """`{module key: raw key}` for `component` without building it (first layout with a prefix
-    that selects anything; a file's own bare keys only for the upsampler)."""
+    """`{module key: raw key}` for `component` without building it: the first prefixed layout
+    that selects anything (a file's own bare keys only for a component without prefixes)."""
     spec = get_component(component)
-    for layout in spec.layouts:
-        if layout == _BARE and len(spec.layouts) > 1:
-            continue
+    for layout in spec.layouts or spec.all_layouts:
         mapping = _map_keys(info.tensors, layout)
         if mapping:
             return mapping
     return {}
 
 
-def available_components(path: str | os.PathLike[str]) -> list[str]:
-    """The components a file holds tensors for (by the official raw prefixes)."""
-    info = read_checkpoint(path)
-    if info.kind == "upsampler":
-        return ["upsampler"]
-    return [c for c in COMPONENTS if c != "upsampler" and component_keys(info, c)]
+def available_components(source: Source) -> list[str]:
+    """The components a source holds tensors for (by the official raw prefixes)."""
+    infos = _infos(source)
+    return [c for c, spec in COMPONENTS.items() if any(spec.held(i, c) for i in infos)]
 
 
-def component_nbytes(path: str | os.PathLike[str], component: str) -> int:
+def component_nbytes(source: Source, component: str) -> int:
     """Stored bytes of one component's tensors (for memory estimates before loading)."""
-    info = read_checkpoint(path)
-    return info.nbytes(component_keys(info, component).values())
+    for info in _infos(source):
+        if get_component(component).held(info, component):
+            return info.nbytes(component_keys(info, component).values())
+    return 0
 
 
 def _component_config(
@@ -205,58 +310,19 @@ def _component_config(
     return config
 
 
-def _patch_config_from_keys(
-    config: dict[str, Any], component: str, module_keys: Iterable[str]
-) -> dict[str, Any]:
-    """Let the tensors decide what the config may state wrongly (model.md §4.1: 19B decoder)."""
-    if component != "video_decoder":
-        return config
-    has_tc = any(k in ("last_scale_shift_table", "timestep_scale_multiplier") for k in module_keys)
-    if bool(config["vae"].get("timestep_conditioning", True)) != has_tc:
-        logger.info(
-            "video decoder timestep_conditioning=%s (from the checkpoint's tensors)", has_tc
-        )
-        config = copy.deepcopy(config)
-        config["vae"]["timestep_conditioning"] = has_tc
-    return config
-
-
-def _options_from_keys(
-    info: CheckpointInfo,
-    component: str,
-    config: Mapping[str, Any],
-    mapping: Mapping[str, str],
-    options: dict[str, Any],
-) -> dict[str, Any]:
-    """The Gemma depth the text projection expects is not in the config; its shape says it."""
-    if component != "text_projection" or "gemma_hidden_states" in options:
-        return options
-    hidden = options.get("gemma_hidden_size") or config["transformer"].get("caption_channels")
-    weight = next((raw for k, raw in mapping.items() if k.endswith("aggregate_embed.weight")), None)
-    if not hidden or weight is None:
-        return options
-    flat = info.tensors[weight].shape[-1]
-    return {**options, "gemma_hidden_states": flat // hidden} if flat % hidden == 0 else options
-
-
 def _choose_layout(
-    info: CheckpointInfo, spec: Component, expected: Iterable[str], component: str
-) -> dict[str, str]:
+    info: CheckpointInfo, spec: Component, expected: Iterable[str]
+) -> tuple[tuple[int, int], dict[str, str]]:
+    """The layout explaining most expected keys (fewest extras on ties), with its score."""
     expected = set(expected)
     best: tuple[tuple[int, int], dict[str, str]] | None = None
-    for layout in spec.layouts:
+    for layout in spec.all_layouts:
         mapping = _map_keys(info.tensors, layout)
         score = (len(expected & mapping.keys()), -len(mapping.keys() - expected))
         if best is None or score > best[0]:
             best = (score, mapping)
     assert best is not None
-    if best[0][0] == 0:
-        held = [c for c in COMPONENTS if component_keys(info, c)] or ["none of them"]
-        raise CheckpointError(
-            f"{info.path.name} holds no '{component}' weights",
-            f"it holds: {', '.join(held)}",
-        )
-    return best[1]
+    return best
 
 
 def component_builder(spec: Component) -> Callable[..., nn.Module]:
@@ -270,18 +336,6 @@ def _listing(keys: Iterable[str], limit: int = 5) -> str:
     keys = sorted(keys)
     shown = ", ".join(keys[:limit])
     return f"{len(keys)} ({shown}{', ...' if len(keys) > limit else ''})"
-
-
-def _target_dtype(
-    t: torch.Tensor, dtype: torch.dtype | None, keep_fp8: bool, high: torch.dtype
-) -> torch.dtype:
-    if not t.is_floating_point():
-        return t.dtype
-    if t.dtype in FP8_DTYPES:
-        return t.dtype if keep_fp8 else high
-    if t.dim() == 0 and t.dtype == torch.float32:
-        return t.dtype  # scales and scalar multipliers keep float32 (reference builder)
-    return dtype or t.dtype
 
 
 @dataclass
@@ -301,17 +355,59 @@ class ComponentPlan:
         return self.info.nbytes(self.mapping.values()) + self.info.nbytes(self.folds.values())
 
 
+def _match_file(
+    infos: list[CheckpointInfo],
+    spec: Component,
+    component: str,
+    config: Mapping[str, Any] | None,
+    options: dict[str, Any],
+) -> tuple[CheckpointInfo, dict[str, Any], dict[str, str]]:
+    """The file of the source that holds `component`: `(info, config, key mapping)`."""
+    candidates = [i for i in infos if spec.held(i, component)] or infos
+    best: tuple[tuple[int, int], CheckpointInfo, dict[str, Any], dict[str, str]] | None = None
+    problem: CheckpointError | None = None
+    for info in candidates:
+        if info.kind == "lora":
+            raise CheckpointError(
+                f"{info.path.name} is a LoRA file, not a model checkpoint",
+                "pass it in `loras`, not as the model",
+            )
+        check_supported(info.tensors, info.config, info.metadata)
+        try:
+            cfg = _component_config(info, spec, config)
+        except CheckpointError as e:
+            problem = problem or e
+            continue
+        with torch.device("meta"):
+            expected = component_builder(spec)(cfg, **options).state_dict().keys()
+        score, mapping = _choose_layout(info, spec, expected)
+        if best is None or score > best[0]:
+            best = (score, info, cfg, mapping)
+    if best is None:
+        assert problem is not None
+        raise problem
+    if best[0][0] == 0:
+        held = sorted({c for i in infos for c in COMPONENTS if COMPONENTS[c].held(i, c)})
+        names = ", ".join(i.path.name for i in infos)
+        raise CheckpointError(
+            f"{names} holds no '{component}' weights",
+            f"it holds: {', '.join(held) or 'none of them'}",
+        )
+    return best[1], best[2], best[3]
+
+
 def plan_component(
-    source: str | os.PathLike[str] | CheckpointInfo,
+    source: Source,
     component: str,
     *,
     quantization: str | None = None,
     config: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> ComponentPlan:
-    """Build `component` on the meta device and match it against the file's keys and shapes.
+    """Build `component` on the meta device and match it against the source's keys and shapes.
 
-    Reads only the header; raises CheckpointError listing missing, unexpected or mis-shaped
+    Reads only headers; raises CheckpointError naming the key or metadata for files this tool
+    cannot run (LTX-2.5, video-only layouts) and listing missing, unexpected or mis-shaped
     keys. `load_component` is this plus reading the tensors.
     """
     spec = get_component(component)
@@ -320,22 +416,12 @@ def plan_component(
         raise UsageError(
             f"quantization {quantization!r} applies to the transformer only, not {component!r}"
         )
-    info = source if isinstance(source, CheckpointInfo) else read_checkpoint(source)
-    if info.kind == "lora":
-        raise CheckpointError(
-            f"{info.path.name} is a LoRA file, not a model checkpoint", "pass it with --lora"
-        )
-    cfg = _component_config(info, spec, config)
-
+    info, cfg, mapping = _match_file(_infos(source), spec, component, config, options)
     builder = component_builder(spec)
+    if spec.from_keys is not None:
+        cfg, options = spec.from_keys(KeyEvidence(info, mapping, cfg, options))
     with torch.device("meta"):
         module = builder(cfg, **options)
-    mapping = _choose_layout(info, spec, module.state_dict().keys(), component)
-    derived = _options_from_keys(info, component, cfg, mapping, options)
-    patched = _patch_config_from_keys(cfg, component, mapping)
-    if patched is not cfg or derived is not options:
-        with torch.device("meta"):
-            module = builder(patched, **derived)
 
     # 1. Quantisation changes which modules exist before anything is read.
     # As the reference: only F8_E4M3 weights with a weight_scale sibling run scaled matmuls.
@@ -346,7 +432,7 @@ def plan_component(
         if not layers:
             raise CheckpointError(
                 f"{info.path.name} is not pre-quantised (no float8 weights with weight_scale)",
-                "fp8-scaled-mm needs an -fp8 checkpoint; use --quantization fp8-cast for this file",
+                "fp8-scaled-mm needs an -fp8 checkpoint; use quantization 'fp8-cast' for this file",
             )
         fp8_layers = set(apply_fp8_scaled_mm(module, layers, mapping))
     elif quantization == "fp8-cast":
@@ -390,8 +476,75 @@ def plan_component(
     return ComponentPlan(info, component, module, mapping, folds, fp8_layers)
 
 
+# ---------------------------------------------------------------------------------------------
+# Per-tensor steps
+
+
+@dataclass
+class TensorWork:
+    """What the per-tensor steps need, decided once per load."""
+
+    dtype: torch.dtype | None  # build dtype; None keeps each tensor's stored dtype
+    fuse_on: torch.device  # where LoRA deltas are computed and added
+    fuse_dtype: torch.dtype  # the dtype LoRA deltas are aggregated in
+    scales: dict[str, torch.Tensor] = field(default_factory=dict)  # folded `_scale` siblings
+    cast_fp8: set[str] = field(default_factory=set)  # fp8-cast layer tensors
+    kept_fp8: set[str] = field(default_factory=set)  # tensors that stay float8
+    fusing: dict[str, list[Any]] = field(default_factory=dict)  # weight key → LoRA terms
+    weight_scales: dict[str, torch.Tensor] = field(default_factory=dict)  # fp8-scaled-mm
+
+
+def fold_scale(key: str, t: torch.Tensor, work: TensorWork) -> torch.Tensor:
+    """Pre-quantised weights the module keeps in high precision: `bf16(w · scale)`."""
+    if key not in work.scales:
+        return t
+    return (t.float() * work.scales[key]).to(torch.bfloat16)
+
+
+def cast_fp8(key: str, t: torch.Tensor, work: TensorWork) -> torch.Tensor:
+    """fp8-cast layers store float8 weights (and biases)."""
+    if key in work.cast_fp8 and t.dtype != torch.float8_e4m3fn:
+        return to_fp8(t)
+    return t
+
+
+def fuse_lora(key: str, t: torch.Tensor, work: TensorWork) -> torch.Tensor:
+    """Add the LoRA delta with the helpers `fuse_loras` uses (fp8-scaled-mm re-quantises)."""
+    if key not in work.fusing:
+        return t
+    from ltx2cli.models.lora import fuse_weight, lora_delta
+
+    delta = lora_delta(work.fusing[key], t.shape, dtype=work.fuse_dtype, device=work.fuse_on)
+    scale = work.weight_scales.get(key)
+    scale = None if scale is None else scale.to(work.fuse_on)
+    t, new_scale = fuse_weight(t.to(work.fuse_on), delta, scale)
+    if new_scale is not None:
+        work.weight_scales[key] = new_scale
+    return t
+
+
+def build_cast(key: str, t: torch.Tensor, work: TensorWork) -> torch.Tensor:
+    """Floating tensors to the build dtype, except float8 payloads that stay float8 and 0-d
+    float32 scalars (scales and multipliers keep float32, as in the reference builder)."""
+    if not t.is_floating_point():
+        return t
+    if t.dtype in FP8_DTYPES:
+        return t if key in work.kept_fp8 else t.to(work.dtype or torch.bfloat16)
+    if t.dim() == 0 and t.dtype == torch.float32:
+        return t
+    return t.to(work.dtype or t.dtype)
+
+
+TENSOR_STEPS: tuple[Callable[[str, torch.Tensor, TensorWork], torch.Tensor], ...] = (
+    fold_scale,
+    cast_fp8,
+    fuse_lora,
+    build_cast,
+)
+
+
 def load_component(
-    path: str | os.PathLike[str],
+    source: Source,
     component: str,
     *,
     dtype: torch.dtype | None = None,
@@ -404,7 +557,7 @@ def load_component(
     progress: ProgressFn | None = None,
     **options: Any,
 ) -> nn.Module:
-    """Build `component` from the checkpoint at `path` and load its weights.
+    """Build `component` from a checkpoint file (or a `ModelSource` of split files) and load it.
 
     `dtype` None keeps each tensor's stored dtype. `quantization` is None, `"fp8-cast"` or
     `"fp8-scaled-mm"` (transformer only). `loras` are `LoraSpec`s, paths or `(path, strength)`
@@ -413,66 +566,50 @@ def load_component(
     `progress(done_bytes, total_bytes)` is called after every tensor. Other keyword `options`
     go to the builder. Returns the module in eval mode.
     """
-    from ltx2cli.models.lora import (
-        aggregation_dtype,
-        fuse_weight,
-        fusion_device,
-        lora_delta,
-        plan_loras,
-    )
+    from ltx2cli.models.lora import aggregation_dtype, fusion_device, plan_loras
 
     device = torch.device(device)
     if check_quantization(quantization) == "fp8-scaled-mm":
         check_scaled_mm_device(device)
-    plan = plan_component(path, component, quantization=quantization, config=config, **options)
+    plan = plan_component(source, component, quantization=quantization, config=config, **options)
     info, module, mapping, folds = plan.info, plan.module, plan.mapping, plan.folds
 
-    kept_fp8 = {f"{layer}.{p}" for layer in plan.fp8_layers for p in ("weight", "bias")}
-    cast_fp8 = {
-        k for k in kept_fp8 if isinstance(module.get_submodule(k.rpartition(".")[0]), Fp8CastLinear)
+    work = TensorWork(dtype, fusion_device(device), aggregation_dtype(device))
+    work.kept_fp8 = {f"{layer}.{p}" for layer in plan.fp8_layers for p in ("weight", "bias")}
+    work.cast_fp8 = {
+        k
+        for k in work.kept_fp8
+        if isinstance(module.get_submodule(k.rpartition(".")[0]), Fp8CastLinear)
     }
-    fusing: dict[str, list[Any]] = {}
     if loras:
         shapes = {k: t.shape for k, t in module.state_dict(keep_vars=True).items()}
-        fusing = plan_loras(
+        work.fusing = plan_loras(
             shapes, loras, lora_load_device=lora_load_device, use_alpha=use_lora_alpha
         ).terms
-    scaled = {k for k in fusing if k in kept_fp8 and k not in cast_fp8}  # fp8-scaled-mm layers
-    fuse_on, fuse_dtype = fusion_device(device), aggregation_dtype(device)
-    high = dtype or torch.bfloat16
+    # fp8-scaled-mm layers fuse into their dequantised weight and get a new scale.
+    scaled = {k for k in work.fusing if k in work.kept_fp8 and k not in work.cast_fp8}
     total, done = plan.nbytes, 0
     state: dict[str, torch.Tensor] = {}
     try:
         with safe_open(str(info.path), framework="pt", device="cpu") as f:
-            scales = {owner: f.get_tensor(raw).float() for owner, raw in folds.items()}
-            weight_scales = {k: f.get_tensor(mapping[f"{k}_scale"]) for k in scaled}
-        # 4. Read one tensor at a time and treat it as the reference builder does: its load-time
-        # ops (scale folding, fp8 cast), LoRA fusion in that dtype, then the build dtype cast.
-        # The map is reopened every READ_WINDOW bytes: pages read only to be cast are released
-        # when their mapping closes, so a casting load peaks near the result's size.
+            work.scales = {owner: f.get_tensor(raw).float() for owner, raw in folds.items()}
+            work.weight_scales = {k: f.get_tensor(mapping[f"{k}_scale"]) for k in scaled}
+        # 4. Read one tensor at a time through the steps. The map is reopened every READ_WINDOW
+        # bytes: pages read only to be cast are released when their mapping closes, so a
+        # casting load peaks near the result's size.
         for chunk in _windows(mapping.items(), info, READ_WINDOW):
             with safe_open(str(info.path), framework="pt", device="cpu") as f:
                 for key, raw in chunk:
                     t = f.get_tensor(raw)
-                    if key in scales:  # the reference folds pre-quantised scales into bf16
-                        t = (t.float() * scales[key]).to(torch.bfloat16)
-                    if key in cast_fp8 and t.dtype != torch.float8_e4m3fn:
-                        t = to_fp8(t)
-                    if key in fusing:
-                        delta = lora_delta(fusing[key], t.shape, dtype=fuse_dtype, device=fuse_on)
-                        scale = weight_scales.get(key)
-                        scale = None if scale is None else scale.to(fuse_on)
-                        t, new_scale = fuse_weight(t.to(fuse_on), delta, scale)
-                        if new_scale is not None:
-                            weight_scales[key] = new_scale
-                    t = t.to(_target_dtype(t, dtype, key in kept_fp8, high))
+                    for step in TENSOR_STEPS:
+                        t = step(key, t, work)
                     state[key] = t.to(device)
                     done += info.tensors[raw].nbytes
                     if progress is not None:
                         progress(done, total)
     except (OSError, SafetensorError) as e:
         raise CheckpointError(f"cannot read {info.path.name}: {e}", _REDOWNLOAD) from None
-    for key, new_scale in weight_scales.items():  # re-quantised fp8-scaled-mm weights
+    for key, new_scale in work.weight_scales.items():  # re-quantised fp8-scaled-mm weights
         state[f"{key}_scale"] = new_scale.to(device)
     module.load_state_dict(state, strict=True, assign=True)
     del state
@@ -481,8 +618,8 @@ def load_component(
             p.requires_grad_(False)
         if p.is_meta:  # pragma: no cover - guarded by the strict check above
             raise CheckpointError(f"{info.path.name}: parameter {name} was not loaded")
-    if fusing:
-        logger.info("fused %d LoRA(s) into %d weights", len(loras), len(fusing))
+    if work.fusing:
+        logger.info("fused %d LoRA(s) into %d weights", len(loras), len(work.fusing))
     return module.eval()
 
 

@@ -1,6 +1,6 @@
 """Mel front-end: stereo 16 kHz waveform → the log-mel features the audio VAE encoder reads.
 
-Design choices (reference `AudioProcessor`, model.md §5.1):
+Design choices (the reference `AudioProcessor`):
 - Magnitude STFT (power 1), periodic Hann window of `n_fft` samples, hop 160, `center=True`
   with reflect padding; `1 + samples // hop` frames.
 - Mel filterbank written here from the formula (no torchaudio): triangles between mel-spaced

@@ -1,6 +1,6 @@
 """Rotary position embeddings of LTX-2: video 3D, audio 1D, cross-modal 1D, text connector 1D.
 
-One routine serves every case (model.md §3):
+One routine serves every case:
 - a log-spaced frequency ladder `ω_k = (π/2)·theta^(k/(N−1))`, `N = dim // (2·n_axes)`, computed in
   float64 when the checkpoint says `frequencies_precision: "float64"` and stored as float32;
 - positions are `[start, end)` bounds whose midpoint is used (or raw indices for the connectors),

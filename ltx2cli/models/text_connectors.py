@@ -1,4 +1,4 @@
-"""Gemma hidden states → transformer text context (model.md §8.2–8.5).
+"""Gemma hidden states → transformer text context.
 
 Flow: `hidden_states` (B, T, D_gemma, L) stacked on the LAST dim (L = Gemma layers + 1, the
 embedding output first) and a binary `attention_mask` (B, T) → feature extractor → one
@@ -42,7 +42,7 @@ CONNECTOR_ROPE_THETA = 10000.0
 GEMMA3_12B_HIDDEN_STATES = 49
 EPS = 1e-6
 
-# Feature-extractor V2 is selected by exactly these values (model.md §1.5).
+# Feature-extractor V2 (LTX-2.3, per-token RMS norm) is selected by exactly these values.
 _V2_CAPTION_KEYS: dict[str, bool] = {
     "caption_proj_before_connector": True,
     "caption_projection_first_linear": False,

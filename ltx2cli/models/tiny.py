@@ -15,7 +15,7 @@
 - Weights come from the modules' own `init_weights(generator)` with a seeded generator, so the
   same seed writes the same bytes and forwards stay finite.
 - The raw key names are derived from the loader's key table, the one source of truth.
-- `write_tiny_gemma` (from `ltx2cli.models.text_encoder`) writes the matching tiny Gemma 3
+- `write_tiny_gemma` (from `ltx2cli.models.tiny_gemma`) writes the matching tiny Gemma 3
   directory; the text projection is sized for it (`TINY_GEMMA_HIDDEN_SIZE`,
   `TINY_GEMMA_HIDDEN_STATES`).
 """
@@ -31,9 +31,9 @@ from typing import Any
 import torch
 
 from ltx2cli.errors import UsageError
+from ltx2cli.families import GEN_2_0, GEN_2_3
 from ltx2cli.models.loading import COMPONENTS, component_builder
-from ltx2cli.models.text_encoder import TinyGemmaConfig, write_tiny_gemma
-from ltx2cli.versions import GEN_2_0, GEN_2_3
+from ltx2cli.models.tiny_gemma import TinyGemmaConfig, write_tiny_gemma
 
 __all__ = ["write_tiny_checkpoint", "write_tiny_gemma", "write_tiny_upsampler"]
 
@@ -189,7 +189,8 @@ _TINY_2_0: dict[str, Any] = {
     },
 }
 
-# LTX-2.3 changes, on top of the tiny 19B config (model.md §1.5, the 2.3 manifest's config).
+# LTX-2.3 changes on top of the tiny 19B config: cross-attention AdaLN, gated attention,
+# feature extractor V2, caption projection before the connectors, and their config keys.
 _TINY_2_3_TRANSFORMER = {
     "apply_gated_attention": True,
     "audio_connector_attention_head_dim": 8,

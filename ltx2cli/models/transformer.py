@@ -1,4 +1,4 @@
-"""The LTX-2 / LTX-2.3 audio-video diffusion transformer (model.md §2, §3; gotchas.md).
+"""The LTX-2 / LTX-2.3 audio-video diffusion transformer.
 
 Design choices:
 - One dual-stream model for both generations. LTX-2.3 features switch on from the config:
@@ -237,7 +237,7 @@ class TransformerConfig:
 
 @dataclass(frozen=True)
 class Modality:
-    """One stream's input (model.md §2.3).
+    """One stream's input.
 
     latent: (B, T, C) patchified tokens. sigma: (B,) or 0-d noise level of the stream.
     timesteps: per-token `denoise_mask·sigma`, (B, T, 1) / (B, T) — or (B, 1) per sample.
@@ -257,7 +257,7 @@ class Modality:
 
 
 class PerturbationType(IntEnum):
-    """STG / modality-guidance perturbations (model.md §2.9); the value is the mask row."""
+    """STG / modality-guidance perturbations; the value is the mask row."""
 
     SKIP_VIDEO_SELF_ATTN = 0
     SKIP_AUDIO_SELF_ATTN = 1

@@ -1,4 +1,4 @@
-"""Latent upsamplers (model.md §7): spatial ×2 / ×1.5 and temporal ×2, loaded from their own files.
+"""Latent upsamplers: spatial ×2 / ×1.5 and temporal ×2, loaded from their own files.
 
 Design choices:
 - The file's flat `config` metadata becomes a frozen `UpsamplerConfig`; keys have no prefix.

@@ -1,6 +1,6 @@
 """LTX-2 / LTX-2.3 video VAE: causal conv encoder, conv decoder, tiled encode and decode.
 
-Design choices (facts in model.md §4, gotchas.md "VAEs"):
+Design choices:
 - One frozen `VideoVAEConfig` read from the checkpoint's `config.vae` section serves both halves;
   block lists are kept encoder-side first, and the decoder builds them reversed.
 - Pixels (B, 3, F, H, W) in [-1, 1], F = 8k + 1, H and W multiples of 32, map to the
@@ -10,9 +10,8 @@ Design choices (facts in model.md §4, gotchas.md "VAEs"):
   stored `timestep_scale_multiplier`) is built when the config says so or lacks the key (the
   reference default); the released 19B and 2.3 configs say false, and the loader lets the
   file's tensors overrule a config that disagrees with them.
-- Tiling follows the reference: tiles are laid out on the latent grid, blended with separable
-  trapezoid masks, causal temporal tiles start one latent frame early, and decoded temporal
-  groups are streamed as soon as their frames are final.
+- Tile layouts and blending live in `tiling.py` (decode: trapezoids on the latent grid; encode:
+  rectangular latent masks); decoded temporal groups are streamed as soon as they are final.
 - Module names mirror the checkpoint keys after stripping `vae.encoder.` / `vae.decoder.`;
   `vae.per_channel_statistics.*` lives under `per_channel_statistics.` in both halves.
 """
@@ -22,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -31,6 +30,8 @@ from torch import nn
 
 from ltx2cli.errors import CheckpointError, UsageError
 from ltx2cli.models.layers import TimestepEmbedder
+from ltx2cli.models.noise import gaussian, require_generator
+from ltx2cli.models.tiling import blend_tiles, decode_tile_layout, encode_tile_layout
 from ltx2cli.models.video_vae_blocks import (
     CausalConv3d,
     DepthToSpaceUpsample,
@@ -59,10 +60,6 @@ SPATIAL_TILE = 768
 SPATIAL_OVERLAP = 64
 TEMPORAL_TILE = 80
 TEMPORAL_OVERLAP = 24
-# Encode tiles must overlap enough to discard the edge artefacts of the causal/padded convs.
-ENCODE_MIN_SPATIAL_OVERLAP = 64
-ENCODE_MIN_TEMPORAL_OVERLAP = 16
-MASK_SUM_ATOL = 1e-5
 
 _STRIDES = {"time": (2, 1, 1), "space": (1, 2, 2), "all": (2, 2, 2)}
 _BLOCK_PARAMS = frozenset({"num_layers", "multiplier", "residual", "inject_noise"})
@@ -294,128 +291,6 @@ def _check_pixels(video: torch.Tensor, scale: tuple[int, int, int]) -> torch.Ten
 
 
 # ---------------------------------------------------------------------------------------------
-# Tiling: spans on the latent grid, their pixel images, trapezoid masks
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Span:
-    """[start, end) on one axis with blend ramps of `left` / `right` elements."""
-
-    start: int
-    end: int
-    left: int = 0
-    right: int = 0
-
-
-def _axis_tiling(axis: str, tile: int | None, overlap: int, factor: int) -> tuple[int, int] | None:
-    """Validate a tile size / overlap in pixels or frames; return (tile, overlap) in latents."""
-    if not tile:
-        return None
-    unit = "frames" if axis == "temporal" else "px"
-    if tile < 2 * factor or tile % factor:
-        raise UsageError(
-            f"{axis} tile {tile} {unit} is invalid",
-            f"use a multiple of {factor} of at least {2 * factor} {unit}",
-        )
-    if overlap < 0 or overlap % factor or overlap >= tile:
-        raise UsageError(
-            f"{axis} overlap {overlap} {unit} is invalid",
-            f"use a multiple of {factor} smaller than the tile ({tile} {unit})",
-        )
-    size, lap = tile // factor, overlap // factor
-    return max(2, lap + 1, size), lap
-
-
-def _split(length: int, tiling: tuple[int, int] | None, *, causal: bool) -> list[_Span]:
-    """Tiles of `size` latents starting every `size − overlap`; the last one ends at `length`.
-
-    Causal (temporal) tiles after the first start one latent earlier with a ramp one longer, so
-    the latent that only saw a tile's first frame is blended away.
-    """
-    if tiling is None or length <= tiling[0]:
-        return [_Span(0, length)]
-    size, lap = tiling
-    step = size - lap
-    count = (length + size - 2 * lap - 1) // step
-    spans = [
-        _Span(
-            i * step,
-            length if i == count - 1 else i * step + size,
-            lap if i > 0 else 0,
-            lap if i < count - 1 else 0,
-        )
-        for i in range(count)
-    ]
-    if causal:
-        spans[1:] = [replace(s, start=s.start - 1, left=s.left + 1) for s in spans[1:]]
-    return spans
-
-
-def _long_side_tiling(
-    height: int, width: int, tiling: tuple[int, int] | None
-) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
-    """Aspect-coupled decode tiles: the long side gets `size`, the short side proportionally."""
-    if tiling is None:
-        return None, None
-    size, lap = tiling
-    long_side = max(height, width)
-
-    def axis(n: int) -> tuple[int, int]:
-        return max(2, lap + 1, round(size * n / long_side)), lap
-
-    return axis(height), axis(width)
-
-
-def _pixel_span(span: _Span, factor: int, temporal: bool) -> _Span:
-    """Map a latent span to the decoded pixels/frames it produces (F' latents → 8(F'−1)+1)."""
-    if not temporal:
-        return _Span(
-            span.start * factor, span.end * factor, span.left * factor, span.right * factor
-        )
-    left = 0 if span.left == 0 else 1 + (span.left - 1) * factor
-    return _Span(span.start * factor, 1 + (span.end - 1) * factor, left, span.right * factor)
-
-
-def _ramp_mask(span: _Span, left_from_zero: bool) -> torch.Tensor:
-    """Trapezoid: linear fade-in over `left`, fade-out over `right`, strictly inside (0, 1)
-    except a temporal fade-in, which starts at exactly 0."""
-    length = span.end - span.start
-    left, right = min(span.left, length), min(span.right, length)
-    mask = torch.ones(length)
-    if left:
-        fade = torch.linspace(0.0, 1.0, left + 1 if left_from_zero else left + 2)[:-1]
-        mask[:left] *= fade if left_from_zero else fade[1:]
-    if right:
-        mask[-right:] *= torch.linspace(1.0, 0.0, right + 2)[1:-1]
-    return mask.clamp_(0, 1)
-
-
-def _masks_sum_to_one(spans: list[_Span], length: int, left_from_zero: bool) -> bool:
-    total = torch.zeros(length)
-    for span in spans:
-        total[span.start : span.end] += _ramp_mask(span, left_from_zero)
-    return bool(torch.allclose(total, torch.ones(length), atol=MASK_SUM_ATOL, rtol=0.0))
-
-
-def _apply_masks(x: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
-    """Scale (B, C, T, H, W) by separable float32 masks over its last three axes."""
-    t, h, w = (m.to(x.device) for m in masks)
-    return x * t.view(-1, 1, 1) * h.view(-1, 1) * w
-
-
-def _region(spans: tuple[_Span, _Span, _Span], t_offset: int = 0) -> tuple[slice, ...]:
-    t, h, w = spans
-    return (
-        slice(None),
-        slice(None),
-        slice(t.start - t_offset, t.end - t_offset),
-        slice(h.start, h.end),
-        slice(w.start, w.end),
-    )
-
-
-# ---------------------------------------------------------------------------------------------
 # Encoder
 # ---------------------------------------------------------------------------------------------
 
@@ -501,60 +376,28 @@ class VideoEncoder(_LatentSide):
     ) -> torch.Tensor:
         """Encode in overlapping tiles; sizes in pixels / frames, None leaves that axis whole.
 
-        Overlaps must be at least 64 px and 16 frames (the reference's floor). Each tile's
-        latent is weighted by trapezoid masks on the latent grid; a later temporal tile's first
-        latent, which saw a single frame, gets weight 0. The result is on the encoder's device
-        and dtype.
+        Overlaps below 64 px / 16 frames are raised to them; each tile's edge latents get
+        weight 0 (`encode_tile_layout`). The result is on the encoder's device and dtype.
         """
         video = _check_pixels(video, self.scale)
-        t_scale, h_scale, w_scale = self.scale
-        spatial = _axis_tiling("spatial", spatial_tile, spatial_overlap, h_scale)
-        temporal = _axis_tiling("temporal", temporal_tile, temporal_overlap, t_scale)
-        if spatial is not None and spatial_overlap < ENCODE_MIN_SPATIAL_OVERLAP:
-            raise UsageError(
-                f"spatial overlap {spatial_overlap} px is too small for tiled encoding",
-                f"use at least {ENCODE_MIN_SPATIAL_OVERLAP} px",
-            )
-        if temporal is not None and temporal_overlap < ENCODE_MIN_TEMPORAL_OVERLAP:
-            raise UsageError(
-                f"temporal overlap {temporal_overlap} frames is too small for tiled encoding",
-                f"use at least {ENCODE_MIN_TEMPORAL_OVERLAP} frames",
-            )
-        b, _, frames, height, width = video.shape
-        shape = ((frames - 1) // t_scale + 1, height // h_scale, width // w_scale)
-        axes = (
-            _split(shape[0], temporal, causal=True),
-            _split(shape[1], spatial, causal=False),
-            _split(shape[2], spatial, causal=False),
+        layout = encode_tile_layout(
+            tuple(video.shape[2:]),
+            self.scale,
+            spatial_tile=spatial_tile,
+            spatial_overlap=spatial_overlap,
+            temporal_tile=temporal_tile,
+            temporal_overlap=temporal_overlap,
         )
-        from_zero = (True, False, False)
         param = next(self.parameters())
-        out = torch.zeros(
-            b, self.config.latent_channels, *shape, device=param.device, dtype=param.dtype
+        chunks = blend_tiles(
+            layout,
+            lambda region: self(video[region].to(device=param.device, dtype=param.dtype)),
+            batch=video.shape[0],
+            channels=self.config.latent_channels,
+            device=param.device,
+            dtype=param.dtype,
         )
-        complementary = all(map(_masks_sum_to_one, axes, shape, from_zero))
-        # Weights accumulate in the model's dtype, as in the reference (bf16 rounding included).
-        weights = (
-            None
-            if complementary
-            else torch.zeros(1, 1, *shape, device=param.device, dtype=param.dtype)
-        )
-        for t, h, w in ((t, h, w) for t in axes[0] for h in axes[1] for w in axes[2]):
-            pixels = video[
-                :,
-                :,
-                t.start * t_scale : 1 + (t.end - 1) * t_scale,
-                h.start * h_scale : h.end * h_scale,
-                w.start * w_scale : w.end * w_scale,
-            ]
-            latent = self(pixels.to(device=param.device, dtype=param.dtype))
-            masks = [_ramp_mask(s, z) for s, z in zip((t, h, w), from_zero, strict=True)]
-            out[_region((t, h, w))] += _apply_masks(latent, masks)
-            if weights is not None:
-                weights[_region((t, h, w))] += _apply_masks(
-                    torch.ones(1, 1, *latent.shape[2:]), masks
-                )
-        return out if weights is None else out / weights.clamp(min=1e-8)
+        return torch.cat(list(chunks), dim=2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -638,13 +481,15 @@ class VideoDecoder(_LatentSide):
         timestep: torch.Tensor | float | None = None,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Decode; `timestep` (default 0.05) and `generator` (decode noise) matter only for a
-        timestep-conditioned decoder."""
+        """Decode; `timestep` (default 0.05) and `generator` (the pipeline's, for decode noise)
+        matter only for a timestep-conditioned decoder, which requires the generator."""
         b = latent.shape[0]
         x = latent.to(next(self.parameters()).dtype)
         # 1 decode noise in normalised space, then un-normalise
         if self.timestep_conditioning:
-            noise = torch.randn(x.size(), generator=generator, dtype=x.dtype, device=x.device)
+            noise = gaussian(
+                x.shape, require_generator(generator, "the decoder"), x.dtype, x.device
+            )
             x = noise * self.decode_noise_scale + (1.0 - self.decode_noise_scale) * x
         x = self.denormalize(x)
         if self.timestep_conditioning:
@@ -693,73 +538,23 @@ class VideoDecoder(_LatentSide):
         (the reference pipelines' layout). Frames are yielded as soon as no later temporal
         tile can touch them.
         """
-        t_scale, h_scale, w_scale = self.scale
-        b, _, frames, height, width = latent.shape
-        spatial = _axis_tiling("spatial", spatial_tile, spatial_overlap, h_scale)
-        temporal = _axis_tiling("temporal", temporal_tile, temporal_overlap, t_scale)
-        h_tiling, w_tiling = (
-            _long_side_tiling(height, width, spatial) if aspect_coupled else (spatial, spatial)
+        layout = decode_tile_layout(
+            tuple(latent.shape[2:]),
+            self.scale,
+            spatial_tile=spatial_tile,
+            spatial_overlap=spatial_overlap,
+            temporal_tile=temporal_tile,
+            temporal_overlap=temporal_overlap,
+            aspect_coupled=aspect_coupled,
         )
-        t_spans = _split(frames, temporal, causal=True)
-        h_spans = _split(height, h_tiling, causal=False)
-        w_spans = _split(width, w_tiling, causal=False)
-        t_pix = [_pixel_span(s, t_scale, temporal=True) for s in t_spans]
-        h_pix = [_pixel_span(s, h_scale, temporal=False) for s in h_spans]
-        w_pix = [_pixel_span(s, w_scale, temporal=False) for s in w_spans]
-        out_h, out_w = height * h_scale, width * w_scale
-        complementary = (
-            _masks_sum_to_one(t_pix, 1 + (frames - 1) * t_scale, True)
-            and _masks_sum_to_one(h_pix, out_h, False)
-            and _masks_sum_to_one(w_pix, out_w, False)
+        yield from blend_tiles(
+            layout,
+            lambda region: self(latent[region], timestep, generator),
+            batch=latent.shape[0],
+            channels=self.config.out_channels,
+            device=latent.device,
+            dtype=latent.dtype,
         )
-        channels = self.config.out_channels
-        prev: torch.Tensor | None = None
-        prev_weights: torch.Tensor | None = None
-        prev_span: _Span | None = None
-        for t_lat, t_out in zip(t_spans, t_pix, strict=True):
-            length = t_out.end - t_out.start
-            buffer = torch.zeros(
-                b, channels, length, out_h, out_w, device=latent.device, dtype=latent.dtype
-            )
-            # Weights accumulate in the latent's dtype, as in the reference.
-            weights = (
-                None
-                if complementary
-                else torch.zeros(
-                    1, 1, length, out_h, out_w, device=latent.device, dtype=latent.dtype
-                )
-            )
-            for (h_lat, h_out), (w_lat, w_out) in (
-                (hh, ww)
-                for hh in zip(h_spans, h_pix, strict=True)
-                for ww in zip(w_spans, w_pix, strict=True)
-            ):
-                tile = self(latent[_region((t_lat, h_lat, w_lat))], timestep, generator)
-                masks = [
-                    _ramp_mask(t_out, True),
-                    _ramp_mask(h_out, False),
-                    _ramp_mask(w_out, False),
-                ]
-                where = _region((t_out, h_out, w_out), t_offset=t_out.start)
-                buffer[where] += _apply_masks(tile, masks)
-                if weights is not None:
-                    weights[where] += _apply_masks(torch.ones(1, 1, *tile.shape[2:]), masks)
-            if prev is not None:
-                # Blend the frames this group shares with the previous one, then release the
-                # previous group's frames that no later tile reaches.
-                shared = prev_span.end - t_out.start
-                offset = t_out.start - prev_span.start
-                if shared > 0:
-                    prev[:, :, offset:] += buffer[:, :, :shared]
-                    buffer[:, :, :shared] = prev[:, :, offset:]
-                    if weights is not None:
-                        prev_weights[:, :, offset:] += weights[:, :, :shared]
-                        weights[:, :, :shared] = prev_weights[:, :, offset:]
-                done = prev if prev_weights is None else prev / prev_weights.clamp(min=1e-8)
-                yield done[:, :, :offset]
-            prev, prev_weights, prev_span = buffer, weights, t_out
-        if prev is not None:
-            yield prev if prev_weights is None else prev / prev_weights.clamp(min=1e-8)
 
     def tiled_decode(self, latent: torch.Tensor, **tiling: Any) -> torch.Tensor:
         """`iter_tiled_decode` gathered into one tensor (same keyword arguments)."""
@@ -822,16 +617,12 @@ def build_video_encoder(config: Mapping[str, Any]) -> VideoEncoder:
 def build_video_decoder(
     config: Mapping[str, Any],
     *,
-    timestep_conditioning: bool | None = None,
     decode_timestep: float = DECODE_TIMESTEP,
     decode_noise_scale: float = DECODE_NOISE_SCALE,
 ) -> VideoDecoder:
     """Video VAE decoder from the checkpoint's `config` metadata (reads its `vae` section).
 
-    `timestep_conditioning` overrides the config, e.g. from whether the file holds
-    `vae.decoder.last_scale_shift_table`.
+    The loader sets `vae.timestep_conditioning` from the file's tensors when they disagree.
     """
     vae = VideoVAEConfig.from_checkpoint_config(config)
-    if timestep_conditioning is not None:
-        vae = replace(vae, timestep_conditioning=timestep_conditioning)
     return VideoDecoder(vae, decode_timestep=decode_timestep, decode_noise_scale=decode_noise_scale)

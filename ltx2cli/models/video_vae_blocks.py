@@ -1,4 +1,4 @@
-"""Building blocks of the LTX-2 video VAE (model.md §4.2-§4.3, §4.6).
+"""Building blocks of the LTX-2 video VAE.
 
 - Every 3-D convolution is a `CausalConv3d`: the kernel pads space itself (with the configured
   mode) while time is padded here by repeating edge frames, causally (two copies of the first
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ltx2cli.models.layers import TimestepEmbedder
+from ltx2cli.models.noise import gaussian, require_generator
 
 PIXEL_NORM_EPS = 1e-8
 GROUP_NORM_EPS = 1e-6
@@ -40,7 +41,7 @@ def pixel_patchify(video: torch.Tensor, patch_size: int) -> torch.Tensor:
     """(B, C, F, H, W) → (B, C·p², F, H/p, W/p), channel index `c·p² + r·p + q`.
 
     q is the row (height) offset and r the column (width) offset inside the p×p patch, so the
-    width offset varies more slowly than the height offset (model.md §4.3).
+    width offset varies more slowly than the height offset.
     """
     if patch_size == 1:
         return video
@@ -221,7 +222,9 @@ class ResnetBlock3D(nn.Module):
         x: torch.Tensor, scale: torch.Tensor, generator: torch.Generator | None
     ) -> torch.Tensor:
         # One (H, W) noise map shared by all channels and frames, scaled per channel.
-        noise = torch.randn(x.shape[-2:], device=x.device, dtype=x.dtype, generator=generator)
+        noise = gaussian(
+            x.shape[-2:], require_generator(generator, "noise injection"), x.dtype, x.device
+        )
         return x + (noise[None] * scale.to(x))[None, :, None]
 
     def forward(

@@ -1,4 +1,4 @@
-"""Vocoders: decoded log-mel `(B, 2, T, 64)` → stereo waveform (model.md §6).
+"""Vocoders: decoded log-mel `(B, 2, T, 64)` → stereo waveform.
 
 Design choices:
 - LTX-2 (19B): HiFi-GAN, 16 kHz mel frames → 24 kHz (`ups` ×6·5·2·2·2 = 240 per frame).

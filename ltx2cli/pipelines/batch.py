@@ -17,7 +17,7 @@ from typing import Any
 
 from ltx2cli.config.generation import GenerationSettings
 from ltx2cli.errors import UsageError
-from ltx2cli.hub.catalog import did_you_mean
+from ltx2cli.text import did_you_mean
 
 DEFAULT_TEMPLATE = "{index:03d}-{slug}.mp4"
 JOB_KEYS = ("prompt", "images", "loras", "distilled_lora", "upsampler", "text_encoder", "output")

@@ -85,7 +85,8 @@ def write_demo_files(root: Path, packaged_gemma: bool = True) -> DemoFiles:
 
 
 def _write_text_encoder(target: Path, packaged: bool) -> Path:
-    from ltx2cli.models.text_encoder import convert_gguf_gemma, write_tiny_gemma
+    from ltx2cli.models.gemma_gguf import convert_gguf_gemma
+    from ltx2cli.models.tiny_gemma import write_tiny_gemma
     from ltx2cli.pipelines.runtime import quiet_third_party
 
     quiet_third_party()

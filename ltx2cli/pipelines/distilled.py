@@ -24,7 +24,7 @@ ENHANCE_SEED = 42
 def run(ctx: Context) -> Result:
     s, ledger, report, timings = ctx.settings, ctx.ledger, ctx.report, ctx.timings
     channels = stages.latent_channels(ledger)
-    half, full = Grids.of(s, channels, divisor=2), Grids.of(s, channels)
+    half, full = Grids.of(s, channels, ctx.compat, 2), Grids.of(s, channels, ctx.compat)
 
     # 1. The prompt alone → contexts (Gemma freed before the connectors load).
     with timings.stage("prompt", report):
@@ -44,7 +44,7 @@ def run(ctx: Context) -> Result:
     # 2. Stage 1 at half size: 8 distilled steps from pure noise (transformer kept).
     with timings.stage("stage 1", report):
         items = stages.image_conditionings(
-            ledger, ctx.job.images, s.height // 2, s.width // 2, s.image_crf, ctx.compat
+            ledger, ctx.job.images, s.height // 2, s.width // 2, s.image_crf
         )
         states = stages.initial_states(half, items, ctx.generator, ledger)
         states = stages.denoise(
@@ -55,9 +55,7 @@ def run(ctx: Context) -> Result:
     # 3. Upsample x2 and encode the images at full size.
     with timings.stage("upsample", report):
         upsampled = stages.upsample_video(ledger, stage1.video)
-        items = stages.image_conditionings(
-            ledger, ctx.job.images, s.height, s.width, s.image_crf, ctx.compat
-        )
+        items = stages.image_conditionings(ledger, ctx.job.images, s.height, s.width, s.image_crf)
         ledger.free("video_encoder")
 
     # 4. Stage 2: 3 distilled steps from sigma 0.909375 with the same transformer.

@@ -16,17 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ltx2cli.errors import CheckpointError, UsageError
-from ltx2cli.hub.catalog import load_catalog
-from ltx2cli.hub.resolve import is_demo, resolve_model
+from ltx2cli.families import DEFAULT_GENERATION
+from ltx2cli.hub.resolve import is_demo, resolve_model, role_path
+from ltx2cli.pipelines import registry
 from ltx2cli.pipelines.job import DEFAULT_DISTILLED_LORA_STRENGTH, Job, LoraInput
-from ltx2cli.versions import GEN_2_3
 
-_CATALOG_GENERATION = {"2.0": "2", "2.3": "2.3"}
 _PAIR = re.compile(r"^(?P<module>.+)\.(?P<kind>lora_A|lora_B|lora_down|lora_up)(\.[^.]+)?\.weight$")
 _LORA_PREFIXES = ("base_model.model.", "model.diffusion_model.", "diffusion_model.", "transformer.")
-# Pipelines that refine with the distilled LoRA in stage 2 (and HQ in both stages).
-USES_DISTILLED_LORA = frozenset({"two-stage", "two-stage-hq"})
-USES_UPSAMPLER = frozenset({"two-stage", "two-stage-hq", "distilled"})
 
 
 @dataclass(frozen=True)
@@ -61,34 +57,39 @@ class ModelFiles:
 def resolve_files(job: Job) -> ModelFiles:
     """Resolve and check every model file of `job` (headers only)."""
     pipeline = job.settings.pipeline
+    roles = registry.get_pipeline(pipeline).roles
     model = job.settings.model
+    demo = None
     if is_demo(model):
         from ltx2cli.pipelines.demo import ensure_demo
 
         demo = ensure_demo()
-        defaults = {
-            "checkpoint": str(demo.checkpoint),
-            "upsampler": str(demo.upsampler),
-            "distilled_lora": str(demo.distilled_lora),
-            "text_encoder": str(demo.text_encoder),
-        }
+    checkpoint_role = next(r for r in roles if r.endswith(registry.CHECKPOINT))
+    if demo is not None:
+        checkpoint = demo.checkpoint
+    elif model == "auto":
+        checkpoint = role_path(pipeline, DEFAULT_GENERATION, checkpoint_role)
     else:
-        defaults = _catalog_defaults(pipeline)
-        if model != "auto":
-            defaults["checkpoint"] = model
-    checkpoint = resolve_model(defaults["checkpoint"], kind="checkpoint")
+        checkpoint = resolve_model(model, kind="checkpoint")
     generation = check_checkpoint(checkpoint)
-    if not is_demo(model) and model != "auto":
-        defaults.update(_catalog_defaults(pipeline, generation, keep_checkpoint=True))
 
-    names = {"checkpoint": "demo" if is_demo(model) else defaults["checkpoint"]}
-    text_encoder_name = job.text_encoder or defaults["text_encoder"]
-    names["text_encoder"] = text_encoder_name
-    text_encoder = resolve_model(text_encoder_name, kind="text-encoder")
+    def default(role: str, demo_path: Path | None) -> str:
+        """The demo's file, or the installed catalog artifact filling `role` (or the pull)."""
+        if demo_path is not None:
+            return str(demo_path)
+        return str(role_path(pipeline, generation, role))
+
+    names = {"checkpoint": model if model != "auto" else str(checkpoint)}
+    names["text_encoder"] = job.text_encoder or default(
+        registry.TEXT_ENCODER, demo and demo.text_encoder
+    )
+    text_encoder = resolve_model(names["text_encoder"], kind="text-encoder")
 
     upsampler = None
-    if pipeline in USES_UPSAMPLER:
-        names["upsampler"] = job.upsampler or defaults["upsampler"]
+    if registry.SPATIAL_UPSAMPLER in roles:
+        names["upsampler"] = job.upsampler or default(
+            registry.SPATIAL_UPSAMPLER, demo and demo.upsampler
+        )
         upsampler = resolve_model(names["upsampler"], kind="upsampler")
         if _kind(upsampler) != "upsampler":
             raise UsageError(
@@ -97,9 +98,10 @@ def resolve_files(job: Job) -> ModelFiles:
             )
 
     distilled = None
-    if pipeline in USES_DISTILLED_LORA:
+    if registry.DISTILLED_LORA in roles:
         chosen = job.distilled_lora or LoraInput(
-            defaults["distilled_lora"], DEFAULT_DISTILLED_LORA_STRENGTH
+            default(registry.DISTILLED_LORA, demo and demo.distilled_lora),
+            DEFAULT_DISTILLED_LORA_STRENGTH,
         )
         names["distilled_lora"] = chosen.name
         distilled = _resolve_lora(chosen, checkpoint, generation, "--distilled-lora")
@@ -112,24 +114,8 @@ def resolve_files(job: Job) -> ModelFiles:
         distilled_lora=distilled,
         loras=loras,
         names=names,
-        demo=is_demo(model),
+        demo=demo is not None,
     )
-
-
-def _catalog_defaults(
-    pipeline: str, generation: str = GEN_2_3, keep_checkpoint: bool = False
-) -> dict[str, str]:
-    """The catalog's artifact per role for `pipeline` (the newest generation by default)."""
-    catalog = load_catalog()
-    by_kind: dict[str, str] = {}
-    for artifact in catalog.required(pipeline, _CATALOG_GENERATION[generation]):
-        role = {"lora": "distilled_lora", "text-encoder": "text_encoder"}.get(
-            artifact.kind, artifact.kind
-        )
-        by_kind.setdefault(role, artifact.name)
-    if keep_checkpoint:
-        by_kind.pop("checkpoint", None)
-    return by_kind
 
 
 def _kind(path: Path) -> str:

@@ -17,7 +17,7 @@ STAGES = ("prompt", "stage 1", "decode")
 
 def run(ctx: Context) -> Result:
     s, ledger, report, timings = ctx.settings, ctx.ledger, ctx.report, ctx.timings
-    grids = Grids.of(s, stages.latent_channels(ledger))
+    grids = Grids.of(s, stages.latent_channels(ledger), ctx.compat)
 
     # 1. Prompt and negative prompt → contexts (Gemma freed before the connectors load).
     with timings.stage("prompt", report):
@@ -33,13 +33,11 @@ def run(ctx: Context) -> Result:
 
     # 2. Image latents at full size (encoder freed), then guided Euler from pure noise.
     with timings.stage("stage 1", report):
-        items = stages.image_conditionings(
-            ledger, ctx.job.images, s.height, s.width, s.image_crf, ctx.compat
-        )
+        items = stages.image_conditionings(ledger, ctx.job.images, s.height, s.width, s.image_crf)
         ledger.free("video_encoder")
         states = stages.initial_states(grids, items, ctx.generator, ledger)
 
-        guided = stages.guided(s, prompts)
+        guided = stages.guided(s, prompts, ctx.compat)
         sigmas = ltx2_sigmas(s.steps)
         states = stages.denoise(ledger, states, sigmas, guided, report, loras=ctx.files.loras)
         final = stages.final_latents(states, grids)

@@ -24,7 +24,6 @@ from ltx2cli.diffusion.state import AV
 from ltx2cli.media.audio import read_audio
 from ltx2cli.media.fit import Fit, apply_fit
 from ltx2cli.media.video import probe_video, read_video
-from ltx2cli.models.mel import MelConfig
 from ltx2cli.pipelines import stages
 from ltx2cli.pipelines.job import Job
 from ltx2cli.pipelines.run import Context, Result
@@ -61,7 +60,7 @@ class RetakeJob(Job):
 def run(ctx: Context) -> Result:
     job: RetakeJob = ctx.job
     s, ledger, report, timings = ctx.settings, ctx.ledger, ctx.report, ctx.timings
-    grids = Grids.of(s, stages.latent_channels(ledger))
+    grids = Grids.of(s, stages.latent_channels(ledger), ctx.compat)
 
     # 1. Prompt (and the negative prompt when guided) → contexts.
     with timings.stage("prompt", report):
@@ -84,8 +83,7 @@ def run(ctx: Context) -> Result:
         ledger.free("video_encoder")
         audio_latent = None
         if probe_video(job.source).has_audio:
-            rate = MelConfig.from_checkpoint_config(stages.checkpoint_config(ledger)).sample_rate
-            audio = read_audio(job.source, rate, max_duration=s.num_frames / s.frame_rate)
+            audio = read_audio(job.source, max_duration=s.num_frames / s.frame_rate)
             audio_latent = stages.encode_audio(ledger, audio, grids.audio.shape.frames)
 
     # 3. Masks: 1 inside the window for the regenerated modalities, 0 elsewhere; audio that
@@ -112,7 +110,7 @@ def run(ctx: Context) -> Result:
             def make(model):
                 return SimpleDenoiser(model, prompts.positive)
         else:
-            sigmas, make = ltx2_sigmas(s.steps), stages.guided(s, prompts)
+            sigmas, make = ltx2_sigmas(s.steps), stages.guided(s, prompts, ctx.compat)
         states = stages.denoise(ledger, states, sigmas, make, report, loras=ctx.files.loras)
         final = stages.final_latents(states, grids)
 

@@ -65,13 +65,31 @@ class Result:
     peak_memory: dict[str, int] = field(default_factory=dict)
 
 
+#: The registry's pipelines that `ltx2 generate` runs (the others have commands of their own).
+GENERATE_PIPELINES = ("two-stage", "two-stage-hq", "one-stage", "distilled")
+
+
+def check_pipeline(pipeline: str) -> None:
+    """A one-line error for a registered pipeline that `ltx2 generate` does not run."""
+    from ltx2cli.errors import UsageError
+
+    if pipeline not in GENERATE_PIPELINES:
+        raise UsageError(
+            f"--pipeline {pipeline} is not a text/image-to-video pipeline of `ltx2 generate`",
+            f"use one of: {', '.join(GENERATE_PIPELINES)}",
+        )
+
+
 def pipeline_module(pipeline: str):
-    """`ltx2cli.pipelines.<name>` of a pipeline (`two-stage` → `two_stage`)."""
-    return importlib.import_module(f"ltx2cli.pipelines.{pipeline.replace('-', '_')}")
+    """The module the registry names for `pipeline` (`ltx2 generate` checks its own choice
+    with `check_pipeline`; editing commands run theirs)."""
+    from ltx2cli.pipelines.registry import get_pipeline
+
+    return importlib.import_module(get_pipeline(pipeline).module)
 
 
 def compat_of(job: Job) -> Compat:
-    return get_compat(getattr(job.settings, "compat", "current"))
+    return get_compat(job.settings.compat)
 
 
 def run_job(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ltx2cli.config.generation import GenerationSettings
-from ltx2cli.errors import DeviceError, UsageError
+from ltx2cli.errors import UsageError
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
@@ -22,24 +22,14 @@ class Runtime:
 
 
 def pick_device(name: str) -> torch.device:
-    """`auto` is CUDA, then Apple MPS, then the CPU; an explicit device must exist."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            from ltx2cli.pipelines.distributed import is_distributed, local_rank
+    """`models.device`'s choice; under `accelerate launch` an automatic CUDA device is the
+    process's own GPU."""
+    from ltx2cli.models.device import resolve_device
+    from ltx2cli.pipelines.distributed import is_distributed, local_rank
 
-            # Under `accelerate launch` each process takes its own GPU.
-            return torch.device("cuda", local_rank() if is_distributed() else 0)
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"--device {name}: no CUDA device here", "use --device cpu or auto")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        count = torch.cuda.device_count()
-        raise DeviceError(f"--device {name}: this machine has {count} CUDA device(s)")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise DeviceError(f"--device {name}: Apple MPS is not available", "use --device cpu")
+    device = resolve_device(name)
+    if name == "auto" and device.type == "cuda" and is_distributed():
+        return torch.device("cuda", local_rank())
     return device
 
 

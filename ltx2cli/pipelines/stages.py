@@ -37,8 +37,8 @@ from ltx2cli.diffusion.guidance import GuiderParams
 from ltx2cli.diffusion.noise import noise_states
 from ltx2cli.diffusion.patchify import VideoLatentShape, audio_latent_shape
 from ltx2cli.diffusion.state import AV, AudioGrid, LatentState, VideoGrid, clear_conditioning
-from ltx2cli.diffusion.steppers import euler_loop, res2s_loop
-from ltx2cli.media.audio import Audio, as_channels
+from ltx2cli.diffusion.steppers import Res2sNoise, euler_loop, res2s_loop
+from ltx2cli.media.audio import Audio
 from ltx2cli.pipelines.events import Event, Reporter
 from ltx2cli.pipelines.files import ResolvedLora
 from ltx2cli.pipelines.job import ImageInput
@@ -88,13 +88,16 @@ def encode_prompts(
 ) -> Prompts:
     """Contexts for the prompt (and the negative prompt when given), text encoder freed first."""
     from ltx2cli.media.image import load_image
+    from ltx2cli.models.noise import make_generator
     from ltx2cli.models.text_connectors import encode_text_context
 
     encoder = ledger.get(TEXT_ENCODER)
     enhanced = None
     if enhance:
+        # Its own generator, as the reference seeds enhancement apart from the noise.
         picture = load_image(image.path) if image is not None else None
-        enhanced = encoder.enhance(prompt, image=picture, seed=enhance_seed)
+        generator = make_generator(enhance_seed)
+        enhanced = encoder.enhance(prompt, image=picture, generator=generator)
         prompt = enhanced
     texts = [prompt] if negative is None else [prompt, negative]
     encodings = [encoder.encode([text]) for text in texts]
@@ -127,7 +130,6 @@ def image_conditionings(
     height: int,
     width: int,
     default_crf: int,
-    compat: Compat,
 ) -> list[ConditioningItem]:
     """One item per image, VAE-encoded at `height` x `width` (the caller frees the encoder)."""
     from ltx2cli.media.image import prepare_conditioning_image
@@ -145,8 +147,7 @@ def image_conditionings(
         if image.frame == 0:
             items.append(ReplaceLatent(latent, 0, image.strength))
         else:
-            frames = compat.keyframe_pixel_frames
-            items.append(KeyframeGuide(latent, image.frame, image.strength, frames))
+            items.append(KeyframeGuide(latent, image.frame, image.strength))
     return items
 
 
@@ -165,19 +166,14 @@ def encode_video(ledger: ModelLedger, frames: torch.Tensor) -> torch.Tensor:
 
 @torch.inference_mode()
 def encode_audio(ledger: ModelLedger, audio: Audio, latent_frames: int) -> torch.Tensor:
-    """A waveform → normalised audio latent `[1, C, T, F]` cut or zero-padded to
-    `latent_frames` (the reference's retake rule); the encoder is freed after."""
-    from ltx2cli.models.mel import MelConfig, log_mel_spectrogram
+    """A waveform at any rate (resampled as the reference's front-end does) → normalised
+    audio latent `[1, C, T, F]` cut or zero-padded to `latent_frames` (the reference's retake
+    rule); the encoder is freed after."""
+    from ltx2cli.models.audio_path import waveform_to_latent
 
     encoder = ledger.get("audio_encoder")
-    rt = ledger.runtime
-    mel_config = MelConfig.from_checkpoint_config(checkpoint_config(ledger))
-    if audio.sample_rate != mel_config.sample_rate:
-        raise ValueError(
-            f"audio at {audio.sample_rate} Hz; the encoder reads {mel_config.sample_rate} Hz"
-        )
-    wave = as_channels(audio.waveform, 2)[None].to(rt.device)
-    latent = encoder(log_mel_spectrogram(wave, mel_config).to(rt.dtype))
+    wave = audio.waveform.to(ledger.runtime.device)
+    latent = waveform_to_latent(wave, audio.sample_rate, encoder)
     ledger.free("audio_encoder")
     have = latent.shape[2]
     if have >= latent_frames:
@@ -195,8 +191,9 @@ class Grids:
     audio: AudioGrid | None
 
     @classmethod
-    def of(cls, settings, channels: int, divisor: int = 1) -> Grids:
-        """The grids of the settings' clip at 1/`divisor` of its size (2: a stage 1)."""
+    def of(cls, settings, channels: int, compat: Compat, divisor: int = 1) -> Grids:
+        """The grids of the settings' clip at 1/`divisor` of its size (2: a stage 1); `compat`
+        decides positions and what conditioning items write."""
         from ltx2cli.diffusion.patchify import audio_latent_frames_for_video, video_latent_shape
 
         s = settings
@@ -208,7 +205,7 @@ class Grids:
             audio = AudioGrid(
                 audio_latent_shape(audio_latent_frames_for_video(s.num_frames, s.frame_rate))
             )
-        return cls(VideoGrid(shape, s.frame_rate), audio)
+        return cls(VideoGrid(shape, s.frame_rate, compat=compat), audio)
 
 
 def initial_states(
@@ -231,7 +228,8 @@ def initial_states(
     if grids.audio is not None:
         audio = grids.audio.initial_state(initial.audio, dtype=rt.dtype, device=rt.device)
         audio = apply_conditioning(audio, audio_items, grids.audio)
-    return noise_states(AV(video=video, audio=audio), generator, noise_scale)
+    states = AV(video=video, audio=audio)
+    return noise_states(states, generator, noise_scale, grids.video.compat)
 
 
 DenoiserFactory = Callable[[VelocityModel], Denoiser]
@@ -257,8 +255,9 @@ def denoise(
 
     with torch.inference_mode():
         if sampler == "res2s":
-            dtype = ledger.runtime.dtype
-            out = res2s_loop(states, sigmas, denoiser, model_dtype=dtype, on_step=on_step)
+            # A fresh pair from the reference's fixed seeds per stage (it ignores the user's).
+            noise, dtype = Res2sNoise.seeded(), ledger.runtime.dtype
+            out = res2s_loop(states, sigmas, denoiser, noise, model_dtype=dtype, on_step=on_step)
         else:
             out = euler_loop(states, sigmas, denoiser, on_step=on_step)
     if not keep:
@@ -271,12 +270,14 @@ def guider(settings, modality: str) -> GuiderParams:
     return GuiderParams(**settings.guidance(modality))
 
 
-def guided(settings, prompts: Prompts) -> DenoiserFactory:
+def guided(settings, prompts: Prompts, compat: Compat) -> DenoiserFactory:
     """The multimodal guided denoiser of the settings' guidance over `prompts`."""
 
     def make(model: VelocityModel) -> Denoiser:
         video, audio = guider(settings, "video"), guider(settings, "audio")
-        return GuidedDenoiser(model, prompts.positive, prompts.negative, video, audio)
+        # All passes of a step in one batched call, split automatically when memory runs out.
+        negative = prompts.negative
+        return GuidedDenoiser(model, prompts.positive, negative, video, audio, compat, None)
 
     return make
 

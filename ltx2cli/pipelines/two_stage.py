@@ -47,7 +47,7 @@ def _distilled(ctx: Context, strength: float | str | None) -> tuple[ResolvedLora
 def run(ctx: Context, recipe: Recipe = Recipe()) -> Result:
     s, ledger, report, timings = ctx.settings, ctx.ledger, ctx.report, ctx.timings
     channels = stages.latent_channels(ledger)
-    half, full = Grids.of(s, channels, divisor=2), Grids.of(s, channels)
+    half, full = Grids.of(s, channels, ctx.compat, 2), Grids.of(s, channels, ctx.compat)
     stage1_loras = (*ctx.files.loras, *_distilled(ctx, recipe.distilled_stage1))
     stage2_loras = (*ctx.files.loras, *_distilled(ctx, recipe.distilled_stage2))
 
@@ -66,12 +66,12 @@ def run(ctx: Context, recipe: Recipe = Recipe()) -> Result:
     # 2. Stage 1 at half size: image latents (encoder freed), guided Euler from pure noise.
     with timings.stage("stage 1", report):
         items = stages.image_conditionings(
-            ledger, ctx.job.images, s.height // 2, s.width // 2, s.image_crf, ctx.compat
+            ledger, ctx.job.images, s.height // 2, s.width // 2, s.image_crf
         )
         ledger.free("video_encoder")
         states = stages.initial_states(half, items, ctx.generator, ledger)
 
-        guided = stages.guided(s, prompts)
+        guided = stages.guided(s, prompts, ctx.compat)
         sigmas = recipe.stage1_sigmas(s.steps, half.video.shape.token_count)
         states = stages.denoise(
             ledger, states, sigmas, guided, report, loras=stage1_loras, sampler=recipe.sampler
@@ -81,9 +81,7 @@ def run(ctx: Context, recipe: Recipe = Recipe()) -> Result:
     # 3. Upsample x2, stage-2 image latents at full size (encoder freed).
     with timings.stage("upsample", report):
         upsampled = stages.upsample_video(ledger, stage1.video)
-        items = stages.image_conditionings(
-            ledger, ctx.job.images, s.height, s.width, s.image_crf, ctx.compat
-        )
+        items = stages.image_conditionings(ledger, ctx.job.images, s.height, s.width, s.image_crf)
         ledger.free("video_encoder")
 
     # 4. Stage 2: the three distilled sigmas from 0.909375, no guidance.

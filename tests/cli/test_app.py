@@ -10,6 +10,7 @@ import pytest
 from ltx2cli import __version__
 from ltx2cli.cli import app as app_module
 from ltx2cli.cli.output import out
+from ltx2cli.config.loader import FieldError
 from ltx2cli.errors import (
     CheckpointError,
     ConfigError,
@@ -17,6 +18,7 @@ from ltx2cli.errors import (
     HubError,
     MediaError,
     ModelNotInstalledError,
+    ParameterError,
     UsageError,
 )
 from ltx2cli.hub.errors import ChecksumError, DiskSpaceError, GatedRepoAccessError
@@ -96,7 +98,8 @@ def test_traceback_only_with_debug(capsys, monkeypatch, failing_command, how):
     code, _, stderr = run_failing(capsys, failing_command, UsageError("value 7 is odd"), *flags)
     assert code == EXIT_USAGE
     assert ("Traceback" in stderr) is (how != "off")
-    assert stderr.rstrip().splitlines()[-1] == "Error: value 7 is odd"
+    error, hint = stderr.rstrip().splitlines()[-2:]
+    assert error == "Error: value 7 is odd" and hint.startswith("Hint: ")
 
 
 def test_unexpected_exception_is_exit_1_and_points_at_debug(capsys, failing_command):
@@ -139,3 +142,17 @@ def test_a_bare_group_prints_its_help_on_stdout_and_exits_2(group):
     assert proc.returncode == EXIT_USAGE
     assert "Usage: ltx2" in proc.stdout and "Examples:" in proc.stdout
     assert proc.stderr == ""
+
+
+def test_a_library_parameter_error_names_the_flag(capsys, failing_command):
+    error = ParameterError("num_frames", "num_frames: 120 is not 8k+1", "use 113 or 121")
+    code, stdout, stderr = run_failing(capsys, failing_command, error)
+    assert (code, stdout) == (EXIT_USAGE, "")
+    assert stderr.splitlines() == ["Error: --num-frames: 120 is not 8k+1", "Hint: use 113 or 121"]
+
+
+def test_a_settings_error_keeps_naming_where_the_value_came_from(capsys, failing_command):
+    message = "num_frames: 120 is not 8k+1 (from environment variable LTX2_NUM_FRAMES)"
+    code, _, stderr = run_failing(capsys, failing_command, FieldError("num_frames", message, "x"))
+    assert code == EXIT_USAGE
+    assert stderr.splitlines()[0] == f"Error: {message}"

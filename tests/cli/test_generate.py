@@ -371,3 +371,14 @@ def test_batch_under_accelerate_splits_items_across_two_cpu_processes(tiny, tmp_
     assert {r["process"] for r in records} == {0, 1}
     assert summary["summary"]["done"] == 3
     assert all(Path(r["path"]).is_file() for r in records)
+
+
+def test_enhance_prompt_prints_the_rewritten_prompt_and_records_it(tiny, tmp_path):
+    out = tmp_path / "enhanced.mp4"
+    flags = [*model_flags(tiny, "distilled"), "--no-audio", "--enhance-prompt"]
+    done = ltx2("generate", PROMPT, *flags, "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    enhanced = sidecar["enhanced_prompt"]
+    assert sidecar["prompt"] == PROMPT and enhanced and enhanced != PROMPT
+    assert f"enhanced prompt: {enhanced.splitlines()[0]}" in done.stderr

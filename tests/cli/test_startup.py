@@ -116,3 +116,28 @@ def test_discovery_sees_the_registered_commands():
     assert ("presets", "list") in paths
     assert ["presets", "show", "--help"] in RUNS
     assert ("env",) in paths
+
+
+# Not needed to print the root help: Rich's help renderer (markdown, syntax highlighting), the
+# hub and catalog modules, YAML, the hub client. Each costs tens of milliseconds.
+NOT_FOR_ROOT_HELP = (
+    "rich.markdown",
+    "rich.console",
+    "ltx2cli.hub.catalog",
+    "ltx2cli.hub.store",
+    "yaml",
+    "huggingface_hub",
+)
+
+
+def test_root_help_imports_only_what_it_prints():
+    program = (
+        "import contextlib, io, sys\n"
+        "from ltx2cli.cli.app import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main(['--help'])\n"
+        f"print(sorted(m for m in {NOT_FOR_ROOT_HELP!r} if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

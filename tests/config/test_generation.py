@@ -1,6 +1,6 @@
 """GenerationSettings: reference defaults per pipeline and validation before anything loads.
 
-Expected numbers come from reference/pipelines.md §7.5 (guidance presets) and §11 (CLI defaults).
+Expected numbers are the official pipelines' guidance presets and CLI defaults.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ltx2cli.config.generation import (
 from ltx2cli.config.resolve import resolve
 from ltx2cli.errors import ConfigError
 
-# §7.5 LTX_2_3_PARAMS: cfg, stg, stg_blocks, rescale, modality, skip
+# The official LTX_2_3_PARAMS: cfg, stg, stg_blocks, rescale, modality, skip
 LTX_2_3_VIDEO = {
     "cfg_scale": 3.0,
     "stg_scale": 1.0,
@@ -27,10 +27,10 @@ LTX_2_3_VIDEO = {
     "skip_step": 0,
 }
 LTX_2_3_AUDIO = {**LTX_2_3_VIDEO, "cfg_scale": 7.0}
-# §7.5 LTX_2_3_HQ_PARAMS
+# The official LTX_2_3_HQ_PARAMS
 HQ_VIDEO = {**LTX_2_3_VIDEO, "stg_scale": 0.0, "stg_blocks": (), "rescale_scale": 0.45}
 HQ_AUDIO = {**HQ_VIDEO, "cfg_scale": 7.0, "rescale_scale": 1.0}
-FRAME_STEP = 8  # the VAE's temporal compression (model.md)
+FRAME_STEP = 8  # the VAE compresses time by 8 after the first frame
 NEUTRAL = {
     "cfg_scale": 1.0,
     "stg_scale": 0.0,
@@ -177,3 +177,12 @@ def test_model_version_keeps_values_the_user_chose():
     assert dataclasses.replace(adapted, video_stg_blocks=(28,), audio_stg_blocks=(28,)) == (
         resolved.settings
     )
+
+
+def test_compat_is_a_setting_like_the_others():
+    assert GenerationSettings().compat == "current"
+    from_env = resolve(GenerationSettings, environ={"LTX2_COMPAT": "1.0.0"})
+    assert from_env.settings.compat == "1.0.0"
+    assert from_env.sources["compat"] == "env:LTX2_COMPAT"
+    with pytest.raises(ConfigError, match=r"compat: '1\.1' is not one of current, 1\.0\.0"):
+        GenerationSettings(compat="1.1")

@@ -1,11 +1,14 @@
-"""Conditioning items (pipelines.md §8): untouched tokens stay, masks and positions as
-described, appended tokens are removed cleanly."""
+"""Conditioning items: untouched tokens stay, masks and positions as the reference defines
+them in both releases, appended tokens are removed cleanly; the IC-LoRA mask downsampler."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
 
+from ltx2cli.compat import CURRENT, V1_0_0
 from ltx2cli.diffusion.conditioning import (
     AttentionStrength,
     KeyframeGuide,
@@ -14,6 +17,7 @@ from ltx2cli.diffusion.conditioning import (
     ReplaceLatent,
     TemporalRegionMask,
     apply_conditioning,
+    pixel_mask_to_latent,
 )
 from ltx2cli.diffusion.noise import gaussian, make_generator, noise_state
 from ltx2cli.diffusion.patchify import VideoLatentShape, audio_latent_shape, patchify_video
@@ -26,10 +30,14 @@ CHANNELS = 4
 SHAPE = VideoLatentShape(1, CHANNELS, 3, 2, 3)  # 25 pixel frames, 64×96 px
 PER_FRAME = SHAPE.tokens_per_frame
 GRID = VideoGrid(SHAPE, FPS)
+GRID_1_0_0 = VideoGrid(SHAPE, FPS, compat=V1_0_0)
 SEED = 3
 TIME_TOL = 1e-6
 PARTIAL_STRENGTH = 0.7
 BF16_0_3 = 154 / 512  # 0.3 rounded to bfloat16 (8 significant bits)
+BF16_ONE_24TH = 171 / 4096  # 1/24 rounded to bfloat16
+STAGE_2_NOISE_SCALE = 0.909375
+FLOAT32_TOL = 1e-6
 
 
 def image_latent(height: int = 2, width: int = 3, frames: int = 1) -> torch.Tensor:
@@ -80,17 +88,25 @@ def test_replace_latent_rejects_bad_input():
         ReplaceLatent(image_latent(), 0, 1.5).apply(target_state(), GRID)
 
 
-@pytest.mark.parametrize(("frame_index", "time_bounds"), [(16, (16, 17)), (0, (0, 1))])
-def test_keyframe_guide_appends_tokens_with_their_own_positions(frame_index, time_bounds):
+# A single image keyframe at pixel frame k > 0 spans [k, k + 1) currently and the whole latent
+# frame [k, k + 8) in 1.0.0; at frame 0 the causal fix gives [0, 1) in both.
+@pytest.mark.parametrize(
+    ("grid", "frame_index", "time_bounds"),
+    [(GRID, 16, (16, 17)), (GRID, 0, (0, 1)), (GRID_1_0_0, 16, (16, 24)), (GRID_1_0_0, 0, (0, 1))],
+    ids=["current-16", "current-0", "1.0.0-16", "1.0.0-0"],
+)
+def test_keyframe_guide_appends_tokens_with_their_own_positions(grid, frame_index, time_bounds):
     state = target_state()
     keyframe = image_latent()
-    out = KeyframeGuide(keyframe, frame_index, strength=0.9).apply(state, GRID)
+    out = KeyframeGuide(keyframe, frame_index, strength=0.9).apply(state, grid)
     new = slice(SHAPE.token_count, None)
     assert out.token_count == SHAPE.token_count + PER_FRAME
     assert out.target_tokens == SHAPE.token_count
     assert torch.equal(out.latent[:, : SHAPE.token_count], state.latent)
     assert torch.equal(out.clean_latent[:, : SHAPE.token_count], state.clean_latent)
-    assert not out.latent[:, new].any()  # placeholder zeros
+    # zeros as placeholders currently; 1.0.0 writes the keyframe into `latent` too
+    placeholder = patchify_video(keyframe) if grid.compat.conditioning_writes_latent else 0.0
+    assert torch.equal(out.latent[:, new], torch.zeros_like(out.latent[:, new]) + placeholder)
     assert torch.equal(out.clean_latent[:, new], patchify_video(keyframe))
     assert torch.allclose(out.denoise_mask[:, new], torch.full((1, PER_FRAME, 1), 0.1))
     time, y, x = out.positions[0, :, new]
@@ -243,26 +259,21 @@ def test_masked_latent_strength_is_rounded_in_the_latent_dtype():
     assert torch.equal(out.clean_latent[:, :PER_FRAME], patchify_video(source)[:, :PER_FRAME])
 
 
-@pytest.mark.parametrize(
-    ("num_pixel_frames", "frame0", "frame1"),
-    [(1, (8, 9), (16, 17)), (9, (8, 16), (16, 24))],
-)
-def test_keyframe_time_span_follows_num_pixel_frames(num_pixel_frames, frame0, frame1):
-    # Two-latent-frame keyframe at pixel frame 8 (no causal fix away from frame 0): latent
-    # frames cover [8, 16) and [16, 24); the default (1 pixel frame, the reference's) narrows
-    # every token to one frame.
-    keyframe = image_latent(frames=2)
-    out = KeyframeGuide(keyframe, 8, num_pixel_frames=num_pixel_frames).apply(target_state(), GRID)
+@pytest.mark.parametrize("grid", [GRID, GRID_1_0_0], ids=["current", "1.0.0"])
+def test_multi_frame_keyframe_spans_its_latent_frames_in_both_releases(grid):
+    # Two latent frames at pixel frame 8 (no causal fix away from frame 0) cover [8, 16) and
+    # [16, 24): only a single-image keyframe is narrowed.
+    out = KeyframeGuide(image_latent(frames=2), 8).apply(target_state(), grid)
     time = out.positions[0, 0, SHAPE.token_count :] * FPS
-    assert time[0].tolist() == pytest.approx(list(frame0), abs=TIME_TOL)
-    assert time[PER_FRAME].tolist() == pytest.approx(list(frame1), abs=TIME_TOL)
+    assert time[0].tolist() == pytest.approx([8, 16], abs=TIME_TOL)
+    assert time[PER_FRAME].tolist() == pytest.approx([16, 24], abs=TIME_TOL)
 
 
 @pytest.mark.parametrize(("causal_fix", "frame1"), [(True, (1, 9)), (False, (8, 16))])
 def test_keyframe_at_frame_zero_uses_the_grids_causal_fix(causal_fix, frame1):
     grid = VideoGrid(SHAPE, FPS, causal_fix=causal_fix)
     keyframe = image_latent(frames=2)
-    out = KeyframeGuide(keyframe, 0, num_pixel_frames=9).apply(grid.initial_state(), grid)
+    out = KeyframeGuide(keyframe, 0).apply(grid.initial_state(), grid)
     time = out.positions[0, 0, SHAPE.token_count :] * FPS
     assert time[PER_FRAME].tolist() == pytest.approx(list(frame1), abs=TIME_TOL)
 
@@ -330,9 +341,127 @@ def test_in_place_items_change_only_their_region_and_never_the_noisy_latent(make
         assert not torch.equal(getattr(out, field)[:, ~outside], getattr(state, field)[:, ~outside])
 
 
+@pytest.mark.parametrize(("make", "region"), IN_PLACE.values(), ids=list(IN_PLACE))
+def test_in_place_items_write_the_latent_too_under_1_0_0(make, region):
+    state = target_state()  # latent == clean_latent, as before noising
+    item = make()
+    current, v1 = item.apply(state, GRID), item.apply(state, GRID_1_0_0)
+    assert torch.equal(v1.clean_latent, current.clean_latent)
+    assert torch.equal(v1.denoise_mask, current.denoise_mask)
+    assert torch.equal(v1.latent, v1.clean_latent)  # the clean values went into both
+    outside = torch.ones(SHAPE.token_count, dtype=torch.bool)
+    outside[region] = False
+    assert torch.equal(v1.latent[:, outside], state.latent[:, outside])
+    assert not torch.equal(v1.latent[:, ~outside], state.latent[:, ~outside])
+
+
+@pytest.mark.parametrize("grid", [GRID, GRID_1_0_0], ids=["current", "1.0.0"])
+def test_noised_partial_keyframe_follows_its_release(grid):
+    # Appended tokens with mask m = 1 − strength, clean value c, noise scale s:
+    # current (1 − m)·c + m·s·ε; 1.0.0 c·(1 − m·s) + ε·m·s.
+    keyframe = image_latent()
+    state = KeyframeGuide(keyframe, 8, strength=PARTIAL_STRENGTH).apply(target_state(), grid)
+    noisy = noise_state(state, make_generator(SEED), STAGE_2_NOISE_SCALE, grid.compat)
+    noise = gaussian(state.latent.shape, make_generator(SEED))[:, SHAPE.token_count :]
+    c, m, s = patchify_video(keyframe), 1 - PARTIAL_STRENGTH, STAGE_2_NOISE_SCALE
+    if grid.compat is CURRENT:
+        expected = (1 - m) * c + m * s * noise
+    else:
+        expected = c * (1 - m * s) + noise * m * s
+    torch.testing.assert_close(noisy.latent[:, SHAPE.token_count :], expected)
+
+
+def test_1_0_0_rounds_target_positions_to_the_latent_dtype_but_not_appended_ones():
+    # 1.0.0 casts the target's positions to the latent dtype (bf16): latent frame 1 starts at
+    # 1/24 s, which bf16 (8 significant bits) holds as 171/4096. Keyframe positions appended
+    # later stay float32 (8/24 s) and the concatenation is float32.
+    latent = torch.zeros(SHAPE.size, dtype=torch.bfloat16)
+    v1 = GRID_1_0_0.initial_state(latent)
+    current = GRID.initial_state(latent)
+    assert v1.positions.dtype == torch.bfloat16 and current.positions.dtype == torch.float32
+    assert float(v1.positions[0, 0, PER_FRAME, 0]) == BF16_ONE_24TH
+    assert float(current.positions[0, 0, PER_FRAME, 0]) == float(torch.tensor(1 / FPS))
+    assert torch.equal(v1.positions, current.positions.to(torch.bfloat16))
+    keyframe = image_latent().to(torch.bfloat16)
+    out = KeyframeGuide(keyframe, 8).apply(v1, GRID_1_0_0)
+    assert out.positions.dtype == torch.float32
+    assert float(out.positions[0, 0, PER_FRAME, 0]) == BF16_ONE_24TH
+    assert float(out.positions[0, 0, SHAPE.token_count, 0]) == float(torch.tensor(8 / FPS))
+
+
 def test_temporal_region_mask_changes_only_the_denoise_mask():
     state = target_state()
     out = TemporalRegionMask(0.1, 0.5).apply(state, GRID)
     for field in ("latent", "clean_latent", "positions"):
         assert torch.equal(getattr(out, field), getattr(state, field)), field
     assert not torch.equal(out.denoise_mask, state.denoise_mask)
+
+
+def area_mean_by_hand(frame: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """Area downsampling: cell (i, j) averages rows floor(i·H/rows) … ceil((i+1)·H/rows) − 1
+    and the same for columns."""
+    height, width = frame.shape
+    out = torch.empty(rows, cols, dtype=torch.float64)
+    for i in range(rows):
+        r0, r1 = math.floor(i * height / rows), math.ceil((i + 1) * height / rows)
+        for j in range(cols):
+            c0, c1 = math.floor(j * width / cols), math.ceil((j + 1) * width / cols)
+            out[i, j] = frame[r0:r1, c0:c1].double().mean()
+    return out
+
+
+def latent_mask_by_hand(mask: torch.Tensor, shape: VideoLatentShape) -> torch.Tensor:
+    """Frame 0 alone, then groups of (F − 1)/(F' − 1) frames averaged; flattened (f, h, w)."""
+    frames = mask.shape[1]
+    group = (frames - 1) // (shape.frames - 1)
+    areas = [area_mean_by_hand(mask[0, f], shape.height, shape.width) for f in range(frames)]
+    latent = [areas[0]] + [
+        torch.stack(areas[1 + k * group : 1 + (k + 1) * group]).mean(dim=0)
+        for k in range(shape.frames - 1)
+    ]
+    return torch.stack(latent).reshape(1, -1)
+
+
+@pytest.mark.parametrize(
+    ("pixels", "shape"),
+    [
+        ((17, 64, 96), VideoLatentShape(1, CHANNELS, 3, 2, 3)),  # exact 32×32 cells, groups of 8
+        ((9, 5, 7), VideoLatentShape(1, CHANNELS, 2, 2, 3)),  # overlapping area windows
+        ((13, 6, 6), VideoLatentShape(1, CHANNELS, 4, 3, 3)),  # groups of 4 frames
+    ],
+)
+def test_pixel_mask_to_latent_follows_the_area_and_causal_group_formula(pixels, shape):
+    torch.manual_seed(11)
+    mask = torch.rand(1, *pixels)
+    out = pixel_mask_to_latent(mask, shape)
+    assert out.shape == (1, shape.token_count)
+    expected = latent_mask_by_hand(mask, shape)  # float64; the mask is float32
+    torch.testing.assert_close(out.double(), expected, rtol=FLOAT32_TOL, atol=FLOAT32_TOL)
+
+
+def test_pixel_mask_first_frame_stands_alone():
+    # Only frame 0 is 1: latent frame 0 is all ones, the groups of later frames all zeros.
+    mask = torch.zeros(1, 17, 64, 96)
+    mask[:, 0] = 1.0
+    out = pixel_mask_to_latent(mask, SHAPE).view(SHAPE.frames, PER_FRAME)
+    assert out[0].tolist() == [1.0] * PER_FRAME
+    assert not out[1:].any()
+
+
+def test_pixel_mask_weights_a_reference_video_token_for_token():
+    mask = torch.zeros(1, 17, 64, 96)
+    mask[..., :32, :] = 1.0  # top latent row of every frame
+    weight = pixel_mask_to_latent(mask, SHAPE) * PARTIAL_STRENGTH
+    out = AttentionStrength(ReferenceVideo(torch.randn(SHAPE.size)), weight).apply(
+        target_state(), GRID
+    )
+    n = SHAPE.token_count
+    top_row = torch.tensor([(t % PER_FRAME) < SHAPE.width for t in range(n)])
+    cross = out.attention_mask[0, 0, n:]
+    assert torch.equal(cross, torch.where(top_row, PARTIAL_STRENGTH, 0.0))
+
+
+@pytest.mark.parametrize("frames", [16, 1])
+def test_pixel_mask_frames_must_fit_the_latent_frames(frames):
+    with pytest.raises(UsageError, match=f"{frames} frames"):
+        pixel_mask_to_latent(torch.ones(1, frames, 64, 96), SHAPE)

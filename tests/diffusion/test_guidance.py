@@ -1,10 +1,11 @@
-"""Guider formulas on synthetic predictions, guidance schedules and default params (§7)."""
+"""Guider formulas on synthetic predictions, guidance schedules and default params."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from ltx2cli.compat import CURRENT, V1_0_0
 from ltx2cli.diffusion.guidance import (
     LTX_2_3_DEFAULTS,
     LTX_2_3_HQ_DEFAULTS,
@@ -62,6 +63,36 @@ def test_rescale_uses_the_std_of_the_whole_tensor():
     partial = GuiderParams(cfg_scale=4.0, rescale_scale=0.7).combine(cond, uncond)
     factor = 0.7 * cond.std() / plain.std() + 0.3
     assert torch.allclose(partial, plain * factor, rtol=1e-5)
+
+
+def guided_by_formula(cond, uncond, perturbed, isolated, cfg, stg, modality, rescale):
+    """pred = cond + (cfg−1)(cond−uncond) + stg(cond−perturbed) + (modality−1)(cond−isolated),
+    times rescale·f + 1 − rescale with f = std(cond)/std(pred), in the tensors' dtype."""
+    pred = (
+        cond
+        + (cfg - 1) * (cond - uncond)
+        + stg * (cond - perturbed)
+        + (modality - 1) * (cond - isolated)
+    )
+    factor = cond.std() / pred.std()
+    return pred * (rescale * factor + (1 - rescale))
+
+
+def test_combine_runs_in_float32_currently_and_in_the_latent_dtype_for_1_0_0():
+    torch.manual_seed(4)
+    passes = [torch.randn(1, 64, 16).to(torch.bfloat16) for _ in range(4)]
+    scales = (3.0, 1.0, 3.0, 0.7)  # the released video defaults
+    params = GuiderParams(
+        cfg_scale=scales[0], stg_scale=scales[1], modality_scale=scales[2], rescale_scale=scales[3]
+    )
+    current = params.combine(*passes, compat=CURRENT)
+    v1 = params.combine(*passes, compat=V1_0_0)
+    assert current.dtype == v1.dtype == torch.bfloat16
+    in_float32 = guided_by_formula(*(x.float() for x in passes), *scales).to(torch.bfloat16)
+    in_bf16 = guided_by_formula(*passes, *scales)
+    assert torch.equal(current, in_float32)
+    assert torch.equal(v1, in_bf16)
+    assert not torch.equal(current, v1)
 
 
 def test_combine_keeps_the_input_dtype():

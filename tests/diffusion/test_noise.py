@@ -1,4 +1,4 @@
-"""Seeded CPU noise and the flow-matching noiser (pipelines.md §3)."""
+"""Seeded CPU noise and the flow-matching noiser in both reference formulations."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from ltx2cli.compat import CURRENT, V1_0_0
 from ltx2cli.diffusion.noise import (
     gaussian,
     make_generator,
@@ -94,3 +95,39 @@ def test_standardized_noise_is_float64_with_zero_mean_unit_std_per_item():
     assert noise.mean(dim=(-2, -1)).abs().max() < 1e-12
     assert noise.std(dim=(-2, -1)).tolist() == pytest.approx([1.0, 1.0], abs=1e-12)
     assert torch.equal(noise, standardized_noise(like, make_generator(-1)))
+
+
+def test_noiser_formulas_of_both_releases():
+    # A state whose noisy latent differs from its clean latent, with masks 0, 0.25 and 1:
+    # current x = lerp(clean, lerp(latent, ε, s), m) = (1 − m)·clean + m·((1 − s)·latent + s·ε);
+    # 1.0.0   x = ε·m·s + latent·(1 − m·s) (clean_latent plays no part).
+    state = video_state(torch.randn(SHAPE.size))
+    latent = torch.randn(state.latent.shape)
+    mask = torch.ones_like(state.denoise_mask)
+    mask[:, :4] = 0.0
+    mask[:, 4:8] = 0.25
+    state = replace(state, latent=latent, denoise_mask=mask)
+    noise = gaussian(latent.shape, make_generator(SEED))
+    clean, m, s = state.clean_latent, mask, STAGE_2_NOISE_SCALE
+    current = noise_state(state, make_generator(SEED), s, CURRENT).latent
+    torch.testing.assert_close(current, (1 - m) * clean + m * ((1 - s) * latent + s * noise))
+    v1 = noise_state(state, make_generator(SEED), s, V1_0_0).latent
+    torch.testing.assert_close(v1, noise * m * s + latent * (1 - m * s))
+    assert torch.equal(v1[:, :4], latent[:, :4]) and torch.equal(current[:, :4], clean[:, :4])
+
+
+def test_noiser_releases_agree_where_latent_equals_clean():
+    state = video_state(torch.randn(SHAPE.size))
+    mask = torch.full_like(state.denoise_mask, 0.4)
+    state = replace(state, denoise_mask=mask)
+    current = noise_states(AV(video=state), make_generator(SEED), STAGE_2_NOISE_SCALE, CURRENT)
+    v1 = noise_states(AV(video=state), make_generator(SEED), STAGE_2_NOISE_SCALE, V1_0_0)
+    torch.testing.assert_close(current.video.latent, v1.video.latent)
+
+
+def test_noiser_1_0_0_keeps_the_bf16_latent_dtype_and_draws_bf16_noise():
+    state = VideoGrid(SHAPE, FPS).initial_state(dtype=torch.bfloat16)
+    noisy = noise_state(state, make_generator(SEED), compat=V1_0_0)
+    expected = torch.randn(state.latent.shape, generator=torch.Generator().manual_seed(SEED),
+                           dtype=torch.bfloat16)  # fmt: skip
+    assert noisy.latent.dtype == torch.bfloat16 and torch.equal(noisy.latent, expected)

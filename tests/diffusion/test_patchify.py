@@ -1,4 +1,5 @@
-"""Latent sizes, patchifiers and RoPE position grids (pipelines.md §1, model.md §3.4–3.5)."""
+"""Latent sizes, patchifiers and RoPE position grids: the reference's token order and
+[start, end) bounds."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from ltx2cli.errors import UsageError
 FRAMES, HEIGHT, WIDTH = 121, 512, 768
 LATENT_FRAMES, LATENT_H, LATENT_W = 16, 16, 24
 SECONDS_TOL = 1e-6  # float32 seconds up to ~5 s
-VAE_TIME, VAE_SPACE = 8, 32  # pixels per latent (pipelines.md §1.1)
+VAE_TIME, VAE_SPACE = 8, 32  # pixels per latent of the video VAE
 MEL_HOP, SAMPLE_RATE, MEL_PER_LATENT = 160, 16000, 4
 
 
@@ -45,13 +46,15 @@ def test_video_latent_shape_for_121_frames_at_512x768():
 @pytest.mark.parametrize(
     ("frames", "height", "width", "message", "hint"),
     [
-        (120, 512, 768, "--num-frames 120", "use 113 or 121"),
-        (0, 512, 768, "--num-frames 0", "use 1 or 9"),
-        (121, 500, 768, "--height 500", "use 480 or 512"),
-        (121, 512, 16, "--width 16", "use 32 or 64"),
+        (120, 512, 768, "num_frames: 120", "use 113 or 121"),
+        (0, 512, 768, "num_frames: 0", "use 1 or 9"),
+        (121, 500, 768, "height: 500", "use 480 or 512"),
+        (121, 512, 16, "width: 16", "use 32 or 64"),
     ],
 )
-def test_invalid_video_sizes_name_the_value_and_the_fix(frames, height, width, message, hint):
+def test_invalid_video_sizes_name_the_parameter_value_and_the_fix(
+    frames, height, width, message, hint
+):
     with pytest.raises(UsageError) as err:
         video_latent_shape(frames, height, width)
     assert message in err.value.message
@@ -174,7 +177,7 @@ def test_positions_are_integer_bounds_divided_once_in_float32():
 @pytest.mark.parametrize(("fps", "audio_latents"), [(24.0, 126), (25.0, 121)])
 def test_every_position_of_121_frames_at_512x768(fps, audio_latents):
     """All 6144 video tokens (time, y, x) and the matching audio tokens, by hand from
-    pipelines.md §1.3: [max(0, 8f − 7), 8f + 1)/fps s, [32h, 32h + 32) px, [32w, 32w + 32) px;
+    the causal bounds: [max(0, 8f − 7), 8f + 1)/fps s, [32h, 32h + 32) px, [32w, 32w + 32) px;
     audio t covers [max(0, 4t − 3), 4t + 1) mel hops of 160/16000 s."""
     video = video_positions(video_latent_shape(FRAMES, HEIGHT, WIDTH), fps)
     t, px = VAE_TIME, VAE_SPACE

@@ -1,4 +1,4 @@
-"""Sigma schedules against the formulas and the reference values in pipelines.md §2."""
+"""Sigma schedules against their formulas and the reference implementation's published values."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ TERMINAL = 0.1
 FLOAT32_TOL = 2e-6
 TABLE_TOL = 6e-5  # the reference table is rounded to 4 decimals
 
-# pipelines.md §2.1 reference table: shift 2.05 (the default 4096 tokens) and the HQ example.
+# The reference's LTX-2 schedules (float64, 4 decimals): shift 2.05 (the default 4096 tokens),
+# and the HQ pipeline's 1920x1088 stage 1 (8160 tokens, shift 3.5052).
 REFERENCE_4096_TOKENS = {
     8: [1.0, 0.9657, 0.9219, 0.8639, 0.7834, 0.6646, 0.4710, 0.1, 0.0],
     15: [
@@ -57,7 +58,8 @@ HQ_SHIFT = 3.5052
 
 
 def hand_ltx2(steps: int, tokens: int) -> list[float]:
-    """The LTX-2 schedule written out in float64 from the formula in pipelines.md §2.1."""
+    """The LTX-2 schedule in float64: shift linear in tokens through (1024, 0.95) and
+    (4096, 2.05), σ = e^shift/(e^shift + 1/s − 1), stretched so the last nonzero σ is 0.1."""
     slope = (SHIFT_HIGH - SHIFT_LOW) / (ANCHOR_HIGH - ANCHOR_LOW)
     shift = slope * tokens + (SHIFT_LOW - slope * ANCHOR_LOW)
     grid = [1 - i / steps for i in range(steps + 1)]
@@ -96,7 +98,7 @@ def test_ltx2_schedule_matches_hand_formula(steps, tokens):
 
 
 def float32_ltx2(steps: int, tokens: int) -> torch.Tensor:
-    """pipelines.md §2.1 evaluated as the reference does: float32 tensors, Python-float shift,
+    """The LTX-2 schedule evaluated as the reference does: float32 tensors, Python-float shift,
     zero entries masked out after the shift, stretch on the nonzero entries."""
     slope = (SHIFT_HIGH - SHIFT_LOW) / (ANCHOR_HIGH - ANCHOR_LOW)
     exp_shift = math.exp(tokens * slope + (SHIFT_LOW - slope * ANCHOR_LOW))

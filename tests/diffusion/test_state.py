@@ -1,4 +1,4 @@
-"""LatentState helpers: post-processing and the velocity/x0 conversions (pipelines.md §4)."""
+"""LatentState helpers: post-processing and the velocity/x0 conversions (x0 = x − σ·v)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Euler, gradient estimation and res_2s (pipelines.md §5–6) with synthetic denoisers."""
+"""Euler, gradient estimation and res_2s sampling loops with synthetic denoisers."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ltx2cli.diffusion.patchify import VideoLatentShape, audio_latent_shape
 from ltx2cli.diffusion.schedules import DISTILLED_SIGMAS_STAGE_1, ltx2_sigmas
 from ltx2cli.diffusion.state import AV, AudioGrid, VideoGrid
 from ltx2cli.diffusion.steppers import (
+    Res2sNoise,
     euler_loop,
     euler_step,
     gradient_estimation_loop,
@@ -30,6 +31,7 @@ AUDIO = audio_latent_shape(5)
 FPS = 24.0
 CONTEXTS = AV(video=torch.zeros(1, 2, 3), audio=torch.zeros(1, 2, 3))
 RES2S_FINAL_SIGMA = 0.0011
+SUBSTEP_SEED_OFFSET = 10000  # the reference's substep seed: step seed + 10000
 MID_SIGMA = 0.6
 
 
@@ -184,7 +186,7 @@ def test_res2s_evaluates_twice_per_step_plus_a_final_denoise():
         return simple(current, sigma, step)
 
     sigmas = ltx2_sigmas(3)
-    out = res2s_loop(states, sigmas, denoise)
+    out = res2s_loop(states, sigmas, denoise, Res2sNoise.seeded())
     assert len(seen) == 2 * 3 + 1
     s0, s1 = float(sigmas[0]), float(sigmas[1])
     assert seen[0] == (pytest.approx(s0), 0)
@@ -195,26 +197,46 @@ def test_res2s_evaluates_twice_per_step_plus_a_final_denoise():
     assert out.video.latent.dtype == states.video.latent.dtype
 
     seen.clear()
-    res2s_loop(states, [1.0, 0.5, 0.2], denoise)
+    res2s_loop(states, [1.0, 0.5, 0.2], denoise, Res2sNoise.seeded())
     assert len(seen) == 2 * 2  # no trailing zero: no final denoise
 
 
-def test_res2s_noise_depends_only_on_its_own_seed():
+def test_res2s_draws_its_sde_noise_only_from_the_generators_passed_in():
     states, _ = noisy_states(clean_latents())
 
-    def run(seed: int) -> list[torch.Tensor]:
+    def run(noise: Res2sNoise) -> list[torch.Tensor]:
         latents: list[torch.Tensor] = []
 
         def denoise(current: AV, sigma: float, step: int) -> AV:
             latents.append(current.video.latent.clone())
             return AV(video=torch.zeros_like(current.video.latent), audio=current.audio.latent)
 
-        res2s_loop(states, [1.0, 0.6, 0.3, 0.0], denoise, noise_seed=seed)
+        res2s_loop(states, [1.0, 0.6, 0.3, 0.0], denoise, noise)
         return latents
 
-    first, again, other = run(-1), run(-1), run(5)
+    torch.manual_seed(123)  # the global generator plays no part
+    first = run(Res2sNoise.seeded())
+    torch.manual_seed(456)
+    again = run(Res2sNoise(make_generator(-1), make_generator(-1 + SUBSTEP_SEED_OFFSET)))
+    other = run(Res2sNoise.seeded(5))
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
     assert not torch.equal(first[1], other[1])  # the midpoint carries the substep noise
+
+
+def test_res2s_continues_the_streams_of_the_generators_it_is_given():
+    # The loop neither reseeds nor replaces the pipeline's generators: a second run on the
+    # same Res2sNoise draws the next noise, a fresh Res2sNoise repeats the first run.
+    states, _ = noisy_states(clean_latents())
+
+    def denoise(current: AV, sigma: float, step: int) -> AV:
+        return AV(video=torch.zeros_like(current.video.latent), audio=current.audio.latent)
+
+    shared = Res2sNoise.seeded()
+    first = res2s_loop(states, [1.0, MID_SIGMA], denoise, shared)
+    second = res2s_loop(states, [1.0, MID_SIGMA], denoise, shared)
+    fresh = res2s_loop(states, [1.0, MID_SIGMA], denoise, Res2sNoise.seeded())
+    assert torch.equal(first.video.latent, fresh.video.latent)
+    assert not torch.equal(first.video.latent, second.video.latent)
 
 
 def test_res2s_midpoint_pass_gets_the_float64_sigma():
@@ -227,7 +249,8 @@ def test_res2s_midpoint_pass_gets_the_float64_sigma():
         calls.append(call)
         return model(call)
 
-    res2s_loop(states, [1.0, MID_SIGMA, 0.0], SimpleDenoiser(recording, CONTEXTS))
+    denoise = SimpleDenoiser(recording, CONTEXTS)
+    res2s_loop(states, [1.0, MID_SIGMA, 0.0], denoise, Res2sNoise.seeded())
     first, midpoint = calls[0].video, calls[1].video
     assert first.sigma.dtype == first.timesteps.dtype == torch.float32
     # sqrt(σ·σ') of the float32 schedule values, in float64, reaches the model unrounded
@@ -240,7 +263,8 @@ def test_res2s_midpoint_pass_gets_the_float64_sigma():
 def test_res2s_step_against_the_formula_with_float32_step_noise_coefficients():
     # One full step 1 → 0.6 (h = 0.51, no bong refinement), video only, a constant x0.
     # The substep noise uses float64 coefficients; in legacy mode the step noise reads the
-    # float32 schedule, so its coefficients are float32 (pipelines.md §6.3).
+    # float32 schedule, so its coefficients are float32. The SDE noise comes from seeds −1
+    # (steps) and 9999 (substeps), the reference's fixed seeds.
     torch.manual_seed(2)
     x0 = torch.randn(1, SHAPE.token_count, SHAPE.channels)
     state = VideoGrid(SHAPE, FPS).initial_state(torch.randn(SHAPE.size))
@@ -248,7 +272,8 @@ def test_res2s_step_against_the_formula_with_float32_step_noise_coefficients():
     def denoise(current: AV, sigma: float, step: int) -> AV:
         return AV(video=x0.to(current.video.latent.dtype))
 
-    out = res2s_loop(AV(video=state), [1.0, MID_SIGMA], denoise, model_dtype=torch.float64)
+    noise = Res2sNoise.seeded()
+    out = res2s_loop(AV(video=state), [1.0, MID_SIGMA], denoise, noise, model_dtype=torch.float64)
     assert out.video.latent.dtype == torch.float64
 
     s0 = torch.tensor(1.0, dtype=torch.float64)
@@ -272,7 +297,8 @@ def test_res2s_step_against_the_formula_with_float32_step_noise_coefficients():
 
 
 def sde(sample, target, sigma, sigma_next, noise):
-    """The variance-preserving re-noising of pipelines.md §5.2, eta 0.5, in sigma's dtype."""
+    """The variance-preserving re-noising of the res_2s SDE step: sigma_up = 0.5·σ',
+    alpha = (1 − σ') + sqrt(σ'² − up²), down = sqrt(σ'² − up²)/alpha, in sigma's dtype."""
     up = sigma_next * 0.5
     residual = (sigma_next**2 - up**2) ** 0.5
     alpha = (1 - sigma_next) + residual
@@ -289,7 +315,8 @@ def test_res2s_casts_midpoint_and_new_latents_to_model_dtype():
         seen.append(current.video.latent.dtype)
         return AV(video=torch.zeros_like(current.video.latent), audio=current.audio.latent)
 
-    out = res2s_loop(states, [1.0, MID_SIGMA, 0.0], denoise, model_dtype=torch.bfloat16)
+    noise = Res2sNoise.seeded()
+    out = res2s_loop(states, [1.0, MID_SIGMA, 0.0], denoise, noise, model_dtype=torch.bfloat16)
     # 2 full steps (evaluations at σ and at the midpoint) and the final denoise
     assert seen == [torch.float32] + [torch.bfloat16] * 4
     assert out.video.latent.dtype == out.audio.latent.dtype == torch.bfloat16

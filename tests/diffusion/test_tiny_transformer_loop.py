@@ -8,6 +8,7 @@ hook on the transformer observes what really reaches it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -31,7 +32,8 @@ from ltx2cli.diffusion.noise import make_generator, noise_states
 from ltx2cli.diffusion.patchify import VideoLatentShape, audio_latent_shape, patchify_video
 from ltx2cli.diffusion.schedules import ltx2_sigmas
 from ltx2cli.diffusion.state import AV, AudioGrid, LatentState, VideoGrid
-from ltx2cli.diffusion.steppers import euler_loop, res2s_loop
+from ltx2cli.diffusion.steppers import Res2sNoise, euler_loop, res2s_loop
+from ltx2cli.families import GEN_2_0, GEN_2_3
 from ltx2cli.models.tiny import tiny_config
 from ltx2cli.models.transformer import (
     BatchedPerturbations,
@@ -42,7 +44,6 @@ from ltx2cli.models.transformer import (
     build_transformer,
     velocity_to_x0,
 )
-from ltx2cli.versions import GEN_2_0, GEN_2_3
 
 GENERATIONS = (GEN_2_0, GEN_2_3)
 DEFAULTS: dict[str, GenerationDefaults] = {GEN_2_0: LTX_2_DEFAULTS, GEN_2_3: LTX_2_3_DEFAULTS}
@@ -246,7 +247,8 @@ def test_res2s_hq_loop_gives_the_transformer_the_float64_midpoint_sigma(generati
     model = tiny_transformer(generation)
     recorder = Recorder()
     recorder.attach(model)
-    run = sample(model, generation, loop=res2s_loop, defaults=LTX_2_3_HQ_DEFAULTS)
+    hq = functools.partial(res2s_loop, noise=Res2sNoise.seeded())
+    run = sample(model, generation, loop=hq, defaults=LTX_2_3_HQ_DEFAULTS)
     assert len(recorder.forwards) == RES2S_EVALUATIONS * HQ_PASSES_PER_STEP
     dtypes = [f.video.sigma.dtype for f in recorder.forwards[::HQ_PASSES_PER_STEP]]
     midpoint = [i % 2 == 1 and i < 2 * STEPS for i in range(RES2S_EVALUATIONS)]

@@ -181,11 +181,32 @@ def fake_hub():
 
 # -- test catalog -------------------------------------------------------------------------------
 
+
+def safetensors_header(key: str, total: int) -> bytes:
+    """The first bytes of a `total`-byte safetensors file holding one U8 tensor `key` that
+    fills the rest (the header is sized so the whole file is exactly `total` bytes)."""
+    data = total
+    while True:
+        entry = {key: {"dtype": "U8", "shape": [data], "data_offsets": [0, data]}}
+        header = json.dumps(entry).encode()
+        if 8 + len(header) + data == total:
+            return len(header).to_bytes(8, "little") + header
+        data = total - 8 - len(header)
+
+
+def safetensors_bytes(key: str, total: int, pattern: bytes) -> bytes:
+    header = safetensors_header(key, total)
+    body = pattern * (total // len(pattern) + 1)
+    return header + body[: total - len(header)]
+
+
 TINY_REPO = "test-org/Tiny-LTX"
 GATED_REPO = "test-org/Gated-Encoder"
-CKPT_BYTES = bytes(range(256)) * 4096  # 1 MiB, LFS-style
+# Real safetensors files (headers are checked on import) of round sizes, LFS-style.
+CKPT_BYTES = safetensors_bytes("model.diffusion_model.proj_out.weight", 2**20, bytes(range(256)))
 BIG_BYTES = bytes(reversed(range(256))) * 4096 * 12  # 12 MiB: more than one hub read chunk
-LORA_BYTES = b"lora-weights-" * 2000
+LORA_BYTES = safetensors_bytes("diffusion_model.proj_out.lora_A.weight", 26_000, b"lora-")
+UP_BYTES = safetensors_bytes("initial_conv.weight", 18_000, b"upsampler-")
 ENC_CONFIG = b'{"model_type": "gemma3"}\n'
 ENC_WEIGHTS = b"encoder-weights" * 3000
 
@@ -204,12 +225,14 @@ def catalog_dict() -> dict:
             art("tiny-ckpt", "checkpoint", TINY_REPO, [_file("tiny.safetensors", CKPT_BYTES)]),
             art("big-ckpt", "checkpoint", TINY_REPO, [_file("big.safetensors", BIG_BYTES)]),
             art("tiny-lora", "lora", TINY_REPO, [_file("lora.safetensors", LORA_BYTES)]),
+            art("tiny-upsampler", "upsampler", TINY_REPO, [_file("up.safetensors", UP_BYTES)]),
             art(
                 "tiny-encoder",
                 "text-encoder",
                 TINY_REPO,
                 [_file("enc/config.json", ENC_CONFIG), _file("enc/model.safetensors", ENC_WEIGHTS)],
                 licence="Tiny Terms",
+                provides="gated-encoder",
             ),
             art(
                 "gated-encoder",
@@ -227,7 +250,13 @@ def catalog_dict() -> dict:
             ),
             art("missing-file", "lora", TINY_REPO, [_file("nope.safetensors", b"x")]),
         ],
-        "pipelines": {"2.3": {"distilled": ["tiny-ckpt", "tiny-encoder"]}},
+        "roles": {
+            "2.3": {
+                "distilled-checkpoint": ["tiny-ckpt"],
+                "spatial-upsampler": ["tiny-upsampler"],
+                "text-encoder": ["gated-encoder", "tiny-encoder"],
+            }
+        },
     }
 
 
@@ -237,6 +266,7 @@ def hub_env(fake_hub, tmp_path, monkeypatch, _isolated_home):
     fake_hub.repos[TINY_REPO] = {
         "tiny.safetensors": CKPT_BYTES,
         "lora.safetensors": LORA_BYTES,
+        "up.safetensors": UP_BYTES,
         "enc/config.json": ENC_CONFIG,
         "enc/model.safetensors": ENC_WEIGHTS,
         "huge.safetensors": LORA_BYTES,
@@ -260,7 +290,9 @@ def hub_env(fake_hub, tmp_path, monkeypatch, _isolated_home):
     return fake_hub
 
 
-def run_ltx2(*args: str, stdin: str | None = None, **extra_env: str) -> subprocess.CompletedProcess:
+def run_ltx2(
+    *args: str, stdin: str | None = None, cwd: str | None = None, **extra_env: str
+) -> subprocess.CompletedProcess:
     """The real CLI as a subprocess, with the test's environment (plus `extra_env`)."""
     # Wide COLUMNS: Rich wraps stderr at 80 columns off a terminal, which splits messages.
     env = {**os.environ, "COLUMNS": "250", **extra_env}
@@ -270,6 +302,7 @@ def run_ltx2(*args: str, stdin: str | None = None, **extra_env: str) -> subproce
         text=True,
         env=env,
         input=stdin,
+        cwd=cwd,
         timeout=120,
     )
 

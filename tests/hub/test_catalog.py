@@ -7,17 +7,18 @@ import json
 import pytest
 
 from ltx2cli.errors import ConfigError, UsageError
+from ltx2cli.families import GENERATIONS
 from ltx2cli.hub.catalog import (
     ANY_GENERATION,
     BUILTIN,
     DEMO_MODEL,
-    GENERATIONS,
     KINDS,
     hash_matches,
     load_catalog,
 )
+from ltx2cli.pipelines.registry import PIPELINES
 
-# Exact sizes quoted in reference/catalog.md
+# Exact sizes from the hub's LFS pointers and public download manifests
 REFERENCE_SIZES = {
     "ltx-2-19b-distilled": 43_333_932_124,
     "ltx-2-19b-dev-fp8": 27_078_716_018,
@@ -50,25 +51,31 @@ def test_every_artifact_is_well_formed(name):
 
 
 @pytest.mark.parametrize("generation", GENERATIONS)
-def test_pipeline_requirements_name_catalog_entries(generation):
-    table = BUILTIN.pipelines[generation]
-    assert {"two-stage", "one-stage", "distilled", "ic-lora", "retake"} <= set(table)
-    for pipeline in table:
-        needed = BUILTIN.required(pipeline, generation)
-        assert needed, pipeline
-        for a in needed:
-            assert a.size > 0 and a.generation in (generation, "any"), (pipeline, a.name)
-        assert sum(a.kind == "checkpoint" for a in needed) == 1, pipeline
+@pytest.mark.parametrize("pipeline", list(PIPELINES))
+def test_every_pipeline_role_is_filled_by_catalog_entries(pipeline, generation):
+    needed = BUILTIN.required(pipeline, generation)
+    assert [r.role for r in needed] == list(PIPELINES[pipeline].roles)
+    for requirement in needed:
+        assert requirement.candidates[0].size > 0, requirement.role
+        for a in requirement.candidates:
+            assert a.generation in (generation, ANY_GENERATION), (pipeline, a.name)
+    kinds = [r.candidates[0].kind for r in needed]
+    assert kinds.count("checkpoint") == 1, pipeline
 
 
 def test_two_stage_needs_dev_lora_upscaler_and_gemma():
-    names = [a.name for a in BUILTIN.required("two-stage", "2.3")]
-    assert names == [
+    needed = BUILTIN.required("two-stage", "2.3")
+    assert [r.candidates[0].name for r in needed] == [
         "ltx-2.3-22b-dev",
         "ltx-2.3-22b-distilled-lora-384",
         "ltx-2.3-spatial-upscaler-x2",
         "gemma-3-12b",
     ]
+
+
+def test_the_text_encoder_role_is_filled_by_either_gemma_copy():
+    (text_encoder,) = [r for r in BUILTIN.required("distilled", "2.0") if r.role == "text-encoder"]
+    assert {a.name for a in text_encoder.candidates} == {"gemma-3-12b", "gemma-3-12b-lightricks"}
 
 
 @pytest.mark.parametrize(("name", "size"), REFERENCE_SIZES.items())
@@ -113,7 +120,7 @@ def test_catalog_file_override_round_trips(tmp_path, monkeypatch):
     monkeypatch.setenv("LTX2_CATALOG", str(path))
     loaded = load_catalog()
     assert loaded.artifacts == BUILTIN.artifacts
-    assert loaded.pipelines == BUILTIN.pipelines
+    assert loaded.roles == BUILTIN.roles
     path.write_text("{not json")
     with pytest.raises(ConfigError, match="LTX2_CATALOG"):
         load_catalog()
@@ -124,6 +131,6 @@ def test_an_empty_catalog_file_knows_no_models(tmp_path, monkeypatch):
     path.write_text("{}")
     monkeypatch.setenv("LTX2_CATALOG", str(path))
     empty = load_catalog()
-    assert empty.artifacts == {} and empty.pipelines == {}
+    assert empty.artifacts == {} and empty.roles == {}
     with pytest.raises(UsageError, match=r"unknown model 'ltx-2\.3-22b-dev'"):
         empty.get("ltx-2.3-22b-dev")

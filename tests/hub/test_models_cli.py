@@ -12,7 +12,6 @@ import pytest
 from conftest import (
     BIG_BYTES,
     CKPT_BYTES,
-    ENC_WEIGHTS,
     GATED_REPO,
     LORA_BYTES,
     TINY_REPO,
@@ -37,7 +36,7 @@ def test_pull_shows_plan_licence_and_free_space_then_prints_paths(hub_env):
     assert "Total" in proc.stderr and "free in" in proc.stderr
     assert proc.stderr.count("Licence:") == 1 and "Tiny Terms" in proc.stderr
     lines = dict(line.split("\t")[:2] for line in proc.stdout.splitlines())
-    assert set(lines) == {"tiny-ckpt", "tiny-encoder"}
+    assert set(lines) == {"tiny-ckpt", "tiny-upsampler", "tiny-encoder"}
     with open(lines["tiny-ckpt"], "rb") as f:
         assert f.read() == CKPT_BYTES
 
@@ -171,7 +170,7 @@ def test_rm_reports_bytes_freed_and_deletes(hub_env, _isolated_home):
 def test_import_uses_the_file_in_place(hub_env, tmp_path):
     own = tmp_path / "ComfyUI" / "my.safetensors"
     own.parent.mkdir()
-    own.write_bytes(ENC_WEIGHTS)
+    own.write_bytes(LORA_BYTES)
     proc = run_ltx2("models", "import", str(own), "--as", "my-style", "--kind", "lora")
     assert proc.returncode == 0, proc.stderr
     path = run_ltx2("models", "path", "my-style")
@@ -181,7 +180,7 @@ def test_import_uses_the_file_in_place(hub_env, tmp_path):
     absent = run_ltx2("models", "import", str(tmp_path / "nope"), "--as", "x", "--kind", "lora")
     assert absent.returncode == 2
     forgotten = run_ltx2("models", "rm", "my-style", "-y")
-    assert forgotten.returncode == 0 and own.read_bytes() == ENC_WEIGHTS
+    assert forgotten.returncode == 0 and own.read_bytes() == LORA_BYTES
     assert run_ltx2("models", "path", "my-style").returncode == 2
 
 
@@ -255,7 +254,10 @@ def test_ctrl_c_during_a_pull_exits_130_and_keeps_the_partial_for_resume(hub_env
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=START_TIMEOUT_S)
     assert proc.returncode == EXIT_INTERRUPTED
-    assert stdout == "" and stderr.splitlines()[-1] == "Error: interrupted"
+    assert stdout == "" and stderr.splitlines()[-2:] == [
+        "Error: interrupted",
+        "Hint: run the command again",
+    ]
     blob = blob_path(_isolated_home, TINY_REPO, BIG_BYTES)
     assert not blob.exists()
     assert blob.with_name(blob.name + ".incomplete").exists()

@@ -15,6 +15,7 @@ from conftest import (
     GOOD_TOKEN,
     TINY_REPO,
     blob_path,
+    safetensors_header,
     sha256,
 )
 
@@ -30,7 +31,7 @@ from ltx2cli.hub.errors import (
     RemoteNotFoundError,
     TokenRejectedError,
 )
-from ltx2cli.hub.resolve import resolve_model
+from ltx2cli.hub.resolve import resolve_model, role_path
 from ltx2cli.hub.store import APPROX_SIZE_TOLERANCE
 
 CUT_AT = 300_000
@@ -230,13 +231,15 @@ def test_remove_keeps_blobs_other_artifacts_still_use(hub_env, _isolated_home):
     [(1.0, True), (1 - APPROX_SIZE_TOLERANCE / 2, True), (1 - 2 * APPROX_SIZE_TOLERANCE, False)],
 )
 def test_import_checks_approximate_catalog_sizes_too(tmp_path, scale, accepted):
-    # ltx-2-19b-dev's size is only quoted approximately (catalog.md): near it is accepted, a
+    # ltx-2-19b-dev's size is only known approximately (≈43.3 GB): near it is accepted, a
     # file far from it is not. Sparse files: no disk space is used.
     artifact = BUILTIN.artifacts[APPROX_SIZED]
     assert not artifact.size_exact
     own = tmp_path / "checkpoint.safetensors"
+    size = int(artifact.size * scale)
     with open(own, "wb") as f:
-        f.truncate(int(artifact.size * scale))
+        f.write(safetensors_header("model.diffusion_model.proj_out.weight", size))
+        f.truncate(size)
     if accepted:
         store.import_model(BUILTIN, own, APPROX_SIZED)
         assert store.read_registry()[APPROX_SIZED]["path"] == str(own)
@@ -244,3 +247,13 @@ def test_import_checks_approximate_catalog_sizes_too(tmp_path, scale, accepted):
     with pytest.raises(UsageError, match=f"about {re.escape(human_size(artifact.size))}"):
         store.import_model(BUILTIN, own, APPROX_SIZED)
     assert store.read_registry() == {}
+
+
+def test_role_path_finds_any_installed_candidate_or_names_the_pull(hub_env):
+    with pytest.raises(ModelNotInstalledError) as info:
+        role_path("distilled", "2.3", "text-encoder")
+    assert info.value.hint == "ltx2 models pull --for distilled --generation 2.3"
+    assert "tiny-encoder" in info.value.message  # the ungated copy is what a pull would take
+    pull("tiny-encoder")
+    folder = role_path("distilled", "2.3", "text-encoder")
+    assert (folder / "enc" / "config.json").read_bytes() == ENC_CONFIG

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -82,10 +84,57 @@ def test_crf_zero_is_identity(as_model: bool):
 @pytest.mark.parametrize("size", [(64, 96), (33, 47)])
 def test_crf_round_trip_changes_texture_but_stays_close(size: tuple[int, int]):
     pixels = textured(*size)
+    even = pixels[: size[0] // 2 * 2, : size[1] // 2 * 2]  # odd sides are cropped to even
     out = crf_round_trip(torch.from_numpy(pixels), DEFAULT_IMAGE_CRF)
-    assert out.shape == (*size, 3) and out.dtype == torch.uint8
-    assert not np.array_equal(out.numpy(), pixels)
-    assert psnr(out.numpy(), pixels) > MIN_PSNR_DB
+    assert out.shape == even.shape and out.dtype == torch.uint8
+    assert not np.array_equal(out.numpy(), even)
+    assert psnr(out.numpy(), even) > MIN_PSNR_DB
+
+
+def h264_one_frame(rgb: np.ndarray, crf: int) -> np.ndarray:
+    """The reference's round trip of an even-sided frame: one rgb24 frame converted to yuv420p,
+    encoded by libx264 (crf, preset veryfast, rate 1) into an in-memory mp4, first frame
+    decoded back to rgb24."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as container:
+        stream = container.add_stream(
+            "libx264", rate=1, options={"crf": str(crf), "preset": "veryfast"}
+        )
+        stream.height, stream.width = rgb.shape[:2]
+        stream.pix_fmt = "yuv420p"
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    buffer.seek(0)
+    with av.open(buffer) as container:
+        return next(container.decode(video=0)).to_ndarray(format="rgb24")
+
+
+ODD_SIZE = (91, 131)
+EVEN_SIZE = (90, 130)  # the reference drops the last row and column before encoding
+# 91x131 covering 64x96: the cropped 90x130 picture scales by max(64/90, 96/130) = 96/130 to
+# ceil(90·96/130) = 67 x 96 rows, and the centre crop starts at row (67 − 64)//2 = 1.
+COVER_SIZE, TOP = (67, 96), 1
+
+
+def test_odd_image_is_cropped_to_even_before_the_round_trip(tmp_path: Path):
+    pixels = textured(*ODD_SIZE)
+    pixels[-1, :] = (255, 0, 0)  # a red last row and column the reference never encodes
+    pixels[:, -1] = (255, 0, 0)
+    out = crf_round_trip(torch.from_numpy(pixels), DEFAULT_IMAGE_CRF)
+    even = np.ascontiguousarray(pixels[: EVEN_SIZE[0], : EVEN_SIZE[1]])
+    expected = h264_one_frame(even, DEFAULT_IMAGE_CRF)
+    assert out.shape == (*EVEN_SIZE, 3)
+    np.testing.assert_array_equal(out.numpy(), expected)
+
+    path = tmp_path / "odd.png"
+    Image.fromarray(pixels).save(path)
+    frame = prepare_conditioning_image(path, 64, 96)
+    decoded = torch.from_numpy(expected).permute(2, 0, 1)[None].float()
+    scaled = torch.nn.functional.interpolate(
+        decoded, size=COVER_SIZE, mode="bilinear", align_corners=False
+    )[0, :, TOP : TOP + 64]
+    torch.testing.assert_close(frame, scaled / 127.5 - 1, rtol=0, atol=1e-5)
 
 
 def test_higher_crf_loses_more():

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-# In CI the checkout is a fresh clone with the steering repo's shared/ beside it.
-MANIFESTS = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "manifests"
+# The released checkpoints' manifests (keys, shapes, embedded configs), kept in the repository.
+MANIFESTS = Path(__file__).resolve().parents[1] / "data" / "manifests"
 
 
 @cache
@@ -19,7 +19,7 @@ def _read_manifest(name: str) -> dict:
 
 @pytest.fixture
 def manifest():
-    """`manifest("ltx-2-19b")` → the parsed manifest; skips when shared/ is not beside the repo."""
+    """`manifest("ltx-2-19b")` → the parsed manifest; skips when the file is missing."""
 
     def load(name: str) -> dict:
         if not (MANIFESTS / f"{name}.json").is_file():

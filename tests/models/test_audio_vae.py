@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 
 import pytest
@@ -10,6 +9,7 @@ import torch
 from torch.nn import functional as F
 
 from ltx2cli.errors import CheckpointError
+from ltx2cli.families import GEN_2_3
 from ltx2cli.models.audio_vae import (
     AudioVAEConfig,
     PerChannelStatistics,
@@ -17,6 +17,7 @@ from ltx2cli.models.audio_vae import (
     build_audio_decoder,
     build_audio_encoder,
 )
+from ltx2cli.models.tiny import tiny_config
 
 RELEASED_LATENT_BINS = 16  # 64 mel bins through two stride-2 levels
 # Two shrunk configs; the statistics need ch == z_channels · latent mel bins (= mel_bins / 4).
@@ -29,8 +30,9 @@ LATENT_BINS = MEL_BINS // 4
 SEED = 1234
 
 
-def _config(manifest, name: str = "z2", **extra) -> dict:
-    config = copy.deepcopy(manifest("ltx-2.3-22b")["config"])
+def _config(name: str = "z2", **extra) -> dict:
+    """The tiny checkpoint's audio VAE config (released structure) at the `TINY[name]` sizes."""
+    config = tiny_config(GEN_2_3)
     config["audio_vae"]["model"]["params"]["ddconfig"].update(TINY[name], **extra)
     return config
 
@@ -44,7 +46,8 @@ def _models(config: dict, seed: int = SEED):
     return encoder.eval(), decoder.eval()
 
 
-# T' = ⌊⌊(T − 1)/2⌋/2⌋ + 1 (model.md §5.3), worked by hand; decoder gives 4T' − 3 back.
+# T' = ⌊⌊(T − 1)/2⌋/2⌋ + 1 (two stride-2 causal downsamplings), worked by hand;
+# the decoder gives 4T' − 3 back.
 @pytest.mark.parametrize(
     ("name", "mel_frames", "latent_frames", "decoded_frames"),
     [
@@ -56,8 +59,8 @@ def _models(config: dict, seed: int = SEED):
         ("z8", 17, 5, 17),
     ],
 )
-def test_encode_decode_lengths(manifest, name, mel_frames, latent_frames, decoded_frames):
-    encoder, decoder = _models(_config(manifest, name))
+def test_encode_decode_lengths(name, mel_frames, latent_frames, decoded_frames):
+    encoder, decoder = _models(_config(name))
     z, bins = TINY[name]["z_channels"], TINY[name]["mel_bins"]
     mel = torch.randn(2, 2, mel_frames, bins)
     with torch.no_grad():
@@ -73,8 +76,8 @@ def test_audio_latent_frames_is_25_per_second(seconds, frames):
     assert audio_latent_frames(seconds) == frames
 
 
-def test_encoder_is_causal_in_time(manifest):
-    encoder, _ = _models(_config(manifest))
+def test_encoder_is_causal_in_time():
+    encoder, _ = _models(_config())
     mel = torch.randn(1, 2, 17, MEL_BINS)
     later = mel.clone()
     later[:, :, 13:] = torch.randn(1, 2, 4, MEL_BINS)
@@ -85,8 +88,8 @@ def test_encoder_is_causal_in_time(manifest):
     assert (a[:, :, 4] - b[:, :, 4]).abs().max() > 1e-3
 
 
-def test_decoder_is_causal_in_time(manifest):
-    _, decoder = _models(_config(manifest))
+def test_decoder_is_causal_in_time():
+    _, decoder = _models(_config())
     latent = torch.randn(1, 2, 5, LATENT_BINS)
     later = latent.clone()
     later[:, :, 4] += 1.0
@@ -123,8 +126,8 @@ def test_statistics_act_on_the_flattened_channel_major_features():
     )
 
 
-def test_encoder_normalises_and_decoder_denormalises(manifest):
-    config = _config(manifest)
+def test_encoder_normalises_and_decoder_denormalises():
+    config = _config()
     encoder, decoder = _models(config)
     plain_encoder, plain_decoder = _models(config)
     for module in (plain_encoder, plain_decoder):
@@ -147,21 +150,21 @@ def test_encoder_normalises_and_decoder_denormalises(manifest):
         torch.testing.assert_close(decoder(latent), plain_decoder(unnormalised))
 
 
-def test_same_seed_same_weights_and_outputs(manifest):
-    config = _config(manifest)
+def test_same_seed_same_weights_and_outputs():
+    config = _config()
     (enc_a, dec_a), (enc_b, dec_b) = _models(config), _models(config)
     for a, b in ((enc_a, enc_b), (dec_a, dec_b)):
         for (key, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
             assert torch.equal(x, y), key
     mel = torch.randn(1, 2, 12, MEL_BINS)
     with torch.no_grad():
-        assert torch.equal(dec_a(enc_a(mel)), dec_a(enc_a(mel)))
+        assert torch.equal(dec_a(enc_a(mel)), dec_b(enc_b(mel)))
     other, _ = _models(config, seed=SEED + 1)
     assert not torch.equal(other.conv_in.conv.weight, enc_a.conv_in.conv.weight)
 
 
-def test_meta_build_loads_state_dict_by_assignment(manifest):
-    config = _config(manifest)
+def test_meta_build_loads_state_dict_by_assignment():
+    config = _config()
     encoder, decoder = _models(config)
     with torch.device("meta"):
         meta_encoder, meta_decoder = build_audio_encoder(config), build_audio_decoder(config)
@@ -191,14 +194,14 @@ def test_config_defaults_equal_released_ddconfig(manifest):
         ({"z_channels": 0}, "z_channels"),
     ],
 )
-def test_unsupported_configs_name_the_key(manifest, extra, key):
+def test_unsupported_configs_name_the_key(extra, key):
     with pytest.raises(CheckpointError, match=key):
-        build_audio_encoder(_config(manifest, **extra))
+        build_audio_encoder(_config(**extra))
 
 
 @pytest.mark.parametrize("axis", [None, "width"])
-def test_other_causality_axes_build_and_run(manifest, axis):
-    encoder, decoder = _models(_config(manifest, causality_axis=axis))
+def test_other_causality_axes_build_and_run(axis):
+    encoder, decoder = _models(_config(causality_axis=axis))
     with torch.no_grad():
         out = decoder(encoder(torch.randn(1, 2, 16, MEL_BINS)))
     assert out.shape == (1, 2, 16 if axis is None else 13, MEL_BINS)
@@ -208,7 +211,10 @@ def test_other_causality_axes_build_and_run(manifest, axis):
 # --- config keys the released files spell out, read as the reference reads them when absent --
 
 ATTENTION_KEYS = ("mid_block_add_attention", "attn_resolutions")
-RELEASED_RES_BLOCKS = 2
+
+
+def _ddconfig(config: dict) -> dict:
+    return config["audio_vae"]["model"]["params"]["ddconfig"]
 
 
 def _without(config: dict, *keys: str) -> dict:
@@ -226,10 +232,10 @@ def _attention_levels(module: torch.nn.Module) -> set[str]:
     # default attn_resolutions {8, 16, 32}: level l sits at resolution / 2^l (ch_mult has 3)
     [(256, set()), (64, {1, 2}), (32, {0, 1, 2})],  # 64 → 64/32/16
 )
-def test_absent_attention_keys_default_to_attention(manifest, resolution, levels):
-    config = _without(_config(manifest, resolution=resolution), *ATTENTION_KEYS)
+def test_absent_attention_keys_default_to_attention(resolution, levels):
+    config = _without(_config(resolution=resolution), *ATTENTION_KEYS)
     encoder, decoder = build_audio_encoder(config), build_audio_decoder(config)
-    blocks = RELEASED_RES_BLOCKS
+    blocks = _ddconfig(config)["num_res_blocks"]
     expected_enc = {"mid.attn_1"} | {f"down.{lv}.attn.{i}" for lv in levels for i in range(blocks)}
     expected_dec = {"mid.attn_1"} | {
         f"up.{lv}.attn.{i}" for lv in levels for i in range(blocks + 1)
@@ -237,7 +243,7 @@ def test_absent_attention_keys_default_to_attention(manifest, resolution, levels
     assert _attention_levels(encoder) == expected_enc
     assert _attention_levels(decoder) == expected_dec
     # the released config writes both keys: no attention anywhere
-    released = build_audio_decoder(_config(manifest, resolution=resolution))
+    released = build_audio_decoder(_config(resolution=resolution))
     assert _attention_levels(released) == set()
 
 
@@ -247,16 +253,16 @@ def test_absent_attention_keys_default_to_attention(manifest, resolution, levels
     [((15,), {1}, set()), ((14,), set(), {1}), ((7,), {2}, {2})],
 )
 def test_decoder_counts_attention_resolutions_up_from_the_deepest_level(
-    manifest, listed, encoder_levels, decoder_levels
+    listed, encoder_levels, decoder_levels
 ):
-    config = _config(manifest, resolution=30, attn_resolutions=list(listed))
+    config = _config(resolution=30, attn_resolutions=list(listed))
     encoder, decoder = build_audio_encoder(config), build_audio_decoder(config)
     assert {k.split(".")[1] for k in _attention_levels(encoder)} == {str(v) for v in encoder_levels}
     assert {k.split(".")[1] for k in _attention_levels(decoder)} == {str(v) for v in decoder_levels}
 
 
-def test_attention_block_is_single_head_softmax_over_all_positions(manifest):
-    config = _without(_config(manifest), *ATTENTION_KEYS)
+def test_attention_block_is_single_head_softmax_over_all_positions():
+    config = _without(_config(), *ATTENTION_KEYS)
     encoder, _ = _models(config)
     block = encoder.mid.attn_1
     channels = encoder.conv_out.conv.in_channels
@@ -272,8 +278,8 @@ def test_attention_block_is_single_head_softmax_over_all_positions(manifest):
         torch.testing.assert_close(block(x), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_absent_mel_bins_crops_decoder_output_to_the_latent_bins(manifest):
-    config = _config(manifest)
+def test_absent_mel_bins_crops_decoder_output_to_the_latent_bins():
+    config = _config()
     config["audio_vae"]["model"]["params"]["ddconfig"].pop("mel_bins")
     config["audio_vae"]["preprocessing"]["mel"].pop("n_mel_channels")
     assert AudioVAEConfig.from_checkpoint_config(config).mel_bins is None
@@ -288,15 +294,14 @@ def test_absent_mel_bins_crops_decoder_output_to_the_latent_bins(manifest):
 GROUP_CH = 64  # GroupNorm needs channels divisible by its 32 groups
 
 
-def test_group_norm_non_causal_config_builds_and_normalises_per_group(manifest):
-    config = _config(
-        manifest, ch=GROUP_CH, z_channels=8, mel_bins=32, norm_type="group", causality_axis=None
-    )
+def test_group_norm_non_causal_config_builds_and_normalises_per_group():
+    config = _config(ch=GROUP_CH, z_channels=8, mel_bins=32, norm_type="group", causality_axis=None)
     encoder, decoder = _models(config)
     norm = encoder.down[0].block[0].norm1
     assert isinstance(norm, torch.nn.GroupNorm)
     assert (norm.num_groups, norm.eps) == (32, 1e-6)
-    assert encoder.state_dict()["norm_out.weight"].shape == (GROUP_CH * 4,)
+    deepest = GROUP_CH * _ddconfig(config)["ch_mult"][-1]
+    assert encoder.state_dict()["norm_out.weight"].shape == (deepest,)
     x = torch.randn(1, GROUP_CH, 3, 5)
     groups = x.reshape(1, 32, -1)
     manual = (groups - groups.mean(-1, keepdim=True)) / torch.sqrt(
@@ -309,8 +314,8 @@ def test_group_norm_non_causal_config_builds_and_normalises_per_group(manifest):
     assert out.shape == (1, 2, 8, 32)
 
 
-def test_without_conv_resampling_the_encoder_average_pools(manifest):
-    config = _config(manifest, causality_axis=None, resamp_with_conv=False)
+def test_without_conv_resampling_the_encoder_average_pools():
+    config = _config(causality_axis=None, resamp_with_conv=False)
     encoder, decoder = _models(config)
     assert not any(k.startswith("down.0.downsample") for k in encoder.state_dict())
     # the decoder ignores the key: strided-conv upsampling as always
@@ -321,6 +326,6 @@ def test_without_conv_resampling_the_encoder_average_pools(manifest):
     torch.testing.assert_close(pooled, torch.tensor([[[[2.5, 4.5], [10.5, 12.5]]]]))
 
 
-def test_double_z_false_still_builds_the_decoder(manifest):
-    decoder = build_audio_decoder(_config(manifest, double_z=False))
+def test_double_z_false_still_builds_the_decoder():
+    decoder = build_audio_decoder(_config(double_z=False))
     assert decoder.conv_in.conv.in_channels == TINY["z2"]["z_channels"]

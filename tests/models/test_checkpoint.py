@@ -1,4 +1,4 @@
-"""Checkpoint headers: metadata decoding, generation and feature detection, clear refusals."""
+"""Checkpoint headers: metadata decoding, generation detection, clear refusals."""
 
 from __future__ import annotations
 
@@ -9,11 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from ltx2cli.errors import CheckpointError
-from ltx2cli.models.checkpoint import (
-    detect_features,
-    detect_generation,
-    read_checkpoint,
-)
+from ltx2cli.models.checkpoint import detect_generation, read_checkpoint
 
 MANIFESTS = {"2.0": "ltx-2-19b", "2.3": "ltx-2.3-22b"}
 TRANSFORMER_BLOCK_0 = "model.diffusion_model.transformer_blocks.0."
@@ -40,28 +36,6 @@ def test_generation_from_released_key_lists(manifest, generation, with_config):
 @pytest.mark.parametrize("generation", ["2.0", "2.3"])
 def test_generation_from_config_alone(manifest, generation):
     assert detect_generation([], manifest(MANIFESTS[generation])["config"]) == generation
-
-
-@pytest.mark.parametrize(
-    ("generation", "expected"),
-    [
-        ("2.0", dict(caption_projection=True, cross_attention_adaln=False, gated_attention=False,
-                     feature_extractor="v1", vocoder_bwe=False)),
-        ("2.3", dict(caption_projection=False, cross_attention_adaln=True, gated_attention=True,
-                     feature_extractor="v2", vocoder_bwe=True)),
-    ],
-)  # fmt: skip
-def test_features_from_released_key_lists(manifest, generation, expected):
-    m = manifest(MANIFESTS[generation])
-    features = detect_features(_all_keys(m), m["config"])
-    assert {k: getattr(features, k) for k in expected} == expected
-    assert features.audio and not features.fp8 and not features.vae_timestep_conditioning
-
-
-def test_vae_timestep_conditioning_is_seen_in_the_keys(manifest):
-    m = manifest("ltx-2-19b")
-    extra = m["alternatives"]["vae_timestep_conditioning_true"]["added_keys"]
-    assert detect_features([*_all_keys(m), *extra]).vae_timestep_conditioning
 
 
 def test_metadata_values_are_json_decoded_where_possible(tmp_path):

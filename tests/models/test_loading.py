@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -156,6 +157,48 @@ def test_shared_statistics_and_split_vae_file(tmp_path, toys):
         vae = load_component(path, "video_encoder")
         stats = getattr(vae.per_channel_statistics, "std-of-means")
         assert torch.equal(stats, tensors["vae.per_channel_statistics.std-of-means"])
+
+
+def test_a_source_of_split_files_reads_each_component_from_its_file(tmp_path, toys):
+    _, tensors = _monolithic(tmp_path)
+    transformer = {k: v for k, v in tensors.items() if k.startswith("model.diffusion_model.")}
+    vae = {k.removeprefix("vae."): v for k, v in tensors.items() if k.startswith("vae.")}
+    vocoder = {k: v for k, v in tensors.items() if k.startswith("vocoder.")}
+    files = [
+        _write(tmp_path / "dit.safetensors", transformer),
+        _write(tmp_path / "vae.safetensors", vae, config=CONFIG["vae"]),
+        _write(tmp_path / "voc.safetensors", vocoder),
+    ]
+    source = loading.ModelSource.of(files)
+    assert set(loading.available_components(source)) >= {"transformer", "vocoder"}
+    assert "transformer" not in loading.available_components(files[1])  # the VAE file
+    encoder = load_component(source, "video_encoder")
+    assert torch.equal(encoder.conv_in.weight, tensors["vae.encoder.conv_in.weight"])
+    model = load_component(source, "transformer")
+    assert torch.equal(model.proj.weight, tensors["model.diffusion_model.proj.weight"])
+    assert torch.equal(
+        load_component(files, "vocoder").vocoder.bias, tensors["vocoder.vocoder.bias"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra_key", "metadata", "named"),
+    [
+        ("model.diffusion_model.keyframes_abs_pos_embedding", {}, "keyframes_abs_pos_embedding"),
+        (None, {"gemma_source_checkpoint": {"gemma_version": "4"}}, "gemma_source_checkpoint"),
+        (None, {"model_version": "2.5.0"}, "model_version"),
+    ],
+)
+def test_unsupported_generations_are_refused_when_loading(
+    tmp_path, toys, extra_key, metadata, named
+):
+    tensors = _toy_tensors("model.diffusion_model.")
+    if extra_key:
+        tensors[extra_key] = torch.zeros(2)
+    path = _write(tmp_path / "new.safetensors", tensors, **metadata)
+    with pytest.raises(CheckpointError, match=named) as err:
+        load_component(path, "transformer")
+    assert "\n" not in str(err.value.message)
 
 
 def test_vocoder_prefix_is_removed_once(tmp_path, toys):
@@ -319,7 +362,9 @@ def test_decoder_timestep_conditioning_follows_the_tensors(tmp_path):
     from ltx2cli.models.video_vae import build_video_decoder
 
     config = tiny_config("2.0")
-    decoder = build_video_decoder(config, timestep_conditioning=True)
+    with_tc = copy.deepcopy(config)
+    with_tc["vae"]["timestep_conditioning"] = True
+    decoder = build_video_decoder(with_tc)
     decoder.init_weights(torch.Generator().manual_seed(0))
     tensors = {
         ("vae." if k.startswith("per_channel") else "vae.decoder.") + k: v
@@ -344,7 +389,7 @@ MANIFEST_COMPONENTS = {
 }
 
 
-# The reference's key ops (model.md §1.3), written out: (kept prefixes, ordered substring
+# The reference's key ops, written out: (kept prefixes, ordered substring
 # replacements applied to every occurrence, our module's root inside the reference module).
 _PROJ, _DM = "text_embedding_projection.", "model.diffusion_model."
 _EMBEDDING_RENAMES = (

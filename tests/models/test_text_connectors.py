@@ -1,4 +1,4 @@
-"""Feature extractors V1/V2 and the embeddings connectors on tiny configs (model.md §8.2–8.4)."""
+"""Feature extractors V1/V2 and the embeddings connectors on tiny configs."""
 
 from __future__ import annotations
 

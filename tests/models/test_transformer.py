@@ -12,6 +12,8 @@ from ltx2cli.diffusion.patchify import (
     video_positions,
 )
 from ltx2cli.errors import CheckpointError
+from ltx2cli.families import GEN_2_0, GEN_2_3
+from ltx2cli.models import tiny
 from ltx2cli.models.transformer import (
     BatchedPerturbations,
     Modality,
@@ -26,44 +28,23 @@ SIGMA = 0.7
 GRID = (2, 2, 3)  # latent frames, rows, columns → 12 video tokens
 AUDIO_TOKENS = 5
 CONTEXT_TOKENS = 6
-CHANNELS = 8
-CAPTION = 12
+_TINY = tiny.tiny_config(GEN_2_3)["transformer"]
+CHANNELS = _TINY["in_channels"]
+AUDIO_CHANNELS = _TINY["audio_out_channels"]
+CAPTION = _TINY["caption_channels"]
+# LTX-2.3 contexts arrive at each stream's inner width (heads × head dim).
+VIDEO_INNER = _TINY["num_attention_heads"] * _TINY["attention_head_dim"]
+AUDIO_INNER = _TINY["audio_num_attention_heads"] * _TINY["audio_attention_head_dim"]
 FPS = 24.0
 ATOL = 1e-5
 GENERATIONS = ["19b", "2.3"]
 
 
 def tiny_config(generation: str, num_layers: int = 2) -> dict:
-    section = {
-        "num_layers": num_layers,
-        "num_attention_heads": 2,
-        "attention_head_dim": 8,
-        "audio_num_attention_heads": 2,
-        "audio_attention_head_dim": 4,
-        "in_channels": CHANNELS,
-        "out_channels": CHANNELS,
-        "audio_in_channels": CHANNELS,
-        "audio_out_channels": CHANNELS,
-        "cross_attention_dim": 16,
-        "audio_cross_attention_dim": 8,
-        "caption_channels": CAPTION,
-        "positional_embedding_max_pos": [20, 2048, 2048],
-        "audio_positional_embedding_max_pos": [20],
-        "timestep_scale_multiplier": 1000,
-        "av_ca_timestep_scale_multiplier": 1000.0,
-        "frequencies_precision": "float64",
-        "rope_type": "split",
-    }
-    if generation == "2.3":
-        section |= {
-            "cross_attention_adaln": True,
-            "apply_gated_attention": True,
-            "caption_proj_before_connector": True,
-            "caption_projection_first_linear": False,
-            "caption_projection_second_linear": False,
-            "caption_proj_input_norm": False,
-        }
-    return {"transformer": section}
+    """The tiny checkpoint's transformer section with `num_layers` blocks."""
+    config = tiny.tiny_config(GEN_2_0 if generation == "19b" else GEN_2_3)
+    config["transformer"]["num_layers"] = num_layers
+    return {"transformer": config["transformer"]}
 
 
 def tiny_model(generation: str = "2.3", num_layers: int = 2, **options):
@@ -75,8 +56,8 @@ def tiny_model(generation: str = "2.3", num_layers: int = 2, **options):
 def inputs(generation: str = "2.3", batch: int = 1, seed: int = 1, sigma: float = SIGMA):
     g = torch.Generator().manual_seed(seed)
     n_video = GRID[0] * GRID[1] * GRID[2]
-    video_ctx = 16 if generation == "2.3" else CAPTION
-    audio_ctx = 8 if generation == "2.3" else CAPTION
+    video_ctx = VIDEO_INNER if generation == "2.3" else CAPTION
+    audio_ctx = AUDIO_INNER if generation == "2.3" else CAPTION
     sigmas = torch.full((batch,), sigma)
     video = Modality(
         latent=torch.randn(batch, n_video, CHANNELS, generator=g),
@@ -86,10 +67,10 @@ def inputs(generation: str = "2.3", batch: int = 1, seed: int = 1, sigma: float 
         context=torch.randn(batch, CONTEXT_TOKENS, video_ctx, generator=g),
     )
     audio = Modality(
-        latent=torch.randn(batch, AUDIO_TOKENS, CHANNELS, generator=g),
+        latent=torch.randn(batch, AUDIO_TOKENS, AUDIO_CHANNELS, generator=g),
         sigma=sigmas,
         timesteps=torch.full((batch, AUDIO_TOKENS, 1), sigma),
-        positions=audio_positions(AudioLatentShape(batch, CHANNELS, AUDIO_TOKENS, 1)),
+        positions=audio_positions(AudioLatentShape(batch, AUDIO_CHANNELS, AUDIO_TOKENS, 1)),
         context=torch.randn(batch, CONTEXT_TOKENS, audio_ctx, generator=g),
     )
     return video, audio
@@ -133,7 +114,7 @@ def test_same_seed_same_weights_and_outputs(generation: str) -> None:
         assert torch.equal(a, b), key
     video, audio = inputs(generation)
     with torch.no_grad():
-        out1, out2 = first(video, audio), first(video, audio)
+        out1, out2 = first(video, audio), second(video, audio)
     assert torch.equal(out1[0], out2[0]) and torch.equal(out1[1], out2[1])
 
 

@@ -1,6 +1,6 @@
 """The transformer and the text connector against a plain re-statement of the reference recipe.
 
-The recipe below is written from the facts in model.md §2–3 and §8.4 (op by op, no shared code
+The recipe below is written from the reference facts (op by op, no shared code
 with the package): every AdaLN runs on every token, RoPE angles are built per axis and frequency
 with explicit loops over the layout, attention is an explicit softmax. It reads the module's
 parameters by their checkpoint key names, so it also pins which table row and which timestep

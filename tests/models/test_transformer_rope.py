@@ -1,5 +1,5 @@
-"""RoPE: frequency ladder precision, angle layout and rotation against hand-written formulas
-(model.md §3). The position grids are tested with `ltx2cli.diffusion.patchify`."""
+"""RoPE: frequency ladder precision, angle layout and rotation against hand-written formulas.
+The position grids are tested with `ltx2cli.diffusion.patchify`."""
 
 from __future__ import annotations
 

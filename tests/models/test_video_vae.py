@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from ltx2cli.errors import CheckpointError, UsageError
+from ltx2cli.families import GEN_2_0, GEN_2_3
+from ltx2cli.models import tiny
 from ltx2cli.models.video_vae import (
     DECODE_NOISE_SCALE,
     DECODE_TIMESTEP,
@@ -17,12 +19,17 @@ from ltx2cli.models.video_vae import (
     build_video_decoder,
     build_video_encoder,
 )
-from ltx2cli.models.video_vae_blocks import ResStage, pixel_patchify, pixel_unpatchify
+from ltx2cli.models.video_vae_blocks import (
+    ResnetBlock3D,
+    ResStage,
+    pixel_patchify,
+    pixel_unpatchify,
+)
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 GENERATIONS = ["19b", "2.3"]
-LATENT_CHANNELS = 8
+LATENT_CHANNELS = tiny.TINY_VIDEO_LATENT_CHANNELS
 PATCH = 4
 FRAMES, HEIGHT, WIDTH = 9, 64, 96  # → latent (2, 2, 3)
 LATENT_GRID = (2, 2, 3)
@@ -32,53 +39,9 @@ MAX_PERIOD = 10000.0
 
 
 def tiny_config(generation: str, **vae: object) -> dict:
-    """The released block layouts (model.md §4.1) at one res block per stage and width 8."""
-    res = ["res_x", {"num_layers": 1}]
-    encoder = [
-        res,
-        ["compress_space_res", {"multiplier": 2}],
-        res,
-        ["compress_time_res", {"multiplier": 2}],
-        res,
-        ["compress_all_res", {"multiplier": 2}],
-        res,
-        ["compress_all_res", {"multiplier": 2 if generation == "19b" else 1}],
-        res,
-    ]
-    if generation == "19b":
-        up = ["compress_all", {"multiplier": 2, "residual": True}]
-        decoder = [res, up, res, up, res, up, res]
-    else:
-        decoder = [
-            res,
-            ["compress_space", {"multiplier": 2}],
-            res,
-            ["compress_time", {"multiplier": 2}],
-            res,
-            ["compress_all", {"multiplier": 1}],
-            res,
-            ["compress_all", {"multiplier": 2}],
-            res,
-        ]
-    section = {
-        "_class_name": "CausalVideoAutoencoder",
-        "dims": 3,
-        "in_channels": 3,
-        "out_channels": 3,
-        "latent_channels": LATENT_CHANNELS,
-        "decoder_base_channels": LATENT_CHANNELS,
-        "patch_size": PATCH,
-        "norm_layer": "pixel_norm",
-        "latent_log_var": "uniform",
-        "causal_decoder": False,
-        "timestep_conditioning": False,
-        "encoder_blocks": encoder,
-        "decoder_blocks": decoder,
-    }
-    if generation == "2.3":
-        section["spatial_padding_mode"] = "zeros"
-    section.update(vae)
-    return {"vae": section}
+    """The tiny checkpoint's VAE section (the released block layouts, one res block per stage)."""
+    section = tiny.tiny_config(GEN_2_0 if generation == "19b" else GEN_2_3)["vae"]
+    return {"vae": {**section, **vae}}
 
 
 def tiny_encoder(generation: str = "19b", seed: int = SEED, **vae: object):
@@ -142,7 +105,7 @@ def test_same_seed_same_weights_same_outputs():
 def test_pixel_patchify_channel_order_matches_the_checkpoint_layout():
     x = torch.arange(2 * 3 * 2 * 8 * 12, dtype=torch.float32).reshape(2, 3, 2, 8, 12)
     expected = torch.empty(2, 3 * PATCH * PATCH, 2, 8 // PATCH, 12 // PATCH)
-    # model.md §4.3: channel c·16 + r·4 + q, q = row (height) offset, r = column (width) offset.
+    # Patchify order: channel c·16 + r·4 + q, q = row (height) offset, r = column (width) offset.
     for c in range(3):
         for r in range(PATCH):
             for q in range(PATCH):
@@ -203,6 +166,17 @@ def test_decoder_unnormalises_before_decoding():
     torch.testing.assert_close(decoder(latent), plain(latent * std + mean))
 
 
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@torch.no_grad()
+def test_timestep_conditioned_decoder_needs_the_pipeline_generator():
+    decoder = tiny_decoder(timestep_conditioning=True)
+    with pytest.raises(ValueError, match="generator"):
+        decoder(random_latent())
+
+
 @torch.no_grad()
 def test_timestep_conditioned_decoder_noise_follows_the_seed():
     decoder = tiny_decoder(timestep_conditioning=True)
@@ -233,9 +207,9 @@ def test_decode_noise_is_blended_in_normalised_space():
 def test_decode_timestep_defaults_to_the_reference_value():
     decoder = tiny_decoder(timestep_conditioning=True, decode_noise_scale=0.0)
     latent = random_latent()
-    default = decoder(latent)
-    torch.testing.assert_close(decoder(latent, timestep=DECODE_TIMESTEP), default)
-    assert not torch.allclose(decoder(latent, timestep=0.5), default)
+    default = decoder(latent, generator=_gen())
+    torch.testing.assert_close(decoder(latent, DECODE_TIMESTEP, _gen()), default)
+    assert not torch.allclose(decoder(latent, 0.5, _gen()), default)
 
 
 @torch.no_grad()
@@ -343,10 +317,10 @@ def test_vae_time_embedding_is_the_pixart_sinusoid_mlp():
 def test_decoder_timestep_is_scaled_by_the_stored_multiplier():
     decoder = tiny_decoder(timestep_conditioning=True, decode_noise_scale=0.0)
     latent = random_latent()
-    default = decoder(latent)  # 0.05 × 1000
+    default = decoder(latent, generator=_gen())  # 0.05 × 1000
     decoder.timestep_scale_multiplier.fill_(1.0)
     scaled = DECODE_TIMESTEP * TIMESTEP_SCALE_MULTIPLIER_INIT
-    torch.testing.assert_close(decoder(latent, timestep=scaled), default)
+    torch.testing.assert_close(decoder(latent, scaled, _gen()), default)
 
 
 @torch.no_grad()
@@ -356,9 +330,30 @@ def test_decoder_final_modulation_rows_are_shift_then_scale():
     captured: dict[str, torch.Tensor] = {}
     decoder.conv_norm_out.register_forward_hook(lambda m, a, out: captured.update(normed=out))
     decoder.conv_out.register_forward_pre_hook(lambda m, args: captured.update(act=args[0]))
-    decoder(latent)
+    decoder(latent, generator=_gen())
     t = torch.tensor([DECODE_TIMESTEP]) * TIMESTEP_SCALE_MULTIPLIER_INIT
     embed = decoder.last_time_embedder(t, torch.float32).view(2, -1)
     shift, scale = (decoder.last_scale_shift_table + embed).view(2, -1, 1, 1, 1)
     expected = F.silu(captured["normed"] * (1 + scale) + shift)
     torch.testing.assert_close(captured["act"], expected)
+
+
+@torch.no_grad()
+def test_noise_injection_draws_two_spatial_maps_from_the_given_generator():
+    # out = x + conv2(...) + n2 · scale2 with n1, n2 the generator's first two (H, W) draws.
+    block = ResnetBlock3D(
+        LATENT_CHANNELS, LATENT_CHANNELS, norm_layer="pixel_norm", padding_mode="zeros",
+        inject_noise=True,
+    )  # fmt: skip
+    x = torch.randn(1, LATENT_CHANNELS, 2, 3, 4, generator=_gen(1))
+    quiet = block(x, causal=False, generator=_gen(7))
+    scale = torch.linspace(0.5, 1.5, LATENT_CHANNELS)
+    block.per_channel_scale2.copy_(scale.view(-1, 1, 1))
+    noisy = block(x, causal=False, generator=_gen(7))
+    g = _gen(7)
+    torch.randn(3, 4, generator=g)  # the first map, scaled by per_channel_scale1 = 0
+    second = torch.randn(3, 4, generator=g)
+    expected = second[None, None] * scale.view(-1, 1, 1, 1)[None]
+    torch.testing.assert_close(noisy - quiet, expected.expand_as(noisy))
+    with pytest.raises(ValueError, match="generator"):
+        block(x, causal=False)

@@ -99,22 +99,16 @@ SAME_INPUT_ATOL = 1e-5  # convs over different widths may sum in another order
 SEAM_DIFFERENCE = 1e-3
 
 
-@pytest.mark.parametrize("part", ["decoder-19b", "decoder-2.3", "encoder"])
+@pytest.mark.parametrize("generation", ["19b", "2.3"])
 @torch.no_grad()
-def test_unmodified_networks_blend_their_two_tiles_linearly_in_the_band(part):
-    """model.md §4.7: separable trapezoid masks, ramps strictly inside (0, 1), on the latent grid
-    for encoding and ×32 in pixels for decoding. Untouched weights: every conv sees its
-    neighbours, so outside the band tiled and untiled runs must still agree."""
-    if part == "encoder":
-        model, unit = tiny_encoder(), 1  # output units per latent
-        x = random_video(frames=1, height=2 * PX, width=STRIP_LATENTS * PX)
-        tiled, full = model.tiled_encode(x, **STRIP_TILES), model(x)
-        first, second = model(x[..., : STRIP_TILE * PX]), model(x[..., -STRIP_TILE * PX :])
-    else:
-        model, unit = tiny_decoder(part.removeprefix("decoder-")), PX
-        x = latent_of(1, 2, STRIP_LATENTS)
-        tiled, full = model.tiled_decode(x, aspect_coupled=False, **STRIP_TILES), model(x)
-        first, second = model(x[..., :STRIP_TILE]), model(x[..., -STRIP_TILE:])
+def test_unmodified_decoders_blend_their_two_tiles_linearly_in_the_band(generation):
+    """Decode masks are separable trapezoids with ramps strictly inside (0, 1), ×32 in pixels.
+    Untouched weights: every conv sees its neighbours, so outside the band tiled and untiled
+    runs must still agree."""
+    model, unit = tiny_decoder(generation), PX
+    x = latent_of(1, 2, STRIP_LATENTS)
+    tiled, full = model.tiled_decode(x, aspect_coupled=False, **STRIP_TILES), model(x)
+    first, second = model(x[..., :STRIP_TILE]), model(x[..., -STRIP_TILE:])
     lo, hi = (STRIP_TILE - STRIP_OVERLAP) * unit, STRIP_TILE * unit  # the blended band
     fade_in = torch.linspace(0.0, 1.0, hi - lo + 2)[1:-1]
     band = first[..., lo:] * (1 - fade_in) + second[..., : hi - lo] * fade_in
@@ -124,8 +118,9 @@ def test_unmodified_networks_blend_their_two_tiles_linearly_in_the_band(part):
     assert (tiled[..., lo:hi] - full[..., lo:hi]).abs().max() > SEAM_DIFFERENCE
 
 
-# Overlap above half the tile: three tiles cover some positions and the masks no longer sum
-# to one, so the accumulated weights divide the result (encode: 3-latent tiles, 2 overlap).
+# Overlap above half the tile: three tiles cover some positions and the decode masks no longer
+# sum to one, so the accumulated weights divide the result (encode: 3-latent tiles, 2 overlap,
+# whose rectangular masks still leave exactly one tile per latent).
 HEAVY_ENCODE_TILES = {"spatial_tile": 96, "spatial_overlap": 64, "temporal_tile": None}
 HEAVY_DECODE_TILES = {"spatial_tile": 128, "spatial_overlap": 96, "temporal_tile": None}
 
@@ -239,15 +234,30 @@ def test_invalid_tile_sizes_are_usage_errors(tiles):
 
 
 @pytest.mark.parametrize(
-    "tiles",
+    ("small", "minimum"),
     [
-        {"spatial_tile": 128, "spatial_overlap": 32},
-        {"temporal_tile": 32, "temporal_overlap": 8},
+        (
+            {"spatial_tile": 128, "spatial_overlap": 32},
+            {"spatial_tile": 128, "spatial_overlap": 64},
+        ),
+        (
+            {"spatial_tile": None, "temporal_tile": 24, "temporal_overlap": 8},
+            {"spatial_tile": None, "temporal_tile": 24, "temporal_overlap": 16},
+        ),
     ],
 )
-def test_encode_needs_the_minimum_overlap(tiles):
+@torch.no_grad()
+def test_encode_raises_small_overlaps_to_the_minimum(small, minimum):
+    encoder = tiny_encoder()
+    video = random_video(frames=33, height=32, width=192)
+    raised = encoder.tiled_encode(video, **small)
+    assert torch.equal(raised, encoder.tiled_encode(video, **minimum))
+    assert not torch.allclose(raised, encoder(video))  # really tiled
+
+
+def test_encode_tile_must_exceed_the_minimum_overlap():
     with pytest.raises(UsageError, match="too small for tiled encoding"):
-        tiny_encoder().tiled_encode(random_video(), **tiles)
+        tiny_encoder().tiled_encode(random_video(), spatial_tile=64, spatial_overlap=32)
 
 
 def test_decode_estimate_scales_with_area_batch_and_dtype():

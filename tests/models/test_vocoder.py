@@ -11,8 +11,10 @@ import torch
 from torch.nn import functional as F
 
 from ltx2cli.errors import CheckpointError
+from ltx2cli.families import GEN_2_0, GEN_2_3
 from ltx2cli.models.audio_vae import build_audio_decoder, build_audio_encoder
 from ltx2cli.models.mel import MelConfig, log_mel_spectrogram, mel_filterbank
+from ltx2cli.models.tiny import tiny_config
 from ltx2cli.models.vocoder import (
     ResBlock1,
     SnakeBeta,
@@ -29,13 +31,15 @@ HIFIGAN_HOP = 240  # 6·5·2·2·2: 100 mel frames/s → 24 kHz
 BIGVGAN_HOP = 160  # 5·2·2·2·2·2: → 16 kHz
 BWE_RATIO = 3  # 16 kHz → 48 kHz
 SEED = 7
+GENERATION = {"ltx-2-19b": GEN_2_0, "ltx-2.3-22b": GEN_2_3}
 # Kaiser β for K = 12, half-width 0.3: A = 2.285·5·π·1.2 + 7.95 ≈ 51.02 > 50 → 0.1102·(A − 8.7)
 KAISER_BETA = 0.1102 * (2.285 * 5 * math.pi * 1.2 + 7.95 - 8.7)
 
 
-def _config(manifest, name: str) -> dict:
-    """The released config with the narrowest widths the stage count allows."""
-    config = copy.deepcopy(manifest(name)["config"])
+def _config(name: str) -> dict:
+    """The tiny checkpoint's config (released vocoder structure) at the narrowest widths the
+    stage count allows."""
+    config = tiny_config(GENERATION[name])
     section = config["vocoder"]
     if "bwe" in section:
         section["vocoder"]["upsample_initial_channel"] = 64  # 6 stages → 1 channel
@@ -45,8 +49,8 @@ def _config(manifest, name: str) -> dict:
     return config
 
 
-def _fresh_vocoder(manifest, name: str):
-    module = build_vocoder(_config(manifest, name))
+def _fresh_vocoder(name: str):
+    module = build_vocoder(_config(name))
     module.init_weights(torch.Generator().manual_seed(SEED))
     return module.eval()
 
@@ -54,10 +58,10 @@ def _fresh_vocoder(manifest, name: str):
 _BUILT: dict[str, torch.nn.Module] = {}
 
 
-def _vocoder(manifest, name: str):
+def _vocoder(name: str):
     """A private copy of the seeded tiny vocoder (built once per module: BWE builds are slow)."""
     if name not in _BUILT:
-        _BUILT[name] = _fresh_vocoder(manifest, name)
+        _BUILT[name] = _fresh_vocoder(name)
     return copy.deepcopy(_BUILT[name])
 
 
@@ -158,10 +162,10 @@ def test_snakebeta_follows_its_log_scale_formula():
 
 
 @pytest.mark.parametrize("name", ["ltx-2-19b", "ltx-2.3-22b"])
-def test_each_stage_averages_its_resblocks(manifest, name):
+def test_each_stage_averages_its_resblocks(name):
     """With every resblock an identity (second convs zeroed) a mean passes the upsampled signal
     through unchanged, where a sum would triple it at every stage."""
-    module = _vocoder(manifest, name)
+    module = _vocoder(name)
     generator = module.vocoder if isinstance(module, VocoderWithBWE) else module
     with torch.no_grad():
         for block in generator.resblocks:
@@ -179,8 +183,8 @@ def test_each_stage_averages_its_resblocks(manifest, name):
         torch.testing.assert_close(generator(mel), expected)
 
 
-def test_resblock1_matches_dilated_conv_formula(manifest):
-    block = _vocoder(manifest, "ltx-2-19b").resblocks[1]  # kernel 7, dilations 1/3/5
+def test_resblock1_matches_dilated_conv_formula():
+    block = _vocoder("ltx-2-19b").resblocks[1]  # kernel 7, dilations 1/3/5
     x = torch.randn(1, 16, 40)
     expected = x
     for dilation, conv1, conv2 in zip((1, 3, 5), block.convs1, block.convs2, strict=True):
@@ -224,10 +228,10 @@ def test_resblock1_pads_same_with_the_extra_zero_on_the_right(kernel, dilation):
 
 
 @pytest.mark.parametrize("name", ["ltx-2-19b", "ltx-2.3-22b"])
-def test_generators_read_128_mel_channels_whatever_the_mel_bins(manifest, name):
+def test_generators_read_128_mel_channels_whatever_the_mel_bins(name):
     """The reference hard-codes `conv_pre` to 2 × 64 inputs; neither the audio VAE's mel_bins
     nor the BWE's num_mels changes it (num_mels only sizes the mel basis)."""
-    config = _config(manifest, name)
+    config = _config(name)
     config["audio_vae"]["model"]["params"]["ddconfig"]["mel_bins"] = 32
     if "bwe" in config["vocoder"]:
         config["vocoder"]["bwe"]["num_mels"] = 32
@@ -250,21 +254,21 @@ def test_generators_read_128_mel_channels_whatever_the_mel_bins(manifest, name):
         ("ltx-2.3-22b", 5, 5 * BIGVGAN_HOP * BWE_RATIO, 48000),
     ],
 )
-def test_output_length_rate_and_determinism(manifest, name, frames, samples, rate):
-    module = _vocoder(manifest, name)
+def test_output_length_rate_and_determinism(name, frames, samples, rate):
+    module = _vocoder(name)
     mel = torch.randn(2, 2, frames, MEL_BINS)
     with torch.no_grad():
         out = module(mel)
         # a separate build from the same seed gives bit-identical weights and output
-        again = _fresh_vocoder(manifest, name)(mel)
+        again = _fresh_vocoder(name)(mel)
     assert out.shape == (2, 2, samples)
     assert module.output_sampling_rate == rate
     assert torch.equal(out, again)
     assert out.abs().max() <= 1.0
 
 
-def test_filters_are_computed_at_construction_and_match_the_helper(manifest):
-    config = _config(manifest, "ltx-2.3-22b")
+def test_filters_are_computed_at_construction_and_match_the_helper():
+    config = _config("ltx-2.3-22b")
     module = build_vocoder(config)
     fixed = vocoder_fixed_buffers(config)
     buffers = dict(module.named_buffers())
@@ -277,18 +281,18 @@ def test_filters_are_computed_at_construction_and_match_the_helper(manifest):
     torch.testing.assert_close(buffers["mel_stft.mel_basis"], mel_filterbank(257, 64, 16000))
 
 
-def test_meta_build_loads_by_assignment(manifest):
-    module = _vocoder(manifest, "ltx-2.3-22b")
+def test_meta_build_loads_by_assignment():
+    module = _vocoder("ltx-2.3-22b")
     with torch.device("meta"):
-        meta = build_vocoder(_config(manifest, "ltx-2.3-22b"))
+        meta = build_vocoder(_config("ltx-2.3-22b"))
     meta.load_state_dict(module.state_dict(), strict=True, assign=True)
     mel = torch.randn(1, 2, 2, MEL_BINS)
     with torch.no_grad():
         torch.testing.assert_close(meta(mel), module(mel))
 
 
-def test_bwe_mel_is_causal(manifest):
-    mel_stft = _vocoder(manifest, "ltx-2.3-22b").mel_stft
+def test_bwe_mel_is_causal():
+    mel_stft = _vocoder("ltx-2.3-22b").mel_stft
     hop = 80
     audio = 0.1 * torch.randn(1, 2, 8 * hop)
     later = audio.clone()
@@ -302,11 +306,11 @@ def test_bwe_mel_is_causal(manifest):
 BWE_HOP, BWE_N_FFT = 80, 512
 
 
-def test_bwe_mel_uses_the_stored_bases_as_a_causal_framed_dft(manifest):
+def test_bwe_mel_uses_the_stored_bases_as_a_causal_framed_dft():
     """Whatever values the checkpoint stores: frame t covers samples [80t − 432, 80t + 80)
     (zeros before the start), rows 0..256 give the real parts and 257..513 the imaginary parts,
     magnitude has no epsilon, then `log(max(mel_basis @ |X|, 1e-5))`."""
-    mel_stft = _vocoder(manifest, "ltx-2.3-22b").mel_stft
+    mel_stft = _vocoder("ltx-2.3-22b").mel_stft
     gen = torch.Generator().manual_seed(SEED)
     with torch.no_grad():
         mel_stft.stft_fn.forward_basis.normal_(0.0, 0.05, generator=gen)
@@ -332,10 +336,10 @@ def _hann_sinc(tau: np.ndarray, ratio: int) -> np.ndarray:
     return np.sinc(t) * np.cos(np.pi * np.clip(t, -6, 6) / 12) ** 2 * 0.99 / ratio
 
 
-def test_bwe_output_is_clamped_residual_plus_resampled_low_band(manifest):
+def test_bwe_output_is_clamped_residual_plus_resampled_low_band():
     """With the BWE residual silenced, the output is the 16 kHz signal interpolated ×3 by a
     direct sum y[j] = 3·Σ_i x[clamp(i)]·h(j/3 − i) over |j/3 − i| ≤ 7 (edges replicated)."""
-    module = _vocoder(manifest, "ltx-2.3-22b")
+    module = _vocoder("ltx-2.3-22b")
     with torch.no_grad():
         module.bwe_generator.conv_post.weight.zero_()  # no bias: residual = 0
         mel = torch.randn(1, 2, 3, MEL_BINS)
@@ -353,8 +357,8 @@ def test_bwe_output_is_clamped_residual_plus_resampled_low_band(manifest):
     np.testing.assert_allclose(out[0].double().numpy(), expected, atol=1e-5)
 
 
-def test_bwe_runs_in_float32_for_bfloat16_weights(manifest):
-    module = _vocoder(manifest, "ltx-2.3-22b")
+def test_bwe_runs_in_float32_for_bfloat16_weights():
+    module = _vocoder("ltx-2.3-22b")
     mel = torch.randn(1, 2, 4, MEL_BINS)
     upcast = copy.deepcopy(module.to(torch.bfloat16)).float()
     mel = mel[:, :, :2]
@@ -374,16 +378,16 @@ def test_bwe_runs_in_float32_for_bfloat16_weights(manifest):
         ({"upsample_rates": [6, 5]}, "upsample_rates"),
     ],
 )
-def test_unsupported_vocoder_configs_name_the_key(manifest, section, key):
-    config = copy.deepcopy(manifest("ltx-2-19b")["config"])
+def test_unsupported_vocoder_configs_name_the_key(section, key):
+    config = tiny_config(GEN_2_0)
     config["vocoder"].update(section)
     with pytest.raises(CheckpointError, match=key):
         build_vocoder(config)
 
 
-def test_stage_widths_halve_with_floor_division(manifest):
+def test_stage_widths_halve_with_floor_division():
     """The reference sizes stage i as ⌊C / 2^i⌋, so C need not be a multiple of 2^stages."""
-    config = copy.deepcopy(manifest("ltx-2-19b")["config"])
+    config = tiny_config(GEN_2_0)
     width = 40  # → 20, 10, 5, 2, 1
     config["vocoder"]["upsample_initial_channel"] = width
     with torch.device("meta"):
@@ -393,8 +397,8 @@ def test_stage_widths_halve_with_floor_division(manifest):
     assert tuple(module.conv_post.weight.shape) == (2, 1, 7)
 
 
-def test_dilations_beyond_the_third_are_ignored(manifest):
-    config = copy.deepcopy(manifest("ltx-2-19b")["config"])
+def test_dilations_beyond_the_third_are_ignored():
+    config = tiny_config(GEN_2_0)
     config["vocoder"]["upsample_initial_channel"] = 32
     config["vocoder"]["resblock_dilation_sizes"] = [[1, 3, 5, 7]] * 3
     with torch.device("meta"):
@@ -411,8 +415,8 @@ def test_dilations_beyond_the_third_are_ignored(manifest):
     # 4000 samples @16 kHz → 26 mel frames → 7 latents → 25 mel frames → 25·240 or 25·160·3
     [("ltx-2-19b", 24000, 6000), ("ltx-2.3-22b", 48000, 12000)],
 )
-def test_waveform_to_latent_to_waveform(manifest, name, rate, samples):
-    config = _config(manifest, name)
+def test_waveform_to_latent_to_waveform(name, rate, samples):
+    config = _config(name)
     config["audio_vae"]["model"]["params"]["ddconfig"].update(ch=16, z_channels=1)
     gen = torch.Generator().manual_seed(SEED)
     encoder, decoder = build_audio_encoder(config), build_audio_decoder(config)
