@@ -87,7 +87,7 @@ def retake(
     job = retake_job(
         source, prompt, start, end, what, fit, distilled, preset, flags, lora, text_encoder, output
     )
-    run = _Runner(overwrite=overwrite, compile=False, dry_run=False)
+    run = _Runner(overwrite=overwrite, compile=False, dry_run=False, editing=True)
     try:
         run(job)
     finally:
