@@ -130,8 +130,12 @@ def image_conditionings(
     height: int,
     width: int,
     default_crf: int,
+    *,
+    guiding: bool = False,
 ) -> list[ConditioningItem]:
-    """One item per image, VAE-encoded at `height` x `width` (the caller frees the encoder)."""
+    """One item per image, VAE-encoded at `height` x `width` (the caller frees the encoder):
+    frame 0 replaces the first latent frame unless `guiding` (every image appended as a
+    keyframe guide, as keyframe interpolation does)."""
     from ltx2cli.media.image import prepare_conditioning_image
 
     if not images:
@@ -144,7 +148,7 @@ def image_conditionings(
         frame = prepare_conditioning_image(image.path, height, width, crf=crf)
         pixels = frame.to(device=rt.device, dtype=rt.dtype)[None, :, None]  # (1, 3, 1, H, W)
         latent = encoder(pixels)  # (1, C, 1, H/32, W/32)
-        if image.frame == 0:
+        if image.frame == 0 and not guiding:
             items.append(ReplaceLatent(latent, 0, image.strength))
         else:
             items.append(KeyframeGuide(latent, image.frame, image.strength))

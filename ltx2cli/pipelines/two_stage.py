@@ -29,12 +29,16 @@ class Recipe:
     """What the two-stage family varies: the sampler of both stages, the stage-1 schedule
     (from the steps and the stage-1 video token count), and the distilled LoRA's strength in
     each stage (None: not fused in that stage; else a strength, or `from_flag` for the
-    strength given with `--distilled-lora`)."""
+    strength given with `--distilled-lora`). `guiding_images`: every image, frame 0 too, is
+    an appended keyframe guide (keyframe interpolation); `stage1_audio`: decode the stage-1
+    audio where the compat record says so (False: always the final audio)."""
 
     sampler: str = "euler"
     stage1_sigmas: Callable[[int, int], torch.Tensor] = lambda steps, _tokens: ltx2_sigmas(steps)
     distilled_stage1: float | None = None
     distilled_stage2: float | str = "from_flag"
+    guiding_images: bool = False
+    stage1_audio: bool = True
 
 
 def _distilled(ctx: Context, strength: float | str | None) -> tuple[ResolvedLora, ...]:
@@ -66,8 +70,9 @@ def run(ctx: Context, recipe: Recipe = Recipe()) -> Result:
     # 2. Stage 1 at half size: image latents (encoder freed), guided Euler from pure noise.
     with timings.stage("stage 1", report):
         items = stages.image_conditionings(
-            ledger, ctx.job.images, s.height // 2, s.width // 2, s.image_crf
-        )
+            ledger, ctx.job.images, s.height // 2, s.width // 2, s.image_crf,
+            guiding=recipe.guiding_images,
+        )  # fmt: skip
         ledger.free("video_encoder")
         states = stages.initial_states(half, items, ctx.generator, ledger)
 
@@ -81,7 +86,9 @@ def run(ctx: Context, recipe: Recipe = Recipe()) -> Result:
     # 3. Upsample x2, stage-2 image latents at full size (encoder freed).
     with timings.stage("upsample", report):
         upsampled = stages.upsample_video(ledger, stage1.video)
-        items = stages.image_conditionings(ledger, ctx.job.images, s.height, s.width, s.image_crf)
+        items = stages.image_conditionings(
+            ledger, ctx.job.images, s.height, s.width, s.image_crf, guiding=recipe.guiding_images
+        )
         ledger.free("video_encoder")
 
     # 4. Stage 2: the three distilled sigmas from 0.909375, no guidance.
@@ -108,7 +115,8 @@ def run(ctx: Context, recipe: Recipe = Recipe()) -> Result:
     # 5. Decode the video (tiled when large) and the audio.
     with timings.stage("decode", report):
         video = stages.decode_video(ledger, final.video, ctx.generator)
-        audio_latent = stage1.audio if ctx.compat.stage1_audio_decode else final.audio
+        stage1_audio = recipe.stage1_audio and ctx.compat.stage1_audio_decode
+        audio_latent = stage1.audio if stage1_audio else final.audio
         audio = stages.decode_audio(ledger, audio_latent) if s.audio else None
 
     return Result(
