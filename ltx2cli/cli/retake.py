@@ -126,9 +126,12 @@ def retake_job(
     if target.resolve() == source.resolve():
         raise UsageError(f"-o {target} is the source video", "write the retake to another file")
     if distilled and flags.get("model") is None:
-        from ltx2cli.pipelines.files import _catalog_defaults
+        from ltx2cli.families import DEFAULT_GENERATION
+        from ltx2cli.hub.resolve import role_path
+        from ltx2cli.pipelines.registry import DISTILLED_CHECKPOINT
 
-        flags = {**flags, "model": _catalog_defaults("distilled")["checkpoint"]}
+        checkpoint = role_path("distilled", DEFAULT_GENERATION, DISTILLED_CHECKPOINT)
+        flags = {**flags, "model": str(checkpoint)}
     # One stage at the source's own size, with the dev or the distilled checkpoint.
     settings = {
         **flags,
