@@ -63,7 +63,16 @@ def root(
 
 # -- commands (each module is torch-free at import time) -------------------------------------
 # One line per command module, in the order `ltx2 --help` lists them.
-from ltx2cli.cli import a2v, env, generate, interpolate, models, presets, retake  # noqa: E402
+from ltx2cli.cli import (  # noqa: E402
+    a2v,
+    env,
+    generate,
+    interpolate,
+    models,
+    presets,
+    retake,
+    upscale,
+)
 
 app.command("generate", epilog=generate.EXAMPLES, no_args_is_help=True)(generate.generate)
 app.command("retake", epilog=retake.EXAMPLES, no_args_is_help=True)(retake.retake)
@@ -71,6 +80,7 @@ app.command("interpolate", epilog=interpolate.EXAMPLES, no_args_is_help=True)(
     interpolate.interpolate
 )
 app.command("a2v", epilog=a2v.EXAMPLES, no_args_is_help=True)(a2v.a2v)
+app.command("upscale", epilog=upscale.EXAMPLES, no_args_is_help=True)(upscale.upscale)
 app.add_typer(models.app, name="models")
 app.add_typer(presets.app, name="presets")
 app.command("env", epilog=env.EXAMPLES)(env.env)

@@ -118,8 +118,6 @@ def retake_job(
         raise UsageError(f"--what {what!r} is not one of {', '.join(WHAT)}", "use --what both")
     info, frames = probe_source(source)
     shape = plan_fit(str(source), frames, info.height, info.width, fit)
-    if shape.changes:
-        out.info(shape.describe())
     fps = info.fps
     start, end = check_window(start, end, what, frames / fps, fps)
     target = Path(output) if output is not None else source.with_name(f"{source.stem}-retake.mp4")
@@ -142,7 +140,7 @@ def retake_job(
         "frame_rate": fps,
     }
     resolved = _resolve(preset, settings, None)
-    return RetakeJob(
+    job = RetakeJob(
         prompt=prompt,
         settings=resolved.settings,
         output=target,
@@ -156,6 +154,9 @@ def retake_job(
         fit=fit,
         distilled=distilled,
     )
+    if shape.changes:
+        out.info(shape.describe())
+    return job
 
 
 def probe_source(path: Path) -> tuple[Any, int]:
