@@ -9,19 +9,19 @@ three distilled refinement steps with the distilled LoRA, audio frozen again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from ltx2cli.diffusion.denoisers import GuidedDenoiser, SimpleDenoiser
 from ltx2cli.diffusion.guidance import GuiderParams
-from ltx2cli.diffusion.schedules import distilled_sigmas, ltx2_sigmas
+from ltx2cli.diffusion.schedules import ltx2_sigmas
 from ltx2cli.diffusion.state import AV, LatentState, freeze
 from ltx2cli.media.audio import read_audio
 from ltx2cli.pipelines import stages
 from ltx2cli.pipelines.job import Job
 from ltx2cli.pipelines.run import Context, Result
 from ltx2cli.pipelines.stages import Grids
-from ltx2cli.pipelines.two_stage import STAGE_2_NOISE_SCALE, _distilled
+from ltx2cli.pipelines.two_stage import _distilled
 
 STAGES = ("prompt", "encode audio", "stage 1", "upsample", "stage 2", "decode")
 # The reference's a2v CLI leaves the enhancement seed at its library default.
@@ -49,19 +49,9 @@ def run(ctx: Context) -> Result:
     s, ledger, report, timings = ctx.settings, ctx.ledger, ctx.report, ctx.timings
     channels = stages.latent_channels(ledger)
     half, full = Grids.of(s, channels, ctx.compat, 2), Grids.of(s, channels, ctx.compat)
-    images = job.images
 
-    # 1. Prompt and negative prompt → contexts.
-    with timings.stage("prompt", report):
-        prompts = stages.encode_prompts(
-            ledger,
-            job.prompt,
-            s.negative_prompt,
-            audio=True,
-            enhance=s.enhance_prompt,
-            enhance_seed=ENHANCE_SEED,
-            image=images[0] if images else None,
-        )
+    # 1. Prompt and negative prompt → contexts (enhancement with the library seed).
+    prompts = ctx.prompts(enhance_seed=ENHANCE_SEED)
 
     # 2. The soundtrack: decoded at its own rate (stereo), encoded to the clip's length.
     with timings.stage("encode audio", report):
@@ -80,7 +70,7 @@ def run(ctx: Context) -> Result:
 
     # 3. Stage 1 at half size from pure video noise, the audio frozen.
     with timings.stage("stage 1", report):
-        items = stages.image_conditionings(ledger, images, s.height // 2, s.width // 2, s.image_crf)
+        items = ctx.images(2)
         ledger.free("video_encoder")
         states = stages.initial_states(
             half,
@@ -94,32 +84,13 @@ def run(ctx: Context) -> Result:
         states = stages.denoise(ledger, states, sigmas, guided, report, loras=ctx.files.loras)
         stage1 = stages.final_latents(states, half)
 
-    # 4. Upsample x2, full-size image latents.
-    with timings.stage("upsample", report):
-        upsampled = stages.upsample_video(ledger, stage1.video)
-        items = stages.image_conditionings(ledger, images, s.height, s.width, s.image_crf)
-        ledger.free("video_encoder")
+    # 4-5. Upsample x2, images at full size, three distilled steps (distilled LoRA), the
+    #      audio frozen again.
+    def simple(model):
+        return SimpleDenoiser(model, prompts.positive)
 
-    # 5. Stage 2: three distilled steps (distilled LoRA fused), the audio frozen again.
-    with timings.stage("stage 2", report):
-        states = stages.initial_states(
-            full,
-            items,
-            ctx.generator,
-            ledger,
-            noise_scale=STAGE_2_NOISE_SCALE,
-            initial=replace(stage1, video=upsampled, audio=audio_latent),
-            audio_items=[FrozenAudio()],
-        )
-        states = stages.denoise(
-            ledger,
-            states,
-            distilled_sigmas(2),
-            lambda model: SimpleDenoiser(model, prompts.positive),
-            report,
-            loras=(*ctx.files.loras, *_distilled(ctx, "from_flag")),
-        )
-        final = stages.final_latents(states, full)
+    loras = (*ctx.files.loras, *_distilled(ctx, "from_flag"))
+    final = ctx.refine(stage1, full, simple, loras, audio_items=[FrozenAudio()])
 
     # 6. Decode the video; the soundtrack is the original waveform.
     with timings.stage("decode", report):

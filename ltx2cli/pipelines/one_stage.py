@@ -16,41 +16,22 @@ STAGES = ("prompt", "stage 1", "decode")
 
 
 def run(ctx: Context) -> Result:
-    s, ledger, report, timings = ctx.settings, ctx.ledger, ctx.report, ctx.timings
+    s, ledger = ctx.settings, ctx.ledger
     grids = Grids.of(s, stages.latent_channels(ledger), ctx.compat)
 
     # 1. Prompt and negative prompt → contexts (Gemma freed before the connectors load).
-    with timings.stage("prompt", report):
-        prompts = stages.encode_prompts(
-            ledger,
-            ctx.job.prompt,
-            s.negative_prompt,
-            audio=s.audio,
-            enhance=s.enhance_prompt,
-            enhance_seed=s.seed,
-            image=ctx.job.images[0] if ctx.job.images else None,
-        )
+    prompts = ctx.prompts()
 
     # 2. Image latents at full size (encoder freed), then guided Euler from pure noise.
-    with timings.stage("stage 1", report):
-        items = stages.image_conditionings(ledger, ctx.job.images, s.height, s.width, s.image_crf)
+    with ctx.timings.stage("stage 1", ctx.report):
+        items = ctx.images()
         ledger.free("video_encoder")
         states = stages.initial_states(grids, items, ctx.generator, ledger)
-
         guided = stages.guided(s, prompts, ctx.compat)
         sigmas = ltx2_sigmas(s.steps)
-        states = stages.denoise(ledger, states, sigmas, guided, report, loras=ctx.files.loras)
+        states = stages.denoise(ledger, states, sigmas, guided, ctx.report, loras=ctx.files.loras)
         final = stages.final_latents(states, grids)
 
     # 3. Decode the video and the audio.
-    with timings.stage("decode", report):
-        video = stages.decode_video(ledger, final.video, ctx.generator)
-        audio = stages.decode_audio(ledger, final.audio) if s.audio else None
-
-    return Result(
-        video=video,
-        audio=audio,
-        fps=s.frame_rate,
-        latents=stages.named_latents(None, final),
-        enhanced_prompt=prompts.enhanced,
-    )
+    video, audio = ctx.decode(final.video, final.audio)
+    return Result(video, audio, s.frame_rate, stages.named_latents(None, final), prompts.enhanced)

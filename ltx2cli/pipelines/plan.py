@@ -25,6 +25,7 @@ from typing import Any
 from ltx2cli.compat import Compat
 from ltx2cli.pipelines.files import ModelFiles
 from ltx2cli.pipelines.job import Job
+from ltx2cli.pipelines.ledger import CHECKPOINT_COMPONENTS
 from ltx2cli.pipelines.runtime import Runtime
 
 ACTIVATION_WIDTHS = 12
@@ -80,16 +81,7 @@ def component_bytes(files: ModelFiles, runtime: Runtime) -> dict[str, int]:
     element = _element_size(runtime.dtype)
     info = read_checkpoint(files.checkpoint)
     out: dict[str, int] = {}
-    for component in (
-        "transformer",
-        "text_projection",
-        "video_connector",
-        "audio_connector",
-        "video_encoder",
-        "video_decoder",
-        "audio_decoder",
-        "vocoder",
-    ):
+    for component in CHECKPOINT_COMPONENTS:
         total = 0
         blocks: dict[str, int] = {}
         for key, raw in component_keys(info, component).items():

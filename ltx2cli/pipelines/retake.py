@@ -63,15 +63,8 @@ def run(ctx: Context) -> Result:
     grids = Grids.of(s, stages.latent_channels(ledger), ctx.compat)
 
     # 1. Prompt (and the negative prompt when guided) → contexts.
-    with timings.stage("prompt", report):
-        prompts = stages.encode_prompts(
-            ledger,
-            job.prompt,
-            None if job.distilled else s.negative_prompt,
-            audio=True,
-            enhance=s.enhance_prompt,
-            enhance_seed=DISTILLED_ENHANCE_SEED if job.distilled else s.seed,
-        )
+    seed = DISTILLED_ENHANCE_SEED if job.distilled else None
+    prompts = ctx.prompts(negative=not job.distilled, enhance_seed=seed)
 
     # 2. The source, fitted to the model's grid, encoded at its own size; its audio (if any)
     #    encoded and cut or zero-padded to the clip's audio latent length.

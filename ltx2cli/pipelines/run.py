@@ -18,7 +18,8 @@ import platform
 import resource
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +27,21 @@ import torch
 
 from ltx2cli import __version__
 from ltx2cli.compat import Compat, get_compat
+from ltx2cli.diffusion.conditioning import ConditioningItem
+from ltx2cli.diffusion.schedules import DISTILLED_SIGMAS_STAGE_2, distilled_sigmas
+from ltx2cli.diffusion.state import AV
 from ltx2cli.media.audio import Audio
+from ltx2cli.pipelines import stages
 from ltx2cli.pipelines.events import Event, Reporter, silent
 from ltx2cli.pipelines.files import ModelFiles, fingerprint, resolve_files
 from ltx2cli.pipelines.job import Job
 from ltx2cli.pipelines.ledger import ModelLedger
 from ltx2cli.pipelines.runtime import Runtime, make_runtime
-from ltx2cli.pipelines.stages import Timings
+from ltx2cli.pipelines.stages import DenoiserFactory, Grids, Prompts, Timings
 
 METADATA_FORMAT = "ltx2-generate/1"
+#: Stage 2 starts at its first sigma: x = 0.909375·noise + 0.090625·upsampled latent.
+STAGE_2_NOISE_SCALE = DISTILLED_SIGMAS_STAGE_2[0]
 OUTPUT_CRF = 19
 
 
@@ -51,6 +58,81 @@ class Context:
     @property
     def settings(self):
         return self.job.settings
+
+    # -- the steps every pipeline file composes --------------------------------------------
+    def prompts(self, negative: bool = True, enhance_seed: int | None = None) -> Prompts:
+        """The prompt (and the negative prompt) encoded; enhancement seeded with the user's
+        seed unless the pipeline says otherwise."""
+        s = self.settings
+        with self.timings.stage("prompt", self.report):
+            return stages.encode_prompts(
+                self.ledger,
+                self.job.prompt,
+                s.negative_prompt if negative else None,
+                audio=s.audio,
+                enhance=s.enhance_prompt,
+                enhance_seed=s.seed if enhance_seed is None else enhance_seed,
+                image=self.job.images[0] if self.job.images else None,
+            )
+
+    def images(self, divisor: int = 1, *, guiding: bool = False) -> list:
+        """The `--image` conditioning items at 1/`divisor` of the output size (`guiding`:
+        every image an appended keyframe guide, frame 0 too)."""
+        s = self.settings
+        height, width = s.height // divisor, s.width // divisor
+        return stages.image_conditionings(
+            self.ledger, self.job.images, height, width, s.image_crf, guiding=guiding
+        )
+
+    def refine(
+        self,
+        stage1: AV[torch.Tensor],
+        full: Grids,
+        make_denoiser: DenoiserFactory,
+        loras: tuple,
+        sampler: str = "euler",
+        *,
+        guiding: bool = False,
+        audio_items: Sequence[ConditioningItem] = (),
+    ) -> AV[torch.Tensor]:
+        """The shared second stage: x2 upsampling, the images at full size (VAE encoder
+        freed), then the distilled sigmas from 0.909375 over the upsampled latent. `guiding`
+        as for `images`; `audio_items` condition the audio (a2v keeps it frozen)."""
+        with self.timings.stage("upsample", self.report):
+            upsampled = stages.upsample_video(self.ledger, stage1.video)
+            items = self.images(guiding=guiding)
+            self.ledger.free("video_encoder")
+        with self.timings.stage("stage 2", self.report):
+            states = stages.initial_states(
+                full,
+                items,
+                self.generator,
+                self.ledger,
+                noise_scale=STAGE_2_NOISE_SCALE,
+                initial=replace(stage1, video=upsampled),
+                audio_items=audio_items,
+            )
+            states = stages.denoise(
+                self.ledger,
+                states,
+                distilled_sigmas(2),
+                make_denoiser,
+                self.report,
+                loras=loras,
+                sampler=sampler,
+            )
+            return stages.final_latents(states, full)
+
+    def decode(
+        self, video_latent: torch.Tensor, audio_latent: torch.Tensor | None
+    ) -> tuple[torch.Tensor, Audio | None]:
+        """Pixels (tiled when large) and, with audio, the waveform."""
+        with self.timings.stage("decode", self.report):
+            video = stages.decode_video(self.ledger, video_latent, self.generator)
+            audio = None
+            if self.settings.audio and audio_latent is not None:
+                audio = stages.decode_audio(self.ledger, audio_latent)
+            return video, audio
 
 
 @dataclass

@@ -52,8 +52,7 @@ def run(ctx: Context) -> Result:
     grids = Grids.of(s, stages.latent_channels(ledger), ctx.compat)
 
     # 1. The prompt alone → contexts (no negative: the refinement is unguided).
-    with timings.stage("prompt", report):
-        prompts = stages.encode_prompts(ledger, job.prompt, None, audio=False)
+    prompts = ctx.prompts(negative=False)
 
     # 2. The source, fitted to the model's grid at half the output size, encoded.
     with timings.stage("encode", report):
