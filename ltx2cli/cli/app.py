@@ -63,12 +63,29 @@ def root(
 
 # -- commands (each module is torch-free at import time) -------------------------------------
 # One line per command module, in the order `ltx2 --help` lists them.
+from ltx2cli.cli import (  # noqa: E402
+    a2v,
+    env,
+    generate,
+    interpolate,
+    lora,
+    models,
+    presets,
+    quantize,
+    retake,
+    upscale,
+)
 from ltx2cli.cli import caption as caption_cli  # noqa: E402
-from ltx2cli.cli import env, generate, lora, models, presets, quantize  # noqa: E402
 from ltx2cli.cli import preprocess as preprocess_cli  # noqa: E402
 from ltx2cli.cli import train as train_cli  # noqa: E402
 
 app.command("generate", epilog=generate.EXAMPLES, no_args_is_help=True)(generate.generate)
+app.command("retake", epilog=retake.EXAMPLES, no_args_is_help=True)(retake.retake)
+app.command("interpolate", epilog=interpolate.EXAMPLES, no_args_is_help=True)(
+    interpolate.interpolate
+)
+app.command("a2v", epilog=a2v.EXAMPLES, no_args_is_help=True)(a2v.a2v)
+app.command("upscale", epilog=upscale.EXAMPLES, no_args_is_help=True)(upscale.upscale)
 app.command("preprocess", epilog=preprocess_cli.EXAMPLES)(preprocess_cli.preprocess)
 app.command("caption", epilog=caption_cli.EXAMPLES)(caption_cli.caption)
 app.add_typer(train_cli.app, name="train")

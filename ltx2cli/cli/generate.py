@@ -264,8 +264,11 @@ class _Runner:
     """Validates and runs jobs, keeping one ledger per set of files and runtime (a batch's
     items share their models), and reports each result."""
 
-    def __init__(self, *, overwrite: bool, compile: bool, dry_run: bool) -> None:
+    def __init__(
+        self, *, overwrite: bool, compile: bool, dry_run: bool, editing: bool = False
+    ) -> None:
         self.overwrite, self.compile, self.dry_run = overwrite, compile, dry_run
+        self.editing = editing  # an editing command (retake, a2v...) runs its own pipeline
         self.ledgers: dict[Any, Any] = {}
         self.collect = False  # keep results in `records` instead of printing them
         self.records: list[dict[str, Any]] = []
@@ -285,7 +288,8 @@ class _Runner:
         from ltx2cli.pipelines.runtime import make_runtime
         from ltx2cli.pipelines.validate import check_against_model, check_images, check_output
 
-        check_pipeline(job.settings.pipeline)
+        if not self.editing:
+            check_pipeline(job.settings.pipeline)
         check_output(job.output, self.overwrite)
         check_images(job)
         files = resolve_files(job)
@@ -308,7 +312,7 @@ class _Runner:
             "path": str(path),
             "sidecar": str(path.with_suffix(".json")),
             "seed": job.settings.seed,
-            "pipeline": job.settings.pipeline,
+            "pipeline": job.pipeline,
             "frames": int(result.video.shape[0]),
             "seconds": round(sum(result.timings.values()), 2),
             "enhanced_prompt": result.enhanced_prompt,

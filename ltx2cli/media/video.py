@@ -128,6 +128,19 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
         )
 
 
+def count_frames(path: str | os.PathLike[str]) -> int:
+    """Frames in the first video stream, counted from its packets (right for variable frame
+    rate and for containers that state no count), without decoding."""
+    with open_input(path) as container:
+        if not container.streams.video:
+            raise MediaError(f"{Path(path)}: has no video stream", "pass a video file")
+        stream = container.streams.video[0]
+        count = sum(1 for packet in container.demux(stream) if packet.size)
+    if count == 0:
+        raise MediaError(f"{Path(path)}: has no video frames", "pass a non-empty video")
+    return count
+
+
 def read_video(
     path: str | os.PathLike[str],
     *,

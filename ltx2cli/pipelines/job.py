@@ -112,6 +112,11 @@ class Job:
     upsampler: str | None = None
     text_encoder: str | None = None
 
+    @property
+    def pipeline(self) -> str:
+        """The pipeline file that runs this job (editing jobs name their own)."""
+        return self.settings.pipeline
+
     def __post_init__(self) -> None:
         if not self.prompt.strip():
             raise UsageError("the prompt is empty", 'pass a prompt, e.g. "a fox runs in snow"')

@@ -45,6 +45,7 @@ CHECKPOINT_COMPONENTS = (
     "audio_connector",
     "video_encoder",
     "video_decoder",
+    "audio_encoder",
     "audio_decoder",
     "vocoder",
 )

@@ -18,6 +18,7 @@ import platform
 import resource
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import torch
 
 from ltx2cli import __version__
 from ltx2cli.compat import Compat, get_compat
+from ltx2cli.diffusion.conditioning import ConditioningItem
 from ltx2cli.diffusion.schedules import DISTILLED_SIGMAS_STAGE_2, distilled_sigmas
 from ltx2cli.diffusion.state import AV
 from ltx2cli.media.audio import Audio
@@ -73,11 +75,14 @@ class Context:
                 image=self.job.images[0] if self.job.images else None,
             )
 
-    def images(self, divisor: int = 1) -> list:
-        """The `--image` conditioning items at 1/`divisor` of the output size."""
+    def images(self, divisor: int = 1, *, guiding: bool = False) -> list:
+        """The `--image` conditioning items at 1/`divisor` of the output size (`guiding`:
+        every image an appended keyframe guide, frame 0 too)."""
         s = self.settings
         height, width = s.height // divisor, s.width // divisor
-        return stages.image_conditionings(self.ledger, self.job.images, height, width, s.image_crf)
+        return stages.image_conditionings(
+            self.ledger, self.job.images, height, width, s.image_crf, guiding=guiding
+        )
 
     def refine(
         self,
@@ -86,12 +91,16 @@ class Context:
         make_denoiser: DenoiserFactory,
         loras: tuple,
         sampler: str = "euler",
+        *,
+        guiding: bool = False,
+        audio_items: Sequence[ConditioningItem] = (),
     ) -> AV[torch.Tensor]:
         """The shared second stage: x2 upsampling, the images at full size (VAE encoder
-        freed), then the distilled sigmas from 0.909375 over the upsampled latent."""
+        freed), then the distilled sigmas from 0.909375 over the upsampled latent. `guiding`
+        as for `images`; `audio_items` condition the audio (a2v keeps it frozen)."""
         with self.timings.stage("upsample", self.report):
             upsampled = stages.upsample_video(self.ledger, stage1.video)
-            items = self.images()
+            items = self.images(guiding=guiding)
             self.ledger.free("video_encoder")
         with self.timings.stage("stage 2", self.report):
             states = stages.initial_states(
@@ -101,6 +110,7 @@ class Context:
                 self.ledger,
                 noise_scale=STAGE_2_NOISE_SCALE,
                 initial=replace(stage1, video=upsampled),
+                audio_items=audio_items,
             )
             states = stages.denoise(
                 self.ledger,
@@ -153,10 +163,10 @@ def check_pipeline(pipeline: str) -> None:
 
 
 def pipeline_module(pipeline: str):
-    """The module the registry names for `pipeline`."""
+    """The module the registry names for `pipeline` (`ltx2 generate` checks its own choice
+    with `check_pipeline`; editing commands run theirs)."""
     from ltx2cli.pipelines.registry import get_pipeline
 
-    check_pipeline(pipeline)
     return importlib.import_module(get_pipeline(pipeline).module)
 
 
@@ -186,7 +196,7 @@ def run_job(
         torch.cuda.reset_peak_memory_stats(runtime.device)
     context = Context(job, files, ledger, compat, make_generator(job.settings.seed), report)
     try:
-        result = pipeline_module(job.settings.pipeline).run(context)
+        result = pipeline_module(job.pipeline).run(context)
     finally:
         if own:
             ledger.close()

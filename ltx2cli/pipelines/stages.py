@@ -130,8 +130,12 @@ def image_conditionings(
     height: int,
     width: int,
     default_crf: int,
+    *,
+    guiding: bool = False,
 ) -> list[ConditioningItem]:
-    """One item per image, VAE-encoded at `height` x `width` (the caller frees the encoder)."""
+    """One item per image, VAE-encoded at `height` x `width` (the caller frees the encoder):
+    frame 0 replaces the first latent frame unless `guiding` (every image appended as a
+    keyframe guide, as keyframe interpolation does)."""
     from ltx2cli.media.image import prepare_conditioning_image
 
     if not images:
@@ -144,11 +148,42 @@ def image_conditionings(
         frame = prepare_conditioning_image(image.path, height, width, crf=crf)
         pixels = frame.to(device=rt.device, dtype=rt.dtype)[None, :, None]  # (1, 3, 1, H, W)
         latent = encoder(pixels)  # (1, C, 1, H/32, W/32)
-        if image.frame == 0:
+        if image.frame == 0 and not guiding:
             items.append(ReplaceLatent(latent, 0, image.strength))
         else:
             items.append(KeyframeGuide(latent, image.frame, image.strength))
     return items
+
+
+# -- source media ------------------------------------------------------------------------------
+
+
+@torch.inference_mode()
+def encode_video(ledger: ModelLedger, frames: torch.Tensor) -> torch.Tensor:
+    """Frames `[F, 3, H, W]` in [-1, 1] → normalised latent `[1, C, F', H/32, W/32]` (the
+    caller frees the encoder)."""
+    encoder = ledger.get("video_encoder")
+    rt = ledger.runtime
+    pixels = frames.to(device=rt.device, dtype=rt.dtype).transpose(0, 1)[None]
+    return encoder(pixels)
+
+
+@torch.inference_mode()
+def encode_audio(ledger: ModelLedger, audio: Audio, latent_frames: int) -> torch.Tensor:
+    """A waveform at any rate (resampled as the reference's front-end does) → normalised
+    audio latent `[1, C, T, F]` cut or zero-padded to `latent_frames` (the reference's retake
+    rule); the encoder is freed after."""
+    from ltx2cli.models.audio_path import waveform_to_latent
+
+    encoder = ledger.get("audio_encoder")
+    wave = audio.waveform.to(ledger.runtime.device)
+    latent = waveform_to_latent(wave, audio.sample_rate, encoder)
+    ledger.free("audio_encoder")
+    have = latent.shape[2]
+    if have >= latent_frames:
+        return latent[:, :, :latent_frames]
+    pad = latent.new_zeros(*latent.shape[:2], latent_frames - have, latent.shape[3])
+    return torch.cat([latent, pad], dim=2)
 
 
 # -- diffusion -----------------------------------------------------------------------------------
@@ -185,8 +220,10 @@ def initial_states(
     *,
     noise_scale: float = 1.0,
     initial: AV[torch.Tensor] | None = None,
+    audio_items: Sequence[ConditioningItem] = (),
 ) -> AV[LatentState]:
-    """Target states (zeros or `initial` latents), conditioned, then noised video first."""
+    """Target states (zeros or `initial` latents), conditioned (`items` on the video,
+    `audio_items` on the audio), then noised video first."""
     rt = ledger.runtime
     initial = initial or AV()
     video = grids.video.initial_state(initial.video, dtype=rt.dtype, device=rt.device)
@@ -194,6 +231,7 @@ def initial_states(
     audio = None
     if grids.audio is not None:
         audio = grids.audio.initial_state(initial.audio, dtype=rt.dtype, device=rt.device)
+        audio = apply_conditioning(audio, audio_items, grids.audio)
     states = AV(video=video, audio=audio)
     return noise_states(states, generator, noise_scale, grids.video.compat)
 
