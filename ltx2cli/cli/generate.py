@@ -7,8 +7,9 @@ model roles, output) belongs to the job. Nothing heavy is imported until a comma
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ EXAMPLES = examples(
     'ltx2 generate "a fox wakes up" --image fox.png@0 -o fox.mp4',
     'ltx2 generate "waves at dusk" --pipeline distilled --no-audio',
     "ltx2 generate --from-metadata fox.mp4 --seed 11 -o fox2.mp4",
+    'ltx2 generate "rain on a tin roof" --audio-only --duration 8 -o rain.wav',
 )
 
 
@@ -54,6 +56,8 @@ def generate(
     audio_modality_scale: o.AudioModalityScale = None,
     audio_skip_step: o.AudioSkipStep = None,
     no_audio: o.NoAudio = False,
+    audio_only: o.AudioOnly = False,
+    duration: o.Duration = None,
     enhance_prompt: o.EnhancePrompt = False,
     image: o.Image = None,
     image_crf: o.ImageCrf = None,
@@ -92,7 +96,10 @@ def generate(
         "images": image, "loras": lora, "distilled_lora": distilled_lora,
         "upsampler": upsampler, "text_encoder": text_encoder,
     }  # fmt: skip
-    run = _Runner(overwrite=overwrite, compile=compile, dry_run=dry_run)
+    if audio_only or duration is not None:
+        flags["pipeline"] = _audio_only(audio_only, duration, flags, image)
+    audio = _AudioOnly(duration) if audio_only else None
+    run = _Runner(overwrite=overwrite, compile=compile, dry_run=dry_run, editing=audio_only)
     try:
         if prompts_file is not None:
             if prompt is not None or from_metadata is not None:
@@ -100,13 +107,48 @@ def generate(
                     "--prompts-file takes its prompts from the file",
                     "drop the PROMPT argument and --from-metadata",
                 )
-            _batch(run, prompts_file, preset, flags, cli, output, skip_existing)
+            _batch(run, prompts_file, preset, flags, cli, output, skip_existing, audio)
             return
         replay = _replay(from_metadata) if from_metadata is not None else {}
         job = _job(prompt, preset, flags, cli, replay=replay)
-        run(job if output is None else replace(job, output=output))
+        job = job if output is None else replace(job, output=output)
+        run(job if audio is None else audio(job, default_output=output is None))
     finally:
         run.close()
+
+
+def _audio_only(audio_only: bool, duration: float | None, flags: dict, images) -> str:
+    """The `t2a` pipeline for `--audio-only --duration S`, checked before anything loads."""
+    if not audio_only:
+        raise UsageError("--duration sets the length of --audio-only output", "add --audio-only")
+    if duration is None:
+        raise UsageError("--audio-only needs --duration SECONDS", "e.g. --duration 8")
+    if not (math.isfinite(duration) and duration > 0):
+        raise UsageError(f"--duration {duration:g} is not a positive number of seconds", "e.g. 8")
+    if flags["audio"] is False:
+        raise UsageError("--audio-only and --no-audio leave nothing to generate", "drop one")
+    if images:
+        raise UsageError("--image conditions the video, which --audio-only leaves out", "drop it")
+    if flags["pipeline"] not in (None, "t2a"):
+        raise UsageError(
+            f"--audio-only runs the t2a pipeline, not {flags['pipeline']}", "drop --pipeline"
+        )
+    return "t2a"
+
+
+class _AudioOnly:
+    """Turns a generate job into an audio-only job of `duration` seconds (a .wav by default)."""
+
+    def __init__(self, duration: float) -> None:
+        self.duration = duration
+
+    def __call__(self, job: Any, default_output: bool) -> Any:
+        """`default_output`: the job's output name is ltx2's own, so it becomes a .wav."""
+        from ltx2cli.pipelines.t2a import AudioJob
+
+        base = {f.name: getattr(job, f.name) for f in fields(job)}
+        output = job.output.with_suffix(".wav") if default_output else job.output
+        return AudioJob(**{**base, "output": output}, duration=self.duration)
 
 
 def _blocks(text: str | None, modality: str) -> tuple[int, ...] | None:
@@ -213,8 +255,10 @@ def _batch(
     cli: dict[str, Any],
     template: Path | None,
     skip_existing: bool,
+    audio: _AudioOnly | None = None,
 ) -> None:
-    """Every item in turn; a failed item is reported and the batch goes on (exit 1 after)."""
+    """Every item in turn; a failed item is reported and the batch goes on (exit 1 after);
+    `audio` makes each item audio-only."""
     from ltx2cli.pipelines.batch import DEFAULT_TEMPLATE, output_for, read_items
     from ltx2cli.pipelines.distributed import gather, is_distributed, shard
 
@@ -227,6 +271,8 @@ def _batch(
             if not item.get("output"):
                 name = str(template or DEFAULT_TEMPLATE)
                 job = replace(job, output=output_for(name, index, job.prompt, job.settings.seed))
+            if audio is not None:
+                job = audio(job, default_output=not item.get("output") and template is None)
             if skip_existing and job.output.exists():
                 skipped += 1
                 out.info(f"item {index}: {job.output} exists, skipped")
@@ -290,7 +336,7 @@ class _Runner:
 
         if not self.editing:
             check_pipeline(job.settings.pipeline)
-        check_output(job.output, self.overwrite)
+        check_output(job.output, self.overwrite, job.OUTPUT_SUFFIXES)
         check_images(job)
         files = resolve_files(job)
         check_against_model(job, files)
@@ -313,7 +359,7 @@ class _Runner:
             "sidecar": str(path.with_suffix(".json")),
             "seed": job.settings.seed,
             "pipeline": job.pipeline,
-            "frames": int(result.video.shape[0]),
+            "frames": 0 if result.video is None else int(result.video.shape[0]),
             "seconds": round(sum(result.timings.values()), 2),
             "enhanced_prompt": result.enhanced_prompt,
         }

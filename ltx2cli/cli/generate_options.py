@@ -70,6 +70,10 @@ AudioSkipStep = Annotated[
     int | None, opt("--audio-skip-step", help="Reuse x0 N steps.", panel=GUIDANCE)
 ]
 NoAudio = Annotated[bool, opt("--no-audio", help="Video only.")]
+AudioOnly = Annotated[
+    bool, opt("--audio-only", help="Audio alone (no video), written as .wav or .m4a.")
+]
+Duration = Annotated[float | None, opt("--duration", help="Seconds of audio (--audio-only).")]
 EnhancePrompt = Annotated[bool, opt("--enhance-prompt", help="Let Gemma rewrite the prompt.")]
 Image = Annotated[
     list[str] | None, opt("--image", help="PATH[@FRAME[:STRENGTH[:CRF]]], repeatable.")
