@@ -58,6 +58,9 @@ def generate(
     no_audio: o.NoAudio = False,
     audio_only: o.AudioOnly = False,
     duration: o.Duration = None,
+    reference_video: o.ReferenceVideo = None,
+    reference_mask: o.ReferenceMask = None,
+    skip_stage_2: o.SkipStage2 = False,
     enhance_prompt: o.EnhancePrompt = False,
     image: o.Image = None,
     image_crf: o.ImageCrf = None,
@@ -98,8 +101,15 @@ def generate(
     }  # fmt: skip
     if audio_only or duration is not None:
         flags["pipeline"] = _audio_only(audio_only, duration, flags, image)
-    audio = _AudioOnly(duration) if audio_only else None
-    run = _Runner(overwrite=overwrite, compile=compile, dry_run=dry_run, editing=audio_only)
+    # An editing mode turns each job into its own kind (audio only, IC-LoRA).
+    convert = _AudioOnly(duration) if audio_only else None
+    if reference_video is not None or reference_mask is not None or skip_stage_2:
+        if convert is not None:
+            raise UsageError("--audio-only makes no video to guide", "drop --reference-video")
+        convert = _Reference(reference_video, reference_mask, skip_stage_2, flags["pipeline"])
+        flags["pipeline"] = "ic-lora"
+    editing = convert is not None
+    run = _Runner(overwrite=overwrite, compile=compile, dry_run=dry_run, editing=editing)
     try:
         if prompts_file is not None:
             if prompt is not None or from_metadata is not None:
@@ -107,12 +117,12 @@ def generate(
                     "--prompts-file takes its prompts from the file",
                     "drop the PROMPT argument and --from-metadata",
                 )
-            _batch(run, prompts_file, preset, flags, cli, output, skip_existing, audio)
+            _batch(run, prompts_file, preset, flags, cli, output, skip_existing, convert)
             return
         replay = _replay(from_metadata) if from_metadata is not None else {}
         job = _job(prompt, preset, flags, cli, replay=replay)
         job = job if output is None else replace(job, output=output)
-        run(job if audio is None else audio(job, default_output=output is None))
+        run(job if convert is None else convert(job, default_output=output is None))
     finally:
         run.close()
 
@@ -149,6 +159,39 @@ class _AudioOnly:
         base = {f.name: getattr(job, f.name) for f in fields(job)}
         output = job.output.with_suffix(".wav") if default_output else job.output
         return AudioJob(**{**base, "output": output}, duration=self.duration)
+
+
+class _Reference:
+    """Turns a generate job into an IC-LoRA video-to-video job (`--reference-video`)."""
+
+    def __init__(self, video: str | None, mask: str | None, skip: bool, pipeline: str | None):
+        from ltx2cli.pipelines.ic_lora import parse_spec
+
+        if video is None:
+            raise UsageError(
+                "--reference-mask and --skip-stage-2 belong to IC-LoRA runs",
+                "add --reference-video PATH[:STRENGTH] and the IC-LoRA with --lora",
+            )
+        if pipeline not in (None, "ic-lora"):
+            raise UsageError(
+                f"--reference-video runs the ic-lora pipeline, not {pipeline}", "drop --pipeline"
+            )
+        self.video = parse_spec(video, "--reference-video")
+        self.mask = parse_spec(mask, "--reference-mask") if mask is not None else (None, 1.0)
+        self.skip = skip
+
+    def __call__(self, job: Any, default_output: bool) -> Any:
+        from ltx2cli.pipelines.ic_lora import ICLoraJob
+
+        base = {f.name: getattr(job, f.name) for f in fields(job)}
+        return ICLoraJob(
+            **base,
+            reference=self.video[0],
+            reference_strength=self.video[1],
+            mask=self.mask[0],
+            mask_strength=self.mask[1],
+            skip_stage_2=self.skip,
+        )
 
 
 def _blocks(text: str | None, modality: str) -> tuple[int, ...] | None:
@@ -255,10 +298,10 @@ def _batch(
     cli: dict[str, Any],
     template: Path | None,
     skip_existing: bool,
-    audio: _AudioOnly | None = None,
+    convert: _AudioOnly | _Reference | None = None,
 ) -> None:
     """Every item in turn; a failed item is reported and the batch goes on (exit 1 after);
-    `audio` makes each item audio-only."""
+    `convert` makes each item an editing job."""
     from ltx2cli.pipelines.batch import DEFAULT_TEMPLATE, output_for, read_items
     from ltx2cli.pipelines.distributed import gather, is_distributed, shard
 
@@ -271,8 +314,8 @@ def _batch(
             if not item.get("output"):
                 name = str(template or DEFAULT_TEMPLATE)
                 job = replace(job, output=output_for(name, index, job.prompt, job.settings.seed))
-            if audio is not None:
-                job = audio(job, default_output=not item.get("output") and template is None)
+            if convert is not None:
+                job = convert(job, default_output=not item.get("output") and template is None)
             if skip_existing and job.output.exists():
                 skipped += 1
                 out.info(f"item {index}: {job.output} exists, skipped")
@@ -340,6 +383,7 @@ class _Runner:
         check_images(job)
         files = resolve_files(job)
         check_against_model(job, files)
+        job.check(files)
         runtime, compat = make_runtime(job.settings, compile=self.compile), compat_of(job)
         if self.dry_run:
             plan = make_plan(job, files, runtime, compat)

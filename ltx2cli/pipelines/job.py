@@ -116,6 +116,10 @@ class Job:
     #: The output containers this kind of job writes (an audio-only job writes audio files).
     OUTPUT_SUFFIXES: ClassVar[tuple[str, ...]] = VIDEO_SUFFIXES
 
+    def check(self, files) -> None:
+        """Checks of the job's own inputs against its resolved `files`, before any weights
+        load (editing jobs add theirs)."""
+
     @property
     def seconds(self) -> float:
         """How long the output lasts."""
