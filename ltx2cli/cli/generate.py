@@ -23,7 +23,6 @@ from ltx2cli.errors import UsageError
 EXAMPLES = examples(
     'ltx2 generate "a fox runs through snow" --model demo',
     'ltx2 generate "a fox wakes up" --image fox.png@0 -o fox.mp4',
-    'ltx2 generate "waves at dusk" --pipeline distilled --no-audio',
     "ltx2 generate --from-metadata fox.mp4 --seed 11 -o fox2.mp4",
     'ltx2 generate "rain on a tin roof" --audio-only --duration 8 -o rain.wav',
 )
