@@ -108,3 +108,14 @@ def test_duration_without_audio_only_is_an_error(tiny, tmp_path):
     done = ltx2("generate", PROMPT, "--duration", "2", *model_flags(tiny), cwd=tmp_path)
     assert done.returncode == EXIT_USAGE
     assert "--duration sets the length of --audio-only output" in done.stderr
+
+
+def test_audio_only_batch_writes_one_wav_per_prompt(tiny, tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("rain on a roof\nwind in pines\n")
+    done = ltx2("generate", "--prompts-file", str(prompts), "--audio-only", "--duration", "0.4",
+                *model_flags(tiny), cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    wavs = sorted(tmp_path.glob("*.wav"))
+    assert [p.name for p in wavs] == ["001-rain-on-a-roof.wav", "002-wind-in-pines.wav"]
+    assert all(read_back(p)[3] == pytest.approx(0.4, abs=1e-3) for p in wavs)
