@@ -3,7 +3,7 @@
 The transformer runs with the video stream absent: one guided stage over the audio latent
 (the settings' audio guider with the negative prompt; the audio-from-video modality guidance
 is off, as there is no video), then the audio VAE and the vocoder. The latent length comes
-from the requested seconds (25 latent frames a second, one more), and the waveform is cut to exactly
+from the requested seconds (25 latent frames a second, two more), and the waveform is cut to exactly
 those seconds. No video weights' outputs are used; nothing is decoded to pixels.
 """
 
@@ -42,9 +42,9 @@ class AudioJob(Job):
 def run(ctx: Context) -> Result:
     job: AudioJob = ctx.job
     s, ledger, rt = ctx.settings, ctx.ledger, ctx.ledger.runtime
-    # One latent frame beyond the duration's count: the decoded waveform of n latent frames
-    # falls short of n/25 s (the VAE's causal padding), and the result is cut to length.
-    grid = AudioGrid(audio_latent_shape(audio_latent_frames(job.duration) + 1))
+    # Two latent frames beyond the duration's (rounded) count: n latent frames decode to
+    # (n - 1)/25 s + 10 ms, and the rounding may lose half a frame; the result is cut to length.
+    grid = AudioGrid(audio_latent_shape(audio_latent_frames(job.duration) + 2))
 
     # 1. Prompt and negative prompt → contexts (only the audio ones are used).
     prompts = ctx.prompts()

@@ -58,14 +58,16 @@ def read_back(path: Path) -> tuple[str, int, int, float]:
 def test_audio_only_writes_a_pcm_wav_of_the_duration_and_a_m4a(tiny, tmp_path):
     rate = vocoder_rate(tiny.checkpoint)
     wav = tmp_path / "rain.wav"
-    done = ltx2("generate", PROMPT, "--audio-only", "--duration", "1.5", "-o", str(wav),
+    done = ltx2("generate", PROMPT, "--audio-only", "--duration", "2.375", "-o", str(wav),
                 *model_flags(tiny))  # fmt: skip
     assert done.returncode == 0, done.stderr
     codec, got_rate, channels, seconds = read_back(wav)
     assert (codec, got_rate, channels) == ("pcm_s16le", rate, 2)
-    assert seconds == pytest.approx(1.5, abs=1 / rate)
+    assert seconds == pytest.approx(
+        2.375, abs=1 / rate
+    )  # a duration whose latent count rounds down
     sidecar = json.loads(wav.with_suffix(".json").read_text())
-    assert sidecar["prompt"] == PROMPT and sidecar["duration"] == 1.5
+    assert sidecar["prompt"] == PROMPT and sidecar["duration"] == 2.375
     assert sidecar["settings"]["pipeline"] == "t2a"
     assert not list(tmp_path.glob(".*part*"))  # the atomic write left no temporary file
 
