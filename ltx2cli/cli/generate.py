@@ -108,6 +108,10 @@ def generate(
         convert = _Reference(reference_video, reference_mask, skip_stage_2, flags["pipeline"])
         flags["pipeline"] = "ic-lora"
     editing = convert is not None
+    if editing and dry_run:  # the plan models the video pipelines' stages only
+        raise UsageError(
+            "--dry-run plans text/image-to-video runs only", "drop --dry-run for this mode"
+        )
     run = _Runner(overwrite=overwrite, compile=compile, dry_run=dry_run, editing=editing)
     try:
         if prompts_file is not None:

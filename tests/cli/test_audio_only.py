@@ -96,6 +96,7 @@ def test_audio_only_default_output_is_a_wav_named_after_the_prompt(tiny, tmp_pat
         (["--duration", "40"], "--duration 40 s is beyond the model's 20 s"),
         (["--duration", "2", "-o", "x.mp4"], "the output must be a .wav or .m4a file"),
         (["--duration", "2", "--no-audio"], "leave nothing to generate"),
+        (["--duration", "2", "--dry-run"], "--dry-run plans text/image-to-video runs only"),
     ],
 )
 def test_audio_only_bad_requests_are_one_line_errors(tiny, tmp_path, extra, message):
