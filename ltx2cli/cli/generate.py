@@ -7,8 +7,9 @@ model roles, output) belongs to the job. Nothing heavy is imported until a comma
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ from ltx2cli.errors import UsageError
 EXAMPLES = examples(
     'ltx2 generate "a fox runs through snow" --model demo',
     'ltx2 generate "a fox wakes up" --image fox.png@0 -o fox.mp4',
-    'ltx2 generate "waves at dusk" --pipeline distilled --no-audio',
     "ltx2 generate --from-metadata fox.mp4 --seed 11 -o fox2.mp4",
+    'ltx2 generate "rain on a tin roof" --audio-only --duration 8 -o rain.wav',
 )
 
 
@@ -54,6 +55,11 @@ def generate(
     audio_modality_scale: o.AudioModalityScale = None,
     audio_skip_step: o.AudioSkipStep = None,
     no_audio: o.NoAudio = False,
+    audio_only: o.AudioOnly = False,
+    duration: o.Duration = None,
+    reference_video: o.ReferenceVideo = None,
+    reference_mask: o.ReferenceMask = None,
+    skip_stage_2: o.SkipStage2 = False,
     enhance_prompt: o.EnhancePrompt = False,
     image: o.Image = None,
     image_crf: o.ImageCrf = None,
@@ -92,7 +98,21 @@ def generate(
         "images": image, "loras": lora, "distilled_lora": distilled_lora,
         "upsampler": upsampler, "text_encoder": text_encoder,
     }  # fmt: skip
-    run = _Runner(overwrite=overwrite, compile=compile, dry_run=dry_run)
+    if audio_only or duration is not None:
+        flags["pipeline"] = _audio_only(audio_only, duration, flags, image)
+    # An editing mode turns each job into its own kind (audio only, IC-LoRA).
+    convert = _AudioOnly(duration) if audio_only else None
+    if reference_video is not None or reference_mask is not None or skip_stage_2:
+        if convert is not None:
+            raise UsageError("--audio-only makes no video to guide", "drop --reference-video")
+        convert = _Reference(reference_video, reference_mask, skip_stage_2, flags["pipeline"])
+        flags["pipeline"] = "ic-lora"
+    editing = convert is not None
+    if editing and dry_run:  # the plan models the video pipelines' stages only
+        raise UsageError(
+            "--dry-run plans text/image-to-video runs only", "drop --dry-run for this mode"
+        )
+    run = _Runner(overwrite=overwrite, compile=compile, dry_run=dry_run, editing=editing)
     try:
         if prompts_file is not None:
             if prompt is not None or from_metadata is not None:
@@ -100,13 +120,81 @@ def generate(
                     "--prompts-file takes its prompts from the file",
                     "drop the PROMPT argument and --from-metadata",
                 )
-            _batch(run, prompts_file, preset, flags, cli, output, skip_existing)
+            _batch(run, prompts_file, preset, flags, cli, output, skip_existing, convert)
             return
         replay = _replay(from_metadata) if from_metadata is not None else {}
         job = _job(prompt, preset, flags, cli, replay=replay)
-        run(job if output is None else replace(job, output=output))
+        job = job if output is None else replace(job, output=output)
+        run(job if convert is None else convert(job, default_output=output is None))
     finally:
         run.close()
+
+
+def _audio_only(audio_only: bool, duration: float | None, flags: dict, images) -> str:
+    """The `t2a` pipeline for `--audio-only --duration S`, checked before anything loads."""
+    if not audio_only:
+        raise UsageError("--duration sets the length of --audio-only output", "add --audio-only")
+    if duration is None:
+        raise UsageError("--audio-only needs --duration SECONDS", "e.g. --duration 8")
+    if not (math.isfinite(duration) and duration > 0):
+        raise UsageError(f"--duration {duration:g} is not a positive number of seconds", "e.g. 8")
+    if flags["audio"] is False:
+        raise UsageError("--audio-only and --no-audio leave nothing to generate", "drop one")
+    if images:
+        raise UsageError("--image conditions the video, which --audio-only leaves out", "drop it")
+    if flags["pipeline"] not in (None, "t2a"):
+        raise UsageError(
+            f"--audio-only runs the t2a pipeline, not {flags['pipeline']}", "drop --pipeline"
+        )
+    return "t2a"
+
+
+class _AudioOnly:
+    """Turns a generate job into an audio-only job of `duration` seconds (a .wav by default)."""
+
+    def __init__(self, duration: float) -> None:
+        self.duration = duration
+
+    def __call__(self, job: Any, default_output: bool) -> Any:
+        """`default_output`: the job's output name is ltx2's own, so it becomes a .wav."""
+        from ltx2cli.pipelines.t2a import AudioJob
+
+        base = {f.name: getattr(job, f.name) for f in fields(job)}
+        output = job.output.with_suffix(".wav") if default_output else job.output
+        return AudioJob(**{**base, "output": output}, duration=self.duration)
+
+
+class _Reference:
+    """Turns a generate job into an IC-LoRA video-to-video job (`--reference-video`)."""
+
+    def __init__(self, video: str | None, mask: str | None, skip: bool, pipeline: str | None):
+        from ltx2cli.pipelines.ic_lora import parse_spec
+
+        if video is None:
+            raise UsageError(
+                "--reference-mask and --skip-stage-2 belong to IC-LoRA runs",
+                "add --reference-video PATH[:STRENGTH] and the IC-LoRA with --lora",
+            )
+        if pipeline not in (None, "ic-lora"):
+            raise UsageError(
+                f"--reference-video runs the ic-lora pipeline, not {pipeline}", "drop --pipeline"
+            )
+        self.video = parse_spec(video, "--reference-video")
+        self.mask = parse_spec(mask, "--reference-mask") if mask is not None else (None, 1.0)
+        self.skip = skip
+
+    def __call__(self, job: Any, default_output: bool) -> Any:
+        from ltx2cli.pipelines.ic_lora import ICLoraJob
+
+        base = {f.name: getattr(job, f.name) for f in fields(job)}
+        return ICLoraJob(
+            **base,
+            reference=self.video[0],
+            reference_strength=self.video[1],
+            mask=self.mask[0],
+            mask_strength=self.mask[1],
+            skip_stage_2=self.skip,
+        )
 
 
 def _blocks(text: str | None, modality: str) -> tuple[int, ...] | None:
@@ -213,8 +301,10 @@ def _batch(
     cli: dict[str, Any],
     template: Path | None,
     skip_existing: bool,
+    convert: _AudioOnly | _Reference | None = None,
 ) -> None:
-    """Every item in turn; a failed item is reported and the batch goes on (exit 1 after)."""
+    """Every item in turn; a failed item is reported and the batch goes on (exit 1 after);
+    `convert` makes each item an editing job."""
     from ltx2cli.pipelines.batch import DEFAULT_TEMPLATE, output_for, read_items
     from ltx2cli.pipelines.distributed import gather, is_distributed, shard
 
@@ -227,6 +317,8 @@ def _batch(
             if not item.get("output"):
                 name = str(template or DEFAULT_TEMPLATE)
                 job = replace(job, output=output_for(name, index, job.prompt, job.settings.seed))
+            if convert is not None:
+                job = convert(job, default_output=not item.get("output") and template is None)
             if skip_existing and job.output.exists():
                 skipped += 1
                 out.info(f"item {index}: {job.output} exists, skipped")
@@ -290,10 +382,11 @@ class _Runner:
 
         if not self.editing:
             check_pipeline(job.settings.pipeline)
-        check_output(job.output, self.overwrite)
+        check_output(job.output, self.overwrite, job.OUTPUT_SUFFIXES)
         check_images(job)
         files = resolve_files(job)
         check_against_model(job, files)
+        job.check(files)
         runtime, compat = make_runtime(job.settings, compile=self.compile), compat_of(job)
         if self.dry_run:
             plan = make_plan(job, files, runtime, compat)
@@ -313,7 +406,7 @@ class _Runner:
             "sidecar": str(path.with_suffix(".json")),
             "seed": job.settings.seed,
             "pipeline": job.pipeline,
-            "frames": int(result.video.shape[0]),
+            "frames": 0 if result.video is None else int(result.video.shape[0]),
             "seconds": round(sum(result.timings.values()), 2),
             "enhanced_prompt": result.enhanced_prompt,
         }

@@ -70,6 +70,29 @@ AudioSkipStep = Annotated[
     int | None, opt("--audio-skip-step", help="Reuse x0 N steps.", panel=GUIDANCE)
 ]
 NoAudio = Annotated[bool, opt("--no-audio", help="Video only.")]
+AudioOnly = Annotated[
+    bool, opt("--audio-only", help="Audio alone (no video), written as .wav or .m4a.")
+]
+ReferenceVideo = Annotated[
+    str | None,
+    opt(
+        "--reference-video",
+        help="PATH[:STRENGTH]: IC-LoRA video-to-video (with --lora).",
+        panel=MODELS,
+    ),
+]
+ReferenceMask = Annotated[
+    str | None,
+    opt(
+        "--reference-mask",
+        help="VIDEO[:STRENGTH]: where the reference is attended to.",
+        panel=MODELS,
+    ),
+]
+SkipStage2 = Annotated[
+    bool, opt("--skip-stage-2", help="IC-LoRA: decode stage 1 at half size.", panel=MODELS)
+]
+Duration = Annotated[float | None, opt("--duration", help="Seconds of audio (--audio-only).")]
 EnhancePrompt = Annotated[bool, opt("--enhance-prompt", help="Let Gemma rewrite the prompt.")]
 Image = Annotated[
     list[str] | None, opt("--image", help="PATH[@FRAME[:STRENGTH[:CRF]]], repeatable.")

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from ltx2cli.errors import MediaError, UsageError
-from ltx2cli.media._files import check_time_window, open_input
+from ltx2cli.media._files import atomic_output, check_time_window, open_input
 
 #: Sample rates the AAC encoder accepts (ISO/IEC 14496-3 sampling frequency table).
 AAC_SAMPLE_RATES = (
@@ -159,3 +159,47 @@ def read_audio(
     if channels is not None:
         waveform = as_channels(waveform, channels)
     return Audio(waveform.contiguous(), int(rate))
+
+
+#: Audio-only outputs by suffix: the container and codec (WAV as 16-bit PCM, as the reference).
+_AUDIO_FORMATS = {".wav": ("wav", "pcm_s16le", "s16"), ".m4a": ("ipod", "aac", "fltp")}
+
+
+def write_audio(path: str | os.PathLike[str], audio: Audio) -> Path:
+    """Write `audio` (mono or stereo, written as stereo) to a .wav (PCM s16) or .m4a (AAC)
+    file at `path`, atomically. Returns `path`."""
+    import av
+    import numpy as np
+
+    target = Path(path)
+    fmt = _AUDIO_FORMATS.get(target.suffix.lower())
+    if fmt is None:
+        raise UsageError(
+            f"cannot write audio to {target.name!r}", f"use one of: {', '.join(_AUDIO_FORMATS)}"
+        )
+    container_format, codec, sample_format = fmt
+    if codec == "aac" and audio.sample_rate not in AAC_SAMPLE_RATES:
+        raise UsageError(
+            f"audio sample rate {audio.sample_rate} Hz is not an AAC rate", "write a .wav instead"
+        )
+    wave = as_channels(audio.waveform.detach().float().cpu(), 2).clamp(-1, 1).numpy()
+    if sample_format == "s16":  # interleaved 16-bit samples, rounded as PCM converters do
+        data = np.round(wave.T * 32767).astype(np.int16).reshape(1, -1)
+    else:
+        data = np.ascontiguousarray(wave)
+    try:
+        with (
+            atomic_output(target) as tmp,
+            av.open(str(tmp), "w", format=container_format) as container,
+        ):
+            stream = container.add_stream(codec, rate=audio.sample_rate, layout="stereo")
+            frame = av.AudioFrame.from_ndarray(data, format=sample_format, layout="stereo")
+            frame.sample_rate = audio.sample_rate
+            frame.pts = 0
+            container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+    except (av.error.FFmpegError, OSError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        hint = "check that the folder is writable and has free space"
+        raise MediaError(f"{target}: cannot write the audio ({reason})", hint) from exc
+    return target

@@ -13,11 +13,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from ltx2cli.config.generation import MAX_CRF, GenerationSettings
 from ltx2cli.errors import UsageError
 
 DEFAULT_DISTILLED_LORA_STRENGTH = 1.0
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v")
 
 
 def _number(text: str, kind: type, what: str, spec: str) -> float:
@@ -111,6 +113,17 @@ class Job:
     distilled_lora: LoraInput | None = None
     upsampler: str | None = None
     text_encoder: str | None = None
+    #: The output containers this kind of job writes (an audio-only job writes audio files).
+    OUTPUT_SUFFIXES: ClassVar[tuple[str, ...]] = VIDEO_SUFFIXES
+
+    def check(self, files) -> None:
+        """Checks of the job's own inputs against its resolved `files`, before any weights
+        load (editing jobs add theirs)."""
+
+    @property
+    def seconds(self) -> float:
+        """How long the output lasts."""
+        return self.settings.duration
 
     @property
     def pipeline(self) -> str:

@@ -137,7 +137,7 @@ class Context:
 
 @dataclass
 class Result:
-    video: torch.Tensor  # (F, 3, H, W) float in [-1, 1]
+    video: torch.Tensor | None  # (F, 3, H, W) float in [-1, 1]; None: audio only
     audio: Audio | None
     fps: float
     latents: dict[str, torch.Tensor]  # "stage1_video", "stage1_audio", "video", "audio"
@@ -250,25 +250,31 @@ def metadata(job: Job, files: ModelFiles, result: Result) -> dict[str, Any]:
         "device": result.device,
         "timings": {k: round(v, 3) for k, v in result.timings.items()},
         "peak_memory": result.peak_memory,
+        **({"duration": job.seconds} if result.video is None else {}),
     }
 
 
 def save_result(job: Job, files: ModelFiles, result: Result, path: Path | None = None) -> Path:
-    """Write the mp4 (atomically) and its sidecar; return the mp4's path."""
+    """Write the mp4 (or, audio only, the audio file) atomically and its sidecar; return the
+    output's path."""
+    from ltx2cli.media.audio import write_audio
     from ltx2cli.media.sidecar import write_sidecar
     from ltx2cli.media.video import write_video
 
     target = Path(path or job.output)
     start = time.perf_counter()
     meta = metadata(job, files, result)
-    write_video(
-        target,
-        result.video,
-        result.fps,
-        audio=result.audio,
-        crf=OUTPUT_CRF,
-        comment=json.dumps(meta, separators=(",", ":"), default=str),
-    )
+    if result.video is None:
+        write_audio(target, result.audio)
+    else:
+        write_video(
+            target,
+            result.video,
+            result.fps,
+            audio=result.audio,
+            crf=OUTPUT_CRF,
+            comment=json.dumps(meta, separators=(",", ":"), default=str),
+        )
     meta["timings"]["write"] = round(time.perf_counter() - start, 3)
     write_sidecar(target, meta)
     return target

@@ -12,17 +12,19 @@ from pathlib import Path
 
 from ltx2cli.errors import UsageError
 from ltx2cli.pipelines.files import ModelFiles
-from ltx2cli.pipelines.job import Job
+from ltx2cli.pipelines.job import VIDEO_SUFFIXES, Job
 
 #: The transformer's RoPE covers this many seconds when the config does not say.
 DEFAULT_MAX_SECONDS = 20.0
 
 
-def check_output(path: Path, overwrite: bool) -> None:
-    """The folder exists and is writable, and an existing file is only replaced when asked."""
+def check_output(path: Path, overwrite: bool, suffixes: tuple[str, ...] = VIDEO_SUFFIXES) -> None:
+    """The name has one of `suffixes`, the folder exists and is writable, and an existing
+    file is only replaced when asked."""
     folder = path.parent if str(path.parent) else Path(".")
-    if path.suffix.lower() not in (".mp4", ".mov", ".mkv", ".m4v"):
-        raise UsageError(f"-o {path}: the output must be a video file", "use a .mp4 name")
+    if path.suffix.lower() not in suffixes:
+        kind = "a video" if suffixes == VIDEO_SUFFIXES else f"a {' or '.join(suffixes)}"
+        raise UsageError(f"-o {path}: the output must be {kind} file", f"use a {suffixes[0]} name")
     if not folder.is_dir():
         raise UsageError(f"-o {path}: the folder {folder} does not exist", "create it first")
     if not os.access(folder, os.W_OK | os.X_OK):
@@ -62,6 +64,11 @@ def check_against_model(job: Job, files: ModelFiles) -> None:
     config = read_checkpoint(files.checkpoint).require_config()["transformer"]
     s = job.settings
     max_seconds = float((config.get("positional_embedding_max_pos") or [DEFAULT_MAX_SECONDS])[0])
+    if job.seconds > max_seconds and job.seconds != s.duration:  # a length of its own
+        raise UsageError(
+            f"--duration {job.seconds:g} s is beyond the model's {max_seconds:g} s",
+            f"use --duration {max_seconds:g} or less",
+        )
     if s.duration > max_seconds:
         longest = int(max_seconds * s.frame_rate - 1) // 8 * 8 + 1
         raise UsageError(
