@@ -9,7 +9,7 @@
 - Peak RSS of this process, and the demo model's `ltx2 generate` end to end in a fresh process
   (the demo files, including the one-time Gemma conversion, are written before timing).
 
-Config and inputs: shared/reference/bench/transformer_medium.json (see benchmarks/transformer.py).
+Config and inputs: benchmarks/transformer_medium.json (see benchmarks/transformer.py).
 
     python benchmarks/pipeline.py [--spec PATH] [--repeats 3] [--threads 2] [--no-demo]
 """

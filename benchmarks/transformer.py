@@ -1,6 +1,6 @@
 """Seconds per transformer forward at the medium LTX-2.3-style config (CPU, float32, 2 threads).
 
-Config and inputs from shared/reference/bench/transformer_medium.json: 2000 video tokens (5×20×20
+Config and inputs from benchmarks/transformer_medium.json: 2000 video tokens (5×20×20
 latent grid, positions for 33 frames at 640×640 and 24 fps), 100 audio tokens, sigma 0.7,
 contexts 256×512 / 256×256, no perturbations. One warm-up, then the median of 5 forwards under
 `torch.inference_mode()`; prints the ratio to the reference implementation's 0.69 s. Under
@@ -29,13 +29,8 @@ from ltx2cli.diffusion.patchify import (
 from ltx2cli.models import layers
 from ltx2cli.models.transformer import Modality, build_transformer
 
-DEFAULT_SPEC = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "reference"
-    / "bench"
-    / "transformer_medium.json"
-)
+# The medium transformer config of the reference's benchmark, kept beside the scripts.
+DEFAULT_SPEC = Path(__file__).resolve().parent / "transformer_medium.json"
 FPS = 24.0
 SEED = 0
 

@@ -2,7 +2,7 @@
 
 The non-block weights (projections, AdaLN, output heads) stay on the compute device. Each
 block's weights are kept as host tensors (pinned on CUDA, so copies overlap compute) and its
-parameters hold empty placeholders until the block runs: a forward pre-hook puts block i on
+parameters hold empty stand-ins until the block runs: a forward pre-hook puts block i on
 the device and starts copying block i+1 (one block prefetched ahead), a forward hook drops
 block i's device copy again. So at most two blocks are resident on the device during a forward,
 whatever the model's depth.
@@ -27,7 +27,7 @@ class BlockStreamer:
                 module.to(device)
         for tensor in [*model.parameters(recurse=False), *model.buffers(recurse=False)]:
             tensor.data = tensor.data.to(device)
-        # 2. Host copies of every block; parameters become placeholders.
+        # 2. Host copies of every block; parameters become empty stand-ins.
         self.host: list[dict[str, torch.Tensor]] = []
         for block in self.blocks:
             tensors = {}

@@ -135,7 +135,7 @@ class Captioner:
             [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
         )
         pixels = self.image_processor(images=frames, return_tensors="pt")
-        # Each image placeholder stands for its merged patch count (what the processor does).
+        # Each image token stands for its merged patch count (what the processor does).
         merge = self.image_processor.merge_size**2
         counts = (pixels["image_grid_thw"].prod(-1) // merge).tolist()
         parts = text.split(IMAGE_PAD)
