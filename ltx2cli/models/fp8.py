@@ -179,7 +179,8 @@ def _cpu_scaled_mm() -> bool:
     one = torch.ones(())
     try:
         torch._scaled_mm(a, a.t(), scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
-    except (RuntimeError, AttributeError):  # a CPU build without the kernel raises a RuntimeError subclass
+    # A CPU build without the kernel raises a RuntimeError subclass; old torch lacks the op.
+    except (RuntimeError, AttributeError):
         return False
     return True
 
