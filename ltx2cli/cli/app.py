@@ -2,18 +2,129 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import sys
-from typing import Annotated
+from collections.abc import Iterator, MutableMapping
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from ltx2cli import __version__
 from ltx2cli.cli.options import examples
 from ltx2cli.cli.output import out
 from ltx2cli.errors import ConfigError, Ltx2Error, ParameterError
 
+if TYPE_CHECKING:
+    import click
+
+
+class _Lazy(NamedTuple):
+    """A command whose module is imported, and whose options are built, only when it runs (or
+    its own help is asked for): building every command's options costs more than the rest of
+    `ltx2 --help`."""
+
+    module: str  # under ltx2cli.cli
+    function: str | None = None  # the command; None: the module's Typer `app` (a group)
+    no_args_is_help: bool = False
+
+
+# One line per command, in the order `ltx2 --help` lists them. Every command module is torch-free
+# at import time; a function command's epilog is its module's EXAMPLES.
+_COMMANDS = {
+    "generate": _Lazy("generate", "generate", no_args_is_help=True),
+    "retake": _Lazy("retake", "retake", no_args_is_help=True),
+    "interpolate": _Lazy("interpolate", "interpolate", no_args_is_help=True),
+    "a2v": _Lazy("a2v", "a2v", no_args_is_help=True),
+    "upscale": _Lazy("upscale", "upscale", no_args_is_help=True),
+    "preprocess": _Lazy("preprocess", "preprocess"),
+    "caption": _Lazy("caption", "caption"),
+    "train": _Lazy("train"),
+    "lora": _Lazy("lora"),
+    "quantize": _Lazy("quantize", "quantize"),
+    "models": _Lazy("models"),
+    "presets": _Lazy("presets"),
+    "env": _Lazy("env", "env"),
+}
+
+
+class _LazyCommands(MutableMapping):
+    """The root's `commands`: every name known up front, each command built on first access."""
+
+    def __init__(self) -> None:
+        self._built: dict[str, click.Command] = {}
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self._built:
+            if name not in _COMMANDS:
+                raise KeyError(name)
+            self._built[name] = _build(name, _COMMANDS[name])
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**dict.fromkeys(_COMMANDS), **dict.fromkeys(self._built)})
+
+    def __len__(self) -> int:
+        return len(set(_COMMANDS) | set(self._built))
+
+
+def _build(name: str, entry: _Lazy) -> click.Command:
+    module = importlib.import_module(f"ltx2cli.cli.{entry.module}")
+    holder = typer.Typer(add_completion=False, rich_markup_mode=None)
+    holder.callback()(lambda: None)  # a group, so that the command keeps its name
+    if entry.function is None:
+        holder.add_typer(module.app, name=name)
+    else:
+        function = getattr(module, entry.function)
+        holder.command(name, epilog=module.EXAMPLES, no_args_is_help=entry.no_args_is_help)(
+            function
+        )
+    return typer.main.get_command(holder).commands[name]  # type: ignore[attr-defined]
+
+
+def _help_text(name: str) -> str | None:
+    """What a command's help starts with, read without building its options."""
+    if name not in _COMMANDS:
+        return None
+    entry = _COMMANDS[name]
+    module = importlib.import_module(f"ltx2cli.cli.{entry.module}")
+    if entry.function is None:
+        return module.app.info.help
+    return inspect.getdoc(getattr(module, entry.function))
+
+
+class _Root(TyperGroup):
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = _LazyCommands()
+        self.commands.update(attrs.get("commands") or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)  # names only: nothing is built
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The root help's command list, from each command's help text alone."""
+        built = self.commands._built  # type: ignore[attr-defined]
+        rows = []
+        for name in self.list_commands(ctx):
+            command = built.get(name) or TyperCommand(name=name, help=_help_text(name))
+            if not command.hidden:
+                rows.append((name, command))
+        limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in rows])
+
+
 app = typer.Typer(
     name="ltx2",
+    cls=_Root,
     help="Generate video with synchronized audio using Lightricks' LTX-2 models, and manage "
     "everything around them: models, presets, datasets, training.",
     epilog=examples("ltx2 env", "ltx2 presets list", "ltx2 models available"),
@@ -59,41 +170,6 @@ def root(
     ] = False,
 ) -> None:
     out.reset(json=json, quiet=quiet, verbose=verbose, debug=debug)
-
-
-# -- commands (each module is torch-free at import time) -------------------------------------
-# One line per command module, in the order `ltx2 --help` lists them.
-from ltx2cli.cli import (  # noqa: E402
-    a2v,
-    env,
-    generate,
-    interpolate,
-    lora,
-    models,
-    presets,
-    quantize,
-    retake,
-    upscale,
-)
-from ltx2cli.cli import caption as caption_cli  # noqa: E402
-from ltx2cli.cli import preprocess as preprocess_cli  # noqa: E402
-from ltx2cli.cli import train as train_cli  # noqa: E402
-
-app.command("generate", epilog=generate.EXAMPLES, no_args_is_help=True)(generate.generate)
-app.command("retake", epilog=retake.EXAMPLES, no_args_is_help=True)(retake.retake)
-app.command("interpolate", epilog=interpolate.EXAMPLES, no_args_is_help=True)(
-    interpolate.interpolate
-)
-app.command("a2v", epilog=a2v.EXAMPLES, no_args_is_help=True)(a2v.a2v)
-app.command("upscale", epilog=upscale.EXAMPLES, no_args_is_help=True)(upscale.upscale)
-app.command("preprocess", epilog=preprocess_cli.EXAMPLES)(preprocess_cli.preprocess)
-app.command("caption", epilog=caption_cli.EXAMPLES)(caption_cli.caption)
-app.add_typer(train_cli.app, name="train")
-app.add_typer(lora.app, name="lora")
-app.command("quantize", epilog=quantize.EXAMPLES)(quantize.quantize)
-app.add_typer(models.app, name="models")
-app.add_typer(presets.app, name="presets")
-app.command("env", epilog=env.EXAMPLES)(env.env)
 
 
 _INTERRUPTED = 130
