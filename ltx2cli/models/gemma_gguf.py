@@ -8,6 +8,7 @@ that later loads read in seconds.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 @contextlib.contextmanager
 def _gguf_read_once() -> Iterator[None]:
-    """Share one `gguf.GGUFReader` per file while converting.
+    """Share one `gguf.GGUFReader` per file while converting, without a progress bar.
 
     transformers opens the GGUF separately for the config, the tokenizer and the weights, and
     each open parses the 262k-entry vocabulary again (~15 s apiece on two cores). The reader is
@@ -41,11 +42,18 @@ def _gguf_read_once() -> Iterator[None]:
             readers[key] = original(path, *args, **kwargs)
         return readers[key]
 
+    # transformers draws a tqdm bar over the tensors whatever its progress-bar setting; library
+    # code must not print, so the bar is switched off for the conversion.
+    from tqdm.auto import tqdm
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
     gguf.GGUFReader = shared
+    gguf_utils.tqdm = functools.partial(tqdm, disable=True)
     try:
         yield
     finally:
         gguf.GGUFReader = original
+        gguf_utils.tqdm = tqdm
         readers.clear()  # release the memory maps before the GGUF file is deleted
 
 
