@@ -36,6 +36,7 @@ from ltx2cli.train.dataset import BatchOrder, PrecomputedDataset
 from ltx2cli.train.plot import append_metrics, draw_plot, truncate_metrics
 from ltx2cli.train.samplers import make_sampler
 from ltx2cli.train.strategy import Strategy, strategy_spec
+from ltx2cli.train.validation import Validator, check_validation
 
 log = logging.getLogger(__name__)
 
@@ -280,16 +281,23 @@ def train(
 ) -> TrainResult:
     """Run the training described by `config`; see the module docstring."""
     import yaml
-    from accelerate import Accelerator, DistributedDataParallelKwargs
+    from accelerate import Accelerator, DistributedDataParallelKwargs, DistributedType
 
     # 1. checks, output folder
     unsupported(config, source)
     check_paths(config, source=source)
     checkpoint = resolve_model_path(config.model.model_path)
+    sampling = bool(check_validation(config, checkpoint, source))
     accelerator = Accelerator(
         mixed_precision=config.acceleration.mixed_precision_mode or "no",
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
+    if sampling and accelerator.distributed_type == DistributedType.FSDP:
+        raise ConfigError(
+            f"{source + ': ' if source else ''}validation sampling does not run under FSDP "
+            "(the transformer is sharded across processes)",
+            "turn it off with --set validation.interval=null, or train with DDP",
+        )
     main = accelerator.is_main_process
     run_dir = (
         prepare_run_dir(config, resume=resume or resume_from is not None, overwrite=overwrite)
@@ -368,8 +376,12 @@ def train(
             yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
         )
         truncate_metrics(run_dir, step)
-    if config.validation.interval is not None and config.validation.samples and main:
-        log.warning("validation sampling during training is not available in this build")
+    validator = None
+    if sampling:
+        precision = "bfloat16" if dtype == torch.bfloat16 else "float32"
+        validator = Validator(config, checkpoint, run_dir, precision, str(device))
+        if run.step == 0 and not config.validation.skip_initial_validation:
+            run.validate(validator)
 
     # 4. loop
     accum = config.optimization.gradient_accumulation_steps
@@ -402,6 +414,9 @@ def train(
             log.debug("step %d loss %.5f lr %.3g %.2fs", run.step, loss_value, lr, seconds)
             if on_step is not None:
                 on_step(run.step, config.optimization.steps, loss_value, lr)
+        every = config.validation.interval
+        if validator is not None and every and run.step % every == 0:
+            run.validate(validator)
         interval = config.checkpoints.interval
         stop = _agreed(accelerator, should_stop())
         last = run.step >= config.optimization.steps
@@ -464,6 +479,12 @@ class _Run:
     run_dir: Path
     step: int = 0
     consumed: int = 0  # batches this process has taken from the loader
+
+    def validate(self, validator: Validator) -> None:
+        """Validation samples of the current step, written by the main process."""
+        if self.accelerator.is_main_process:
+            validator.run(self.step, self.accelerator.unwrap_model(self.model))
+        self.accelerator.wait_for_everyone()
 
     def save(self, *, with_optimizer: bool = False) -> Path:
         """Weights (+ training state) for the current step, then retention; rank 0 writes.

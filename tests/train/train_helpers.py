@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import torch
+import yaml
 
 CLIP_FPS = 8.0
 CLIP_FRAMES = 17
@@ -16,6 +17,7 @@ CLIP_SIZE = (64, 96)  # (H, W)
 AUDIO_RATE = 48000
 TONES_HZ = (330.0, 440.0, 550.0)
 BUCKET = "96x64x9"
+RANK = 4
 # Words the tiny tokenizer knows, so every caption encodes differently.
 CAPTIONS = (
     "a red fox runs in the snow with wind sound",
@@ -150,4 +152,35 @@ def write_tiny_qwen_vl(path: Path) -> Path:
         merge_size=2,
         temporal_patch_size=2,
     ).save_pretrained(path)
+    return path
+
+
+def train_config(dataset: Path, checkpoint: Path, out: Path, **sections) -> dict:
+    """A small LoRA run on the tiny model; `sections` are merged over the defaults."""
+    config = {
+        "model": {"model_path": str(checkpoint)},
+        "lora": {
+            "rank": RANK,
+            "alpha": RANK,
+            "target_modules": ["to_q", "to_k", "to_v", "to_out.0"],
+        },
+        "training_strategy": {
+            "name": "flexible",
+            "video": {"is_generated": True, "latents_dir": "latents"},
+            "audio": {"is_generated": True, "latents_dir": "audio_latents"},
+        },
+        "optimization": {"steps": 6, "batch_size": 1, "learning_rate": 1e-3},
+        "acceleration": {"mixed_precision_mode": "no"},
+        "data": {"preprocessed_data_root": str(dataset), "num_dataloader_workers": 0},
+        "validation": {"interval": None},
+        "checkpoints": {"interval": 3, "keep_last_n": 1, "precision": "float32"},
+        "output_dir": str(out),
+    }
+    for key, value in sections.items():
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    return config
+
+
+def write_yaml(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config))
     return path
