@@ -14,6 +14,7 @@ EXAMPLES = examples(
     "ltx2 preprocess clips/ -m ltx-2.3-22b-dev -t gemma-3-12b -b 768x512x49",
     "ltx2 preprocess data.jsonl -o ds -m CKPT -t GEMMA_DIR -b 512x512x121",
     "ltx2 preprocess clips/ --captions c.jsonl -o ds -m CKPT -t GEMMA -b 768x512x49",
+    "ltx2 preprocess long_videos/ --split-scenes -o ds -m CKPT -t GEMMA -b 768x512x49",
 )
 
 
@@ -67,6 +68,19 @@ def preprocess(
         bool,
         typer.Option("--remove-llm-prefixes", help="Strip 'The video shows' and the like."),
     ] = False,
+    split_scenes: Annotated[
+        bool,
+        typer.Option("--split-scenes", help="Cut videos at scene changes first (PySceneDetect)."),
+    ] = False,
+    scene_threshold: Annotated[
+        float,
+        typer.Option(
+            "--scene-threshold", min=0.0, help="Content detector threshold (lower: more cuts)."
+        ),
+    ] = 27.0,
+    min_scene_frames: Annotated[
+        int, typer.Option("--min-scene-frames", min=1, help="Shortest scene, in frames.")
+    ] = 15,
     seed: Annotated[int, typer.Option("--seed", help="Seed of random crops.")] = 0,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Recompute outputs that already exist.")
@@ -116,6 +130,9 @@ def preprocess(
         vae_tiling=vae_tiling,
         trigger=lora_trigger,
         remove_llm_prefixes=remove_llm_prefixes,
+        split_scenes=split_scenes,
+        scene_threshold=scene_threshold,
+        min_scene_frames=min_scene_frames,
     )
     target = (output or base / ".precomputed").expanduser()
     with out.progress() as bar:

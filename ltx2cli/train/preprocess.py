@@ -6,6 +6,9 @@ Inputs: a folder of clips (caption in a sidecar `<clip>.txt`, or in a captions f
 In a folder, `CLIP_reference.mp4` and `CLIP_mask.png|mp4` beside a clip are its IC-LoRA
 reference and its inpainting mask.
 
+With `split_scenes`, videos are first cut at scene changes (`scenes.py`); each scene is then
+an item of its own.
+
 Phases, each over every item and each skipping outputs that already exist (so an interrupted
 run resumes), with one model in memory at a time:
 1. captions → `conditions/` (Gemma hidden states → the checkpoint's feature extractor; the
@@ -335,6 +338,9 @@ class Options:
     vae_tiling: bool | None = None  # None: tile frames larger than one tile
     trigger: str | None = None
     remove_llm_prefixes: bool = False
+    split_scenes: bool = False
+    scene_threshold: float = 27.0  # PySceneDetect's content detector default
+    min_scene_frames: int = 15
 
 
 @dataclass
@@ -376,6 +382,13 @@ def preprocess(
         else:
             summary.skip(media, "no such file")
     items = present
+    if options.split_scenes:
+        from ltx2cli.train.scenes import split_scenes
+
+        items = split_scenes(
+            items, out, summary, threshold=options.scene_threshold,
+            min_frames=options.min_scene_frames,
+        )  # fmt: skip
     _captions(items, out, options, summary, report)
     plans = _plan_videos(items, options, summary)
     _videos(plans, out, options, summary, report)
