@@ -7,7 +7,8 @@ In a folder, `CLIP_reference.mp4` and `CLIP_mask.png|mp4` beside a clip are its 
 reference and its inpainting mask.
 
 With `split_scenes`, videos are first cut at scene changes (`scenes.py`); each scene is then
-an item of its own.
+an item of its own. With `make_references`, clips without a reference get a generated
+control video (Canny edges or a depth model's maps; `references.py`).
 
 Phases, each over every item and each skipping outputs that already exist (so an interrupted
 run resumes), with one model in memory at a time:
@@ -341,6 +342,8 @@ class Options:
     split_scenes: bool = False
     scene_threshold: float = 27.0  # PySceneDetect's content detector default
     min_scene_frames: int = 15
+    make_references: str | None = None  # "canny" or "depth" (references.py)
+    reference_model: Path | None = None  # the depth model folder
 
 
 @dataclass
@@ -388,6 +391,13 @@ def preprocess(
         items = split_scenes(
             items, out, summary, threshold=options.scene_threshold,
             min_frames=options.min_scene_frames,
+        )  # fmt: skip
+    if options.make_references:
+        from ltx2cli.train.references import make_references
+
+        make_references(
+            items, out, options.make_references, options.reference_model, options.device,
+            summary, IMAGE_SUFFIXES,
         )  # fmt: skip
     _captions(items, out, options, summary, report)
     plans = _plan_videos(items, options, summary)
