@@ -117,3 +117,68 @@ def test_wandb_without_the_package_is_a_one_line_error(tmp_path, dataset, tiny_m
     assert result.returncode == 2
     assert "wandb" in result.stderr and "pip install wandb" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+# A stand-in `wandb` package put on the subprocess's path: it records each call as JSON lines.
+FAKE_WANDB = """
+import json, os
+
+def _record(kind, **data):
+    with open(os.environ["FAKE_WANDB_LOG"], "a") as f:
+        f.write(json.dumps({"call": kind, **data}, default=str) + "\\n")
+
+class Video:
+    def __init__(self, path):
+        self.path = path
+    def __repr__(self):
+        return "video:" + self.path
+
+class Audio(Video):
+    pass
+
+class _Run:
+    id = "run-123"
+    def log(self, data, step=None):
+        _record("log", data={k: repr(v) if isinstance(v, list) else v for k, v in data.items()},
+                step=step)
+    def finish(self):
+        _record("finish")
+
+def init(**kwargs):
+    _record("init", **kwargs)
+    return _Run()
+"""
+
+
+def test_wandb_logs_the_config_every_step_and_the_samples(tmp_path, dataset, tiny_model):
+    checkpoint, gemma = tiny_model
+    (tmp_path / "fake" / "wandb").mkdir(parents=True)
+    (tmp_path / "fake" / "wandb" / "__init__.py").write_text(FAKE_WANDB)
+    calls_file = tmp_path / "calls.jsonl"
+    config = train_config(
+        dataset, checkpoint, tmp_path / "myrun",
+        model={"model_path": str(checkpoint), "text_encoder_path": str(gemma)},
+        optimization={"steps": 2},
+        checkpoints={"interval": None},
+        validation={
+            "samples": [{"prompt": "a red fox runs"}], "video_dims": [64, 32, 9],
+            "frame_rate": 8.0, "inference_steps": 1, "interval": 2, "stg_blocks": [0],
+            "skip_initial_validation": True,
+        },
+        wandb={"enabled": True, "project": "foxes", "tags": ["t1"]},
+    )  # fmt: skip
+    env = {"PYTHONPATH": str(tmp_path / "fake"), "FAKE_WANDB_LOG": str(calls_file)}
+    result = run_ltx2("train", str(write_yaml(tmp_path / "c.yaml", config)), env=env)
+    assert result.returncode == 0, result.stderr
+
+    calls = [json.loads(line) for line in calls_file.read_text().splitlines()]
+    assert calls[0]["call"] == "init"
+    assert calls[0]["project"] == "foxes" and calls[0]["tags"] == ["t1"]
+    assert calls[0]["name"] == "myrun" and calls[0]["config"]["optimization"]["steps"] == 2
+    steps = [c for c in calls if c["call"] == "log" and "train/loss" in c["data"]]
+    assert [c["step"] for c in steps] == [1, 2]
+    assert [c["data"]["train/global_step"] for c in steps] == [1, 2]
+    samples = [c for c in calls if c["call"] == "log" and "validation/samples" in c["data"]]
+    assert len(samples) == 1 and samples[0]["step"] == 2
+    assert "step_000002_1.mp4" in samples[0]["data"]["validation/samples"]
+    assert calls[-1]["call"] == "finish"
