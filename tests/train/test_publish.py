@@ -9,7 +9,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from train_helpers import run_ltx2, train_config, write_yaml
+from train_helpers import run_ltx2, train_config, validating_config, write_yaml
 
 REPO = "someone/fox-lora"
 
@@ -65,19 +65,9 @@ def hub():
 
 
 def test_push_to_hub_uploads_weights_card_and_last_samples(tmp_path, dataset, tiny_model, hub):
-    checkpoint, gemma = tiny_model
     run_dir = tmp_path / "run"
-    config = train_config(
-        dataset, checkpoint, run_dir,
-        model={"model_path": str(checkpoint), "text_encoder_path": str(gemma)},
-        optimization={"steps": 2},
-        checkpoints={"interval": None},
-        validation={
-            "samples": [{"prompt": "a red fox runs"}], "video_dims": [64, 32, 9],
-            "frame_rate": 8.0, "inference_steps": 1, "interval": 2, "stg_blocks": [0],
-        },
-        hub={"push_to_hub": True, "hub_model_id": REPO},
-    )  # fmt: skip
+    hub_section = {"push_to_hub": True, "hub_model_id": REPO}
+    config = validating_config(dataset, tiny_model, run_dir, hub=hub_section)
     env = {"HF_ENDPOINT": f"http://127.0.0.1:{hub.server_port}", "HF_TOKEN": "hf_test"}
     result = run_ltx2("train", str(write_yaml(tmp_path / "c.yaml", config)), env=env)
     assert result.returncode == 0, result.stderr
@@ -151,20 +141,11 @@ def init(**kwargs):
 
 
 def test_wandb_logs_the_config_every_step_and_the_samples(tmp_path, dataset, tiny_model):
-    checkpoint, gemma = tiny_model
     (tmp_path / "fake" / "wandb").mkdir(parents=True)
     (tmp_path / "fake" / "wandb" / "__init__.py").write_text(FAKE_WANDB)
     calls_file = tmp_path / "calls.jsonl"
-    config = train_config(
-        dataset, checkpoint, tmp_path / "myrun",
-        model={"model_path": str(checkpoint), "text_encoder_path": str(gemma)},
-        optimization={"steps": 2},
-        checkpoints={"interval": None},
-        validation={
-            "samples": [{"prompt": "a red fox runs"}], "video_dims": [64, 32, 9],
-            "frame_rate": 8.0, "inference_steps": 1, "interval": 2, "stg_blocks": [0],
-            "skip_initial_validation": True,
-        },
+    config = validating_config(
+        dataset, tiny_model, tmp_path / "myrun", {"skip_initial_validation": True},
         wandb={"enabled": True, "project": "foxes", "tags": ["t1"]},
     )  # fmt: skip
     env = {"PYTHONPATH": str(tmp_path / "fake"), "FAKE_WANDB_LOG": str(calls_file)}

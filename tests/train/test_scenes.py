@@ -12,9 +12,11 @@ SIZE = (64, 96)
 
 
 def _two_scene_clip(folder):
-    """A red half then a blue half (a hard cut at frame HALF), with a tone throughout."""
+    """`folder` with one clip: a red half then a blue half (a hard cut at frame HALF), with a
+    tone throughout."""
     from ltx2cli.media import Audio, write_video
 
+    folder.mkdir()
     frames = torch.empty((2 * HALF, *SIZE, 3), dtype=torch.uint8)
     frames[:HALF] = torch.tensor((200, 30, 30), dtype=torch.uint8)
     frames[HALF:] = torch.tensor((30, 30, 200), dtype=torch.uint8)
@@ -23,16 +25,13 @@ def _two_scene_clip(folder):
     path = folder / "long.mp4"
     write_video(path, frames, CLIP_FPS, audio=Audio(tone(440.0, 2 * HALF / CLIP_FPS), AUDIO_RATE))
     path.with_suffix(".txt").write_text("a red fox runs in the snow")
-    return path
+    return folder
 
 
 def test_split_scenes_cuts_at_the_scene_change(tmp_path, tiny_model):
     from ltx2cli.media import probe_video, read_video
 
-    data = tmp_path / "data"
-    data.mkdir()
-    _two_scene_clip(data)
-    out = tmp_path / "out"
+    data, out = _two_scene_clip(tmp_path / "data"), tmp_path / "out"
     result = run_preprocess(data, out, tiny_model, "--split-scenes")
     assert result.returncode == 0, result.stderr
 
@@ -54,10 +53,7 @@ def test_split_scenes_cuts_at_the_scene_change(tmp_path, tiny_model):
 
 
 def test_without_split_scenes_the_clip_stays_whole(tmp_path, tiny_model):
-    data = tmp_path / "data"
-    data.mkdir()
-    _two_scene_clip(data)
-    out = tmp_path / "out"
+    data, out = _two_scene_clip(tmp_path / "data"), tmp_path / "out"
     result = run_preprocess(data, out, tiny_model, "--skip-audio")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (out / "latents").glob("*.pt")) == ["long.pt"]

@@ -5,34 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from train_helpers import run_ltx2, train_config, write_yaml
+from train_helpers import run_ltx2, validating_config, write_yaml
 
 WIDTH, HEIGHT, FRAMES, FPS = 64, 32, 9, 8.0
-
-
-def _validation(**extra) -> dict:
-    return {
-        "samples": [{"prompt": "a red fox runs in the snow"}],
-        "video_dims": [WIDTH, HEIGHT, FRAMES],
-        "frame_rate": FPS,
-        "inference_steps": 2,
-        "interval": 2,
-        "stg_blocks": [0],
-        **extra,
-    }
+PROMPT = "a red fox runs in the snow"
 
 
 def _run_config(tmp_path: Path, dataset: Path, tiny_model, **validation) -> Path:
-    checkpoint, gemma = tiny_model
-    config = train_config(
-        dataset,
-        checkpoint,
-        tmp_path / "run",
-        model={"model_path": str(checkpoint), "text_encoder_path": str(gemma)},
+    validation = {"samples": [{"prompt": PROMPT}], "video_dims": [WIDTH, HEIGHT, FRAMES],
+                  "frame_rate": FPS, "inference_steps": 2, **validation}  # fmt: skip
+    config = validating_config(
+        dataset, tiny_model, tmp_path / "run", validation,
         optimization={"steps": 4, "learning_rate": 1e-2},
-        checkpoints={"interval": None},
-        validation=_validation(**validation),
-    )
+    )  # fmt: skip
     return write_yaml(tmp_path / "c.yaml", config)
 
 
@@ -71,7 +56,7 @@ def test_validation_step_zero_matches_generate_with_the_base_model(tmp_path, dat
 
     out = tmp_path / "generated.mp4"
     generated = run_ltx2(
-        "generate", "a red fox runs in the snow", "--pipeline", "one-stage",
+        "generate", PROMPT, "--pipeline", "one-stage",
         "--model", str(checkpoint), "--text-encoder", str(gemma),
         "--width", str(WIDTH), "--height", str(HEIGHT), "--num-frames", str(FRAMES),
         "--frame-rate", str(FPS), "--steps", "2", "--seed", "5", "--dtype", "float32",

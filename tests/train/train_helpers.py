@@ -65,11 +65,33 @@ def run_preprocess(data: Path, out: Path, model: tuple[Path, Path], *extra: str)
     )  # fmt: skip
 
 
+def _word_tokenizer(special: list[str], words: list[str], kept: list[str]):
+    """(vocab, tokenizer): a word-level Qwen-style tokenizer over `special` tokens, `words` and
+    single characters; `kept` special tokens are never split."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(special)}
+    for w in [*words, *"abcdefghijklmnopqrstuvwxyz0123456789.,:!?'\n"]:
+        vocab.setdefault(w, len(vocab))
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    core.normalizer = normalizers.Lowercase()
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<unk>",
+        extra_special_tokens=kept,  # kept whole by the tokenizer
+    )
+    return vocab, tokenizer
+
+
 def write_tiny_qwen_vl(path: Path) -> Path:
     """A random tiny Qwen2.5-VL model folder (config, weights, tokenizer, image processor)."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
     from transformers import (
-        PreTrainedTokenizerFast,
         Qwen2_5_VLConfig,
         Qwen2_5_VLForConditionalGeneration,
     )
@@ -86,21 +108,7 @@ def write_tiny_qwen_vl(path: Path) -> Path:
         "<unk>",
     ]
     words = ["a", "the", "red", "green", "blue", "square", "moves", "on", "grey", "camera"]
-    vocab = {t: i for i, t in enumerate(special)}
-    for w in [*words, *"abcdefghijklmnopqrstuvwxyz0123456789.,:!?'\n"]:
-        vocab.setdefault(w, len(vocab))
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    core.normalizer = normalizers.Lowercase()
-    core.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()]
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        unk_token="<unk>",
-        extra_special_tokens=special[1:7],  # kept whole by the tokenizer
-    )
+    vocab, tokenizer = _word_tokenizer(special, words, kept=special[1:7])
     tokenizer.chat_template = (
         "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% for c in m['content'] %}"
         "{% if c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
@@ -192,9 +200,7 @@ def write_tiny_qwen_omni(path: Path, *, full: bool = False) -> Path:
     without the speech talker (model_type qwen2_5_omni, weights under `thinker.`)."""
     import json
 
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
     from transformers import (
-        PreTrainedTokenizerFast,
         Qwen2_5OmniConfig,
         Qwen2_5OmniForConditionalGeneration,
         Qwen2_5OmniThinkerConfig,
@@ -211,21 +217,7 @@ def write_tiny_qwen_omni(path: Path, *, full: bool = False) -> Path:
     # on its inputs (at 0.02 every clip gets the same caption).
     INIT_RANGE = 0.3
     words = ["a", "the", "red", "tone", "music", "silent", "speech", "square", "moves"]
-    vocab = {t: i for i, t in enumerate(special)}
-    for w in [*words, *"abcdefghijklmnopqrstuvwxyz0123456789.,:!?'\n"]:
-        vocab.setdefault(w, len(vocab))
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    core.normalizer = normalizers.Lowercase()
-    core.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()]
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        unk_token="<unk>",
-        extra_special_tokens=special[1:10],
-    )
+    vocab, tokenizer = _word_tokenizer(special, words, kept=special[1:10])
     tokenizer.chat_template = (
         "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% for c in m['content'] %}"
         "{% if c['type'] == 'image' %}<|vision_bos|><|IMAGE|><|vision_eos|>"
@@ -289,3 +281,31 @@ def write_tiny_qwen_omni(path: Path, *, full: bool = False) -> Path:
     merged.update(WhisperFeatureExtractor(feature_size=128).to_dict())
     (path / "preprocessor_config.json").write_text(json.dumps(merged))
     return path
+
+
+def validating_config(
+    dataset: Path, model: tuple[Path, Path], out: Path, validation: dict | None = None, **sections
+) -> dict:
+    """`train_config` with validation on: one prompt sampled at 64x32x9 and 8 fps in one step,
+    every 2 optimizer steps (2 steps in all, no intermediate checkpoints)."""
+    checkpoint, gemma = model
+    defaults = {
+        "samples": [{"prompt": "a red fox runs"}],
+        "video_dims": [64, 32, 9],
+        "frame_rate": 8.0,
+        "inference_steps": 1,
+        "interval": 2,
+        "stg_blocks": [0],
+    }
+    return train_config(
+        dataset,
+        checkpoint,
+        out,
+        **{
+            "model": {"model_path": str(checkpoint), "text_encoder_path": str(gemma)},
+            "optimization": {"steps": 2},
+            "checkpoints": {"interval": None},
+            "validation": {**defaults, **(validation or {})},
+            **sections,
+        },
+    )
