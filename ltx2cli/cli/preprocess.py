@@ -14,8 +14,8 @@ EXAMPLES = examples(
     "ltx2 preprocess clips/ -m ltx-2.3-22b-dev -t gemma-3-12b -b 768x512x49",
     "ltx2 preprocess data.jsonl -o ds -m CKPT -t GEMMA_DIR -b 512x512x121",
     "ltx2 preprocess clips/ --captions c.jsonl -o ds -m CKPT -t GEMMA -b 768x512x49",
-    "ltx2 preprocess clips/ --make-references canny -o ds -m CKPT -t GEMMA -b 768x512x49",
-    "ltx2 preprocess long_videos/ --split-scenes -o ds -m CKPT -t GEMMA -b 768x512x49",
+    "ltx2 preprocess long/ --split-scenes --make-references canny -o ds -m CKPT -t GEMMA "
+    "-b 768x512x49",
 )
 
 
