@@ -13,6 +13,7 @@ EXAMPLES = examples(
     "ltx2 caption clips/ -o clips/captions.jsonl -m ~/models/Qwen2.5-VL-7B",
     "ltx2 caption a.mp4 b.mp4 -o captions.csv -m ~/models/Qwen2.5-VL-3B --fps 1",
     "ltx2 caption clips/ -o captions.jsonl -m QWEN_DIR --overwrite",
+    "ltx2 caption clips/ -o captions.jsonl -m ~/models/Qwen2.5-Omni-7B  # hears the sound too",
 )
 
 
@@ -22,7 +23,10 @@ def caption(
         Path, typer.Option("--output", "-o", help="captions.jsonl / .json / .csv / .txt")
     ],
     model: Annotated[
-        Path, typer.Option("--model", "-m", help="Local Qwen2.5-VL or Qwen2-VL model folder.")
+        Path,
+        typer.Option(
+            "--model", "-m", help="Local Qwen2.5-VL, Qwen2-VL or Qwen2.5-Omni model folder."
+        ),
     ],
     fps: Annotated[
         float, typer.Option("--fps", help="Frames per second shown to the model.")
@@ -46,7 +50,7 @@ def caption(
 ) -> None:
     """Caption clips for training; existing captions in OUTPUT are kept (resumable)."""
     from ltx2cli.cli.output import out
-    from ltx2cli.train.caption import INSTRUCTION, Captioner, caption_all, check_output, find_media
+    from ltx2cli.train.caption import Captioner, caption_all, check_output, find_media
 
     out.configure(json=json)
     check_output(output)
@@ -68,7 +72,7 @@ def caption(
             load,
             fps=fps,
             max_frames=max_frames,
-            instruction=instruction or INSTRUCTION,
+            instruction=instruction,
             overwrite=overwrite,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )

@@ -14,6 +14,8 @@ EXAMPLES = examples(
     "ltx2 preprocess clips/ -m ltx-2.3-22b-dev -t gemma-3-12b -b 768x512x49",
     "ltx2 preprocess data.jsonl -o ds -m CKPT -t GEMMA_DIR -b 512x512x121",
     "ltx2 preprocess clips/ --captions c.jsonl -o ds -m CKPT -t GEMMA -b 768x512x49",
+    "ltx2 preprocess long/ --split-scenes --make-references canny -o ds -m CKPT -t GEMMA "
+    "-b 768x512x49",
 )
 
 
@@ -67,6 +69,30 @@ def preprocess(
         bool,
         typer.Option("--remove-llm-prefixes", help="Strip 'The video shows' and the like."),
     ] = False,
+    split_scenes: Annotated[
+        bool,
+        typer.Option("--split-scenes", help="Cut videos at scene changes first (PySceneDetect)."),
+    ] = False,
+    scene_threshold: Annotated[
+        float,
+        typer.Option(
+            "--scene-threshold", min=0.0, help="Content detector threshold (lower: more cuts)."
+        ),
+    ] = 27.0,
+    min_scene_frames: Annotated[
+        int, typer.Option("--min-scene-frames", min=1, help="Shortest scene, in frames.")
+    ] = 15,
+    make_references: Annotated[
+        str | None,
+        typer.Option(
+            "--make-references",
+            help="IC-LoRA references for clips without one: canny (built in) or depth.",
+        ),
+    ] = None,
+    reference_model: Annotated[
+        Path | None,
+        typer.Option("--reference-model", help="Local transformers depth model folder."),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of random crops.")] = 0,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Recompute outputs that already exist.")
@@ -86,6 +112,11 @@ def preprocess(
         raise UsageError(f"--crop {crop!r} is not center or random", "use --crop center")
     if not model:
         raise UsageError("--model is required", "pass the LTX-2 checkpoint the LoRA is for")
+    if make_references is not None or reference_model is not None:
+        from ltx2cli.train.references import check_options
+
+        reference_model = reference_model and reference_model.expanduser()
+        check_options(make_references or "", reference_model)
     items, base = read_dataset(
         data, captions=captions, caption_column=caption_column, video_column=video_column
     )
@@ -116,6 +147,11 @@ def preprocess(
         vae_tiling=vae_tiling,
         trigger=lora_trigger,
         remove_llm_prefixes=remove_llm_prefixes,
+        split_scenes=split_scenes,
+        scene_threshold=scene_threshold,
+        min_scene_frames=min_scene_frames,
+        make_references=make_references,
+        reference_model=reference_model,
     )
     target = (output or base / ".precomputed").expanduser()
     with out.progress() as bar:

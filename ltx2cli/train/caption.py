@@ -3,7 +3,13 @@
 - Models: the Qwen2.5-VL / Qwen2-VL families from any local Hugging Face model folder, run
   through transformers (`Qwen2_5_VLForConditionalGeneration` / `Qwen2VLForConditionalGeneration`
   with the tokenizer and the PIL image processor, so no torchvision is needed). These models
-  see frames only: the caption covers what is visible.
+  see frames only: the caption covers what is visible, and the instruction asks for nothing
+  about sound.
+- Qwen2.5-Omni hears: a full Omni folder (`qwen2_5_omni`; only its Thinker, the text-writing
+  part, is loaded, never the speech talker) or a Thinker saved alone (`qwen2_5_omni_thinker`).
+  The clip's soundtrack goes in too (16 kHz mono through the folder's Whisper feature
+  extractor, at most its 30 s window), and the instruction asks for the sound: speech quoted,
+  music named, silence stated. A clip without a soundtrack is described as silent.
 - Frames are sampled evenly at `fps` (at most `max_frames`, spread over the whole clip when
   the cap applies) and given to the model as an ordered list of images with our instruction.
 - Output (by suffix): JSONL / JSON (objects `{caption, media_path}`), CSV (columns caption,
@@ -36,12 +42,22 @@ INSTRUCTION = (
     "to the last. Describe only what is visible, in the present tense, without lists, headings "
     "or opening phrases such as 'The video shows'."
 )
-SUPPORTED_MODEL_TYPES = ("qwen2_5_vl", "qwen2_vl")
+HEARING_INSTRUCTION = INSTRUCTION.replace(
+    "Describe only what is visible,",
+    "You also hear the clip's soundtrack: describe it in the same paragraph, quoting any speech "
+    "word for word, naming any music and its mood, and stating plainly when there is no "
+    "speech or no music. Write",
+)
+NO_SOUND = " The clip has no soundtrack: say that it is silent."
+OMNI_TYPES = ("qwen2_5_omni", "qwen2_5_omni_thinker")
+SUPPORTED_MODEL_TYPES = ("qwen2_5_vl", "qwen2_vl", *OMNI_TYPES)
 FORMATS = (".jsonl", ".json", ".csv", ".txt")
 DEFAULT_FPS = 2.0
 DEFAULT_MAX_FRAMES = 16
 DEFAULT_MAX_NEW_TOKENS = 256
 IMAGE_PAD = "<|image_pad|>"
+OMNI_IMAGE_PAD, OMNI_AUDIO_PAD = "<|IMAGE|>", "<|AUDIO|>"
+AUDIO_RATE = 16000  # what the Whisper feature extractor of Qwen2.5-Omni takes
 
 ProgressFn = Callable[[int, int], None]
 
@@ -83,12 +99,42 @@ def sample_frames(path: Path, fps: float, max_frames: int) -> list[Any]:
     ]
 
 
-class Captioner:
-    """A loaded vision-language model with its tokenizer and image processor."""
+def clip_audio(path: Path) -> Any:
+    """The soundtrack of `path` as a float32 numpy array at 16 kHz mono; None without one."""
+    from ltx2cli.media import probe_video, read_audio
 
-    def __init__(self, model: Any, tokenizer: Any, image_processor: Any, max_new_tokens: int):
+    if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
+        return None
+    if not probe_video(path).has_audio:
+        return None
+    return read_audio(path, AUDIO_RATE, channels=1).waveform[0].float().numpy()
+
+
+def _audio_tokens(feature_length: int) -> int:
+    """Text positions the Omni audio encoder gives `feature_length` mel frames: a stride-2
+    convolution then a stride-2 pooling (the count the Omni processor inserts)."""
+    return ((feature_length - 1) // 2 + 1 - 2) // 2 + 1
+
+
+class Captioner:
+    """A loaded vision-language model with its tokenizer and image processor, and for a model
+    that hears, its audio feature extractor."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        image_processor: Any,
+        max_new_tokens: int,
+        feature_extractor: Any = None,
+    ):
         self.model, self.tokenizer, self.image_processor = model, tokenizer, image_processor
         self.max_new_tokens = max_new_tokens
+        self.feature_extractor = feature_extractor
+
+    @property
+    def hears(self) -> bool:
+        return self.feature_extractor is not None
 
     @classmethod
     def from_pretrained(
@@ -117,20 +163,36 @@ class Captioner:
 
         hf_logging.disable_progress_bar()  # the command shows its own progress
 
+        dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+        extractor = None
+        if config.model_type in OMNI_TYPES:
+            from transformers import WhisperFeatureExtractor
+
+            extractor = WhisperFeatureExtractor.from_pretrained(folder)
         if config.model_type == "qwen2_5_vl":
             from transformers import Qwen2_5_VLForConditionalGeneration as model_class
-        else:
+        elif config.model_type == "qwen2_vl":
             from transformers import Qwen2VLForConditionalGeneration as model_class
-        dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
-        model = model_class.from_pretrained(folder, dtype=dtype).to(device).eval()
+        else:
+            from transformers import Qwen2_5OmniThinkerForConditionalGeneration as model_class
+        if config.model_type == "qwen2_5_omni":
+            # The Thinker's weights out of the whole Omni folder (no talker, no vocoder).
+            config = config.thinker_config
+        model = model_class.from_pretrained(folder, config=config, dtype=dtype)
+        model = model.to(device).eval()
         tokenizer = AutoTokenizer.from_pretrained(folder)
         processor = Qwen2VLImageProcessorPil.from_pretrained(folder)
-        return cls(model, tokenizer, processor, max_new_tokens)
+        return cls(model, tokenizer, processor, max_new_tokens, extractor)
 
-    def caption(self, frames: list[Any], instruction: str = INSTRUCTION) -> str:
+    def caption(self, frames: list[Any], instruction: str = INSTRUCTION, audio: Any = None) -> str:
+        """A caption of `frames` (and, for a model that hears, of `audio`: 16 kHz mono)."""
         import torch
 
-        content = [{"type": "image"} for _ in frames] + [{"type": "text", "text": instruction}]
+        audio = audio if self.hears else None
+        content = [{"type": "image"} for _ in frames]
+        if audio is not None:
+            content.append({"type": "audio"})
+        content.append({"type": "text", "text": instruction})
         text = self.tokenizer.apply_chat_template(
             [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
         )
@@ -138,14 +200,23 @@ class Captioner:
         # Each image token stands for its merged patch count (what the processor does).
         merge = self.image_processor.merge_size**2
         counts = (pixels["image_grid_thw"].prod(-1) // merge).tolist()
-        parts = text.split(IMAGE_PAD)
-        if len(parts) != len(counts) + 1:
-            raise CheckpointError(
-                "the model's chat template does not place one image token per frame",
-                "use a Qwen2.5-VL or Qwen2-VL model folder with its own chat template",
-            )
-        text = parts[0] + "".join(IMAGE_PAD * n + p for n, p in zip(counts, parts[1:], strict=True))
+        text = _expand(text, OMNI_IMAGE_PAD if self.hears else IMAGE_PAD, counts)
         device = next(self.model.parameters()).device
+        extra: dict[str, Any] = {}
+        if audio is not None:
+            features = self.feature_extractor(
+                audio,
+                sampling_rate=AUDIO_RATE,
+                return_attention_mask=True,
+                padding="max_length",
+                return_tensors="pt",
+            )
+            length = int(features["attention_mask"].sum())
+            text = _expand(text, OMNI_AUDIO_PAD, [_audio_tokens(length)])
+            extra = {
+                "input_features": features["input_features"].to(device, self.model.dtype),
+                "feature_attention_mask": features["attention_mask"].to(device),
+            }
         inputs = self.tokenizer(text, return_tensors="pt").to(device)
         with torch.inference_mode():
             output = self.model.generate(
@@ -154,9 +225,21 @@ class Captioner:
                 image_grid_thw=pixels["image_grid_thw"].to(device),
                 max_new_tokens=self.max_new_tokens,
                 do_sample=False,
+                **extra,
             )
         new = output[0, inputs["input_ids"].shape[1] :]
         return " ".join(self.tokenizer.decode(new, skip_special_tokens=True).split())
+
+
+def _expand(text: str, token: str, counts: list[int]) -> str:
+    """Each `token` the chat template placed, repeated as many times as its input needs."""
+    parts = text.split(token)
+    if len(parts) != len(counts) + 1:
+        raise CheckpointError(
+            f"the model's chat template does not place one {token} per input",
+            "use the model folder's own chat template (Qwen2.5-VL, Qwen2-VL or Qwen2.5-Omni)",
+        )
+    return parts[0] + "".join(token * n + p for n, p in zip(counts, parts[1:], strict=True))
 
 
 # -- output files ----------------------------------------------------------------------------
@@ -251,23 +334,28 @@ def caption_all(
     *,
     fps: float = DEFAULT_FPS,
     max_frames: int = DEFAULT_MAX_FRAMES,
-    instruction: str = INSTRUCTION,
+    instruction: str | None = None,
     overwrite: bool = False,
     progress: ProgressFn | None = None,
 ) -> tuple[dict[str, str], list[tuple[str, str]]]:
-    """Caption every clip without one in `output`; returns (all captions, failures)."""
+    """Caption every clip without one in `output`; returns (all captions, failures).
+    `instruction` None: the built-in one for what the model perceives."""
     captions = {} if overwrite else read_captions(output)
     todo = [m for m in media if stored_path(m, output) not in captions]
     failures: list[tuple[str, str]] = []
     captioner = captioner_factory() if todo else None
     for i, path in enumerate(todo):
+        assert captioner is not None
         try:
             frames = sample_frames(path, fps, max_frames)
+            audio = clip_audio(path) if captioner.hears else None
         except Ltx2Error as exc:
             failures.append((str(path), exc.message.removeprefix(f"{path}: ")))
             continue
-        assert captioner is not None
-        text = captioner.caption(frames, instruction)
+        asked = instruction or (HEARING_INSTRUCTION if captioner.hears else INSTRUCTION)
+        if captioner.hears and audio is None:
+            asked += NO_SOUND
+        text = captioner.caption(frames, asked, audio)
         if not text:
             failures.append((str(path), "the model returned an empty caption"))
             continue

@@ -6,6 +6,10 @@ Inputs: a folder of clips (caption in a sidecar `<clip>.txt`, or in a captions f
 In a folder, `CLIP_reference.mp4` and `CLIP_mask.png|mp4` beside a clip are its IC-LoRA
 reference and its inpainting mask.
 
+With `split_scenes`, videos are first cut at scene changes (`scenes.py`); each scene is then
+an item of its own. With `make_references`, clips without a reference get a generated
+control video (Canny edges or a depth model's maps; `references.py`).
+
 Phases, each over every item and each skipping outputs that already exist (so an interrupted
 run resumes), with one model in memory at a time:
 1. captions → `conditions/` (Gemma hidden states → the checkpoint's feature extractor; the
@@ -335,6 +339,11 @@ class Options:
     vae_tiling: bool | None = None  # None: tile frames larger than one tile
     trigger: str | None = None
     remove_llm_prefixes: bool = False
+    split_scenes: bool = False
+    scene_threshold: float = 27.0  # PySceneDetect's content detector default
+    min_scene_frames: int = 15
+    make_references: str | None = None  # "canny" or "depth" (references.py)
+    reference_model: Path | None = None  # the depth model folder
 
 
 @dataclass
@@ -376,6 +385,20 @@ def preprocess(
         else:
             summary.skip(media, "no such file")
     items = present
+    if options.split_scenes:
+        from ltx2cli.train.scenes import split_scenes
+
+        items = split_scenes(
+            items, out, summary, threshold=options.scene_threshold,
+            min_frames=options.min_scene_frames,
+        )  # fmt: skip
+    if options.make_references:
+        from ltx2cli.train.references import make_references
+
+        make_references(
+            items, out, options.make_references, options.reference_model, options.device,
+            summary, IMAGE_SUFFIXES,
+        )  # fmt: skip
     _captions(items, out, options, summary, report)
     plans = _plan_videos(items, options, summary)
     _videos(plans, out, options, summary, report)

@@ -34,8 +34,10 @@ from ltx2cli.train import checkpoints as ckpt
 from ltx2cli.train.config import TrainConfig, check_paths, data_root
 from ltx2cli.train.dataset import BatchOrder, PrecomputedDataset
 from ltx2cli.train.plot import append_metrics, draw_plot, truncate_metrics
+from ltx2cli.train.publish import WandbLog, check_wandb, last_samples, push_to_hub
 from ltx2cli.train.samplers import make_sampler
 from ltx2cli.train.strategy import Strategy, strategy_spec
+from ltx2cli.train.validation import Validator, check_validation
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +80,6 @@ def unsupported(config: TrainConfig, source: str) -> None:
     absent = {
         "acceleration.quantization": config.acceleration.quantization is not None,
         "acceleration.load_text_encoder_in_8bit": config.acceleration.load_text_encoder_in_8bit,
-        "wandb.enabled": config.wandb.enabled,
-        "hub.push_to_hub": config.hub.push_to_hub,
     }
     for key, used in absent.items():
         if used:
@@ -87,6 +87,7 @@ def unsupported(config: TrainConfig, source: str) -> None:
                 f"{where}{key} is not supported by ltx2 train yet",
                 f"remove it or use --set {key}=null/false; ltx-trainer runs such configs",
             )
+    check_wandb(config)
 
 
 # -- model setup -------------------------------------------------------------------------------
@@ -280,16 +281,23 @@ def train(
 ) -> TrainResult:
     """Run the training described by `config`; see the module docstring."""
     import yaml
-    from accelerate import Accelerator, DistributedDataParallelKwargs
+    from accelerate import Accelerator, DistributedDataParallelKwargs, DistributedType
 
     # 1. checks, output folder
     unsupported(config, source)
     check_paths(config, source=source)
     checkpoint = resolve_model_path(config.model.model_path)
+    sampling = bool(check_validation(config, checkpoint, source))
     accelerator = Accelerator(
         mixed_precision=config.acceleration.mixed_precision_mode or "no",
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
+    if sampling and accelerator.distributed_type == DistributedType.FSDP:
+        raise ConfigError(
+            f"{source + ': ' if source else ''}validation sampling does not run under FSDP "
+            "(the transformer is sharded across processes)",
+            "turn it off with --set validation.interval=null, or train with DDP",
+        )
     main = accelerator.is_main_process
     run_dir = (
         prepare_run_dir(config, resume=resume or resume_from is not None, overwrite=overwrite)
@@ -327,11 +335,11 @@ def train(
         accelerator.process_index,
         accelerator.num_processes,
     )
-    step, consumed = 0, 0
+    step, consumed, wandb_id = 0, 0, None
     if start is not None and not config.checkpoints.no_resume:
         state_base = start.parent / ckpt.state_name(ckpt.step_of(start) or 0)
         if state_base.with_suffix(".json").is_file():
-            step, consumed = _restore(
+            step, consumed, wandb_id = _restore(
                 state_base, config, model, optimizer, scheduler, accelerator.num_processes
             )
     if step >= config.optimization.steps:
@@ -368,8 +376,14 @@ def train(
             yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
         )
         truncate_metrics(run_dir, step)
-    if config.validation.interval is not None and config.validation.samples and main:
-        log.warning("validation sampling during training is not available in this build")
+    if main and config.wandb.enabled:
+        run.wandb = WandbLog(config, run_dir, wandb_id)
+    validator = None
+    if sampling:
+        precision = "bfloat16" if dtype == torch.bfloat16 else "float32"
+        validator = Validator(config, checkpoint, run_dir, precision, str(device))
+        if run.step == 0 and not config.validation.skip_initial_validation:
+            run.validate(validator)
 
     # 4. loop
     accum = config.optimization.gradient_accumulation_steps
@@ -399,9 +413,14 @@ def train(
         if main:
             append_metrics(run_dir, run.step, loss_value, lr)
             seconds = time.perf_counter() - started
+            if run.wandb is not None:
+                run.wandb.step(run.step, loss_value, lr, seconds)
             log.debug("step %d loss %.5f lr %.3g %.2fs", run.step, loss_value, lr, seconds)
             if on_step is not None:
                 on_step(run.step, config.optimization.steps, loss_value, lr)
+        every = config.validation.interval
+        if validator is not None and every and run.step % every == 0:
+            run.validate(validator)
         interval = config.checkpoints.interval
         stop = _agreed(accelerator, should_stop())
         last = run.step >= config.optimization.steps
@@ -413,6 +432,10 @@ def train(
                 f"continue with: ltx2 train {source or 'CONFIG'} --resume",
             )
     weights = run.save()
+    if main and config.hub.push_to_hub:
+        push_to_hub(config, weights, last_samples(run_dir), run.step)
+    if run.wandb is not None:
+        run.wandb.finish()
     checksums = _replica_checksums(accelerator, model)
     accelerator.end_training()
     return TrainResult(
@@ -464,6 +487,15 @@ class _Run:
     run_dir: Path
     step: int = 0
     consumed: int = 0  # batches this process has taken from the loader
+    wandb: WandbLog | None = None
+
+    def validate(self, validator: Validator) -> None:
+        """Validation samples of the current step, written by the main process."""
+        if self.accelerator.is_main_process:
+            paths = validator.run(self.step, self.accelerator.unwrap_model(self.model))
+            if self.wandb is not None:
+                self.wandb.samples(self.step, paths)
+        self.accelerator.wait_for_everyone()
 
     def save(self, *, with_optimizer: bool = False) -> Path:
         """Weights (+ training state) for the current step, then retention; rank 0 writes.
@@ -494,6 +526,7 @@ class _Run:
                         "consumed_batches": self.consumed,
                         "num_processes": accelerator.num_processes,
                         "config_fingerprint": _fingerprint(config),
+                        "wandb_run_id": None if self.wandb is None else self.wandb.id,
                     },
                 )
             ckpt.prune(self.run_dir, config.checkpoints.keep_last_n)
@@ -533,8 +566,9 @@ def _metadata(config: TrainConfig, strategy: Strategy) -> dict[str, str]:
     return meta
 
 
-def _restore(base, config, model, optimizer, scheduler, processes) -> tuple[int, int]:
-    """Continue from a saved state: (step, consumed batches); a mismatch restarts at 0."""
+def _restore(base, config, model, optimizer, scheduler, processes) -> tuple[int, int, str | None]:
+    """Continue from a saved state: (step, consumed batches, W&B run id); a mismatch restarts
+    at 0."""
     tensors, meta = ckpt.load_state(base)
     if meta.get("config_fingerprint") != _fingerprint(config):
         log.warning(
@@ -542,7 +576,7 @@ def _restore(base, config, model, optimizer, scheduler, processes) -> tuple[int,
             "with the loaded weights",
             meta.get("config_fingerprint"),
         )
-        return 0, 0
+        return 0, 0, None
     named = dict(model.named_parameters())
     with torch.no_grad():
         for key, value in tensors.items():
@@ -557,4 +591,4 @@ def _restore(base, config, model, optimizer, scheduler, processes) -> tuple[int,
     step = int(meta["global_step"])
     consumed = int(meta.get("consumed_batches", 0))
     log.info("resuming at step %d", step)
-    return step, consumed
+    return step, consumed, meta.get("wandb_run_id")

@@ -15,45 +15,15 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from safetensors import safe_open
-from train_helpers import run_ltx2
+from train_helpers import RANK, run_ltx2
+from train_helpers import train_config as _config
+from train_helpers import write_yaml as _write
 
 from ltx2cli.train.config import parse_config
 
-RANK = 4
 LORA_KEY_PREFIX = "diffusion_model.transformer_blocks."
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def _config(dataset: Path, checkpoint: Path, out: Path, **sections) -> dict:
-    config = {
-        "model": {"model_path": str(checkpoint)},
-        "lora": {
-            "rank": RANK,
-            "alpha": RANK,
-            "target_modules": ["to_q", "to_k", "to_v", "to_out.0"],
-        },
-        "training_strategy": {
-            "name": "flexible",
-            "video": {"is_generated": True, "latents_dir": "latents"},
-            "audio": {"is_generated": True, "latents_dir": "audio_latents"},
-        },
-        "optimization": {"steps": 6, "batch_size": 1, "learning_rate": 1e-3},
-        "acceleration": {"mixed_precision_mode": "no"},
-        "data": {"preprocessed_data_root": str(dataset), "num_dataloader_workers": 0},
-        "validation": {"interval": None},
-        "checkpoints": {"interval": 3, "keep_last_n": 1, "precision": "float32"},
-        "output_dir": str(out),
-    }
-    for key, value in sections.items():
-        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
-    return config
-
-
-def _write(path: Path, config: dict) -> Path:
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def _metrics(run_dir: Path) -> list[dict]:
